@@ -137,3 +137,7 @@ class ModelVersionRow(Base):
     status: Mapped[str] = mapped_column(String(16), default="candidate")
     notes: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# Tables other areas define on this Base, imported here so Alembic and ``Store.counts`` see them.
+from chatrlhf import workspace_tables  # noqa: E402,F401  (trainer workspace: ws_* tables)

@@ -1,0 +1,159 @@
+"""Models the training stages share: a causal LM with a scalar head (reward model, or the PPO value
+head on the policy trunk), LoRA wrapping, and checkpoint I/O.
+
+A checkpoint directory is always a plain ``save_pretrained`` causal LM (loadable by ``transformers``
+and vLLM) plus, for a scalar model, ``scalar_head.safetensors`` and ``scalar_head.json`` (the bias
+that normalises reward scores). Under LoRA the adapter is merged into the saved weights.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+HEAD_WEIGHTS = "scalar_head.safetensors"
+HEAD_META = "scalar_head.json"
+
+
+def decoder_of(lm: Any) -> Any:
+    """The transformer trunk of a causal LM (also through a PEFT wrapper, LoRA layers included)."""
+    base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+    return base.get_decoder()
+
+
+def lm_head_of(lm: Any) -> Any:
+    base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+    return base.get_output_embeddings()
+
+
+def hidden_states(lm: Any, input_ids: "torch.Tensor", attention_mask: "torch.Tensor") -> "torch.Tensor":
+    """(B, T) -> (B, T, H) final-layer (normed) hidden states; positions follow the attention mask
+    so left-padded prompts get the same rotary positions as unpadded ones."""
+    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    out = decoder_of(lm)(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                         use_cache=False)
+    return out.last_hidden_state
+
+
+def new_scalar_head(hidden_size: int, init_std: float = 0.0) -> "torch.nn.Linear":
+    """A hidden -> 1 linear head; zero init makes a fresh critic predict 0 everywhere."""
+    import torch
+
+    head = torch.nn.Linear(hidden_size, 1)
+    torch.nn.init.normal_(head.weight, std=init_std) if init_std > 0 else torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+    return head
+
+
+class ScalarModel:
+    """A causal LM plus a linear head read at the last real token: the reward model.
+
+    Not an ``nn.Module`` itself so that the LM stays a plain ``transformers`` model for saving;
+    ``parameters()`` covers both parts for the optimizer.
+    """
+
+    def __init__(self, lm: Any, head: "torch.nn.Linear", bias: float = 0.0):
+        self.lm, self.head, self.bias = lm, head, bias
+
+    def parameters(self):
+        yield from (p for p in self.lm.parameters() if p.requires_grad)
+        yield from self.head.parameters()
+
+    def train(self, mode: bool = True) -> "ScalarModel":
+        self.lm.train(mode)
+        self.head.train(mode)
+        return self
+
+    def eval(self) -> "ScalarModel":
+        return self.train(False)
+
+    def raw_scores(self, input_ids: "torch.Tensor", attention_mask: "torch.Tensor") -> "torch.Tensor":
+        """(B, T) right-padded -> (B,) head output at each row's last real token (no bias)."""
+        import torch
+
+        h = hidden_states(self.lm, input_ids, attention_mask)  # (B, T, H)
+        last = attention_mask.long().sum(1) - 1  # (B,)
+        h_last = h[torch.arange(h.shape[0], device=h.device), last]  # (B, H)
+        return self.head(h_last.to(self.head.weight.dtype)).squeeze(-1).float()
+
+    def scores(self, input_ids: "torch.Tensor", attention_mask: "torch.Tensor") -> "torch.Tensor":
+        """Normalised reward: raw score plus the bias that makes SFT demonstrations average 0."""
+        return self.raw_scores(input_ids, attention_mask) + self.bias
+
+    def save(self, out_dir: str | Path, tokenizer: Any, extra: dict | None = None) -> None:
+        save_lm(self.lm, tokenizer, out_dir)
+        save_head(self.head, out_dir, {"bias": self.bias, **(extra or {})})
+
+
+def save_head(head: "torch.nn.Linear", out_dir: str | Path, meta: dict) -> None:
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().float().contiguous().cpu() for k, v in head.state_dict().items()},
+              str(out_dir / HEAD_WEIGHTS))
+    (out_dir / HEAD_META).write_text(json.dumps({"hidden_size": head.in_features, **meta}, indent=1))
+
+
+def load_head(ckpt_dir: str | Path) -> tuple["torch.nn.Linear", dict]:
+    from safetensors.torch import load_file
+
+    ckpt_dir = Path(ckpt_dir)
+    meta = json.loads((ckpt_dir / HEAD_META).read_text())
+    head = new_scalar_head(meta["hidden_size"])
+    head.load_state_dict(load_file(str(ckpt_dir / HEAD_WEIGHTS)))
+    return head, meta
+
+
+def load_scalar_model(ckpt_dir: str | Path) -> tuple[ScalarModel, Any]:
+    """A reward model saved by ``ScalarModel.save``; returns (model, tokenizer)."""
+    from chatrlhf.models import load_model
+
+    lm, tok = load_model(str(ckpt_dir))
+    head, meta = load_head(ckpt_dir)
+    return ScalarModel(lm, head, float(meta.get("bias", 0.0))), tok
+
+
+def apply_lora(lm: Any, r: int, alpha: int, dropout: float = 0.0) -> Any:
+    """Wrap ``lm`` with LoRA adapters on every linear projection (not the LM head)."""
+    from peft import LoraConfig, get_peft_model
+
+    cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules="all-linear",
+                     task_type="CAUSAL_LM")
+    return get_peft_model(lm, cfg)
+
+
+def freeze_lower_layers(lm: Any, train_layers: int) -> None:
+    """Train only the top ``train_layers`` blocks and the final norm (0 = train everything).
+
+    On CPU the backward pass dominates a step; stopping it a few blocks below the top makes reward
+    model training several times cheaper while the frozen trunk still provides the SFT features.
+    """
+    if train_layers <= 0:
+        return
+    dec = decoder_of(lm)
+    layers = list(dec.layers)
+    for p in lm.parameters():
+        p.requires_grad_(False)
+    for layer in layers[-train_layers:]:
+        for p in layer.parameters():
+            p.requires_grad_(True)
+    if getattr(dec, "norm", None) is not None:
+        for p in dec.norm.parameters():
+            p.requires_grad_(True)
+
+
+def save_lm(lm: Any, tokenizer: Any, out_dir: str | Path) -> None:
+    """``save_pretrained`` the LM (LoRA merged into a copy) and its tokenizer into ``out_dir``."""
+    import copy
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if hasattr(lm, "merge_and_unload"):  # a PEFT model: save base weights with the adapter folded in
+        lm = copy.deepcopy(lm).merge_and_unload()
+    lm.save_pretrained(str(out_dir), safe_serialization=True)
+    tokenizer.save_pretrained(str(out_dir))

@@ -1,0 +1,296 @@
+"""Reward model: the policy's backbone plus a scalar head, trained on K-wise rankings.
+
+Consumes ranking JSONL files (``schema.Ranking``: simulated annotators or exported from the store)
+and, for normalisation, the SFT demonstrations. Produces ``out_dir/`` = a ``save_pretrained``
+causal LM + ``scalar_head.safetensors`` + ``scalar_head.json`` (bias), ``metrics.jsonl`` (training
+loss) and ``eval.json`` (held-out accuracy against the annotators and, when rankings carry
+``meta["gold"]``, against the gold judge). Run with ``chatrlhf reward`` or as pipeline step 5.
+
+The loss is InstructGPT's: one ranking of K completions is one batch element; every completion is
+forwarded once and all C(K,2) pairwise log-sigmoid terms are formed from the K scores,
+loss = -1/C(K,2) · Σ_{i ≻ j} log σ(r_i - r_j). Forming pairs after the forward pass (instead of
+one pair per example) both saves K-1 forward passes per completion and stops the model from
+overfitting the repeated completions, which InstructGPT reports as the reason for this grouping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    import torch
+
+    from chatrlhf.schema import Ranking
+
+
+@dataclass
+class RewardConfig:
+    model: str = "smollm2"  # backbone to start from: the SFT checkpoint in the pipeline
+    rankings: list[str] = field(default_factory=list)  # Ranking JSONL files, concatenated
+    demos: str = ""  # Conversation JSONL whose final assistant turns set the score bias (mean 0)
+    out_dir: str = "runs/manual/reward"
+    heldout_frac: float = 0.2  # share of prompts (by hash of the prefix) kept for evaluation
+    epochs: int = 1
+    lr: float = 2e-5
+    head_lr: float = 1e-3  # the fresh head learns faster than the pretrained trunk
+    batch_rankings: int = 4  # rankings per optimizer step (each holds K completions)
+    max_length: int = 384  # tokens per prefix+completion, cut from the left to keep the reply end
+    train_layers: int = 0  # train only the top N transformer blocks (0 = all)
+    lora_r: int = 0  # >0: LoRA adapters instead of full fine-tuning
+    lora_alpha: int = 32
+    tie_mode: str = "skip"  # "skip": tied pairs give no term; "half": target σ = 0.5 for ties
+    unacceptable_weight: float = 0.5  # weight of the push below 0 for unacceptable completions
+    unacceptable_flags: list[str] = field(default_factory=lambda: ["harmful", "unacceptable"])
+    norm_samples: int = 128  # demonstrations scored to set the bias
+    dtype: str = "bf16"  # autocast dtype for forward/backward ("float32" to disable)
+    seed: int = 0
+    threads: int = 0  # torch threads (0 = torch default)
+
+
+# ----------------------------------------------------------------------------- the loss
+
+
+def ranking_loss(
+    scores: "torch.Tensor",  # (K,) reward of each completion
+    ranks: Sequence[int],  # (K,) 0 = best, equal = tie
+    unacceptable: Sequence[bool] = (),  # (K,) completions that no annotator would accept
+    tie_mode: str = "skip",
+    unacceptable_weight: float = 0.0,
+) -> "torch.Tensor":
+    """The K-wise loss of one ranking (a scalar).
+
+    - Strict pairs i ≻ j contribute -log σ(r_i - r_j); the sum is divided by C(K,2) whatever the
+      number of ties, as in InstructGPT, so a ranking full of ties weighs less than a decisive one.
+    - Ties: "skip" adds nothing; "half" adds -½(log σ(d) + log σ(-d)) per tied pair, the
+      Bradley-Terry likelihood of a coin flip, which pulls tied scores together.
+    - Unacceptable completions (the ranking's "all unacceptable" flag, or a per-completion flag)
+      carry information the order cannot: even the best of a bad set is bad. Each such completion
+      adds w · softplus(r_i) = -w · log σ(-r_i), pushing it below 0, the score a normalised
+      demonstration gets on average.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    K = scores.shape[0]
+    r = torch.as_tensor(list(ranks), device=scores.device)
+    d = scores[:, None] - scores[None, :]  # (K, K): d[i, j] = r_i - r_j
+    better = r[:, None] < r[None, :]  # (K, K) i strictly preferred to j
+    total = -(F.logsigmoid(d) * better).sum()
+    if tie_mode == "half":
+        tied = (r[:, None] == r[None, :]) & torch.triu(torch.ones(K, K, dtype=torch.bool, device=scores.device), 1)
+        total = total - 0.5 * ((F.logsigmoid(d) + F.logsigmoid(-d)) * tied).sum()
+    elif tie_mode != "skip":
+        raise ValueError(f"tie_mode must be 'skip' or 'half', got {tie_mode!r}")
+    loss = total / (K * (K - 1) / 2)
+    if unacceptable_weight > 0 and any(unacceptable):
+        u = torch.as_tensor(list(unacceptable), dtype=torch.bool, device=scores.device)
+        loss = loss + unacceptable_weight * F.softplus(scores[u]).mean()
+    return loss
+
+
+def batch_ranking_loss(
+    flat_scores: "torch.Tensor",  # (ΣK,) scores of all completions of the batch, ranking by ranking
+    rankings: Sequence["Ranking"],
+    cfg: RewardConfig,
+) -> "torch.Tensor":
+    """Mean of ``ranking_loss`` over the rankings of a batch (each ranking is one element)."""
+    import torch
+
+    losses, start = [], 0
+    for rk in rankings:
+        k = len(rk.completions)
+        losses.append(ranking_loss(flat_scores[start: start + k], rk.ranks, unacceptable_mask(rk, cfg),
+                                   cfg.tie_mode, cfg.unacceptable_weight))
+        start += k
+    return torch.stack(losses).mean()
+
+
+def unacceptable_mask(rk: "Ranking", cfg: RewardConfig) -> list[bool]:
+    flagged = set(cfg.unacceptable_flags)
+    return [rk.all_unacceptable or bool(flagged & set(rk.flags.get(i, []))) for i in range(len(rk.completions))]
+
+
+def pair_accuracy(scores: Sequence[float], prefs: Sequence[float], higher_is_better: bool) -> tuple[int, int]:
+    """(agreeing pairs, strict pairs): how often the scores order a pair as ``prefs`` does.
+
+    ``prefs`` are ranks (lower better) or gold scores (higher better); equal prefs give no pair,
+    equal scores count as a miss.
+    """
+    hit = n = 0
+    for i in range(len(scores)):
+        for j in range(len(scores)):
+            a, b = (prefs[i], prefs[j]) if higher_is_better else (prefs[j], prefs[i])
+            if a > b:
+                n += 1
+                hit += scores[i] > scores[j]
+    return hit, n
+
+
+def normalisation_bias(raw_demo_scores: Sequence[float]) -> float:
+    """The bias that gives the demonstrations a mean normalised score of 0."""
+    return -sum(raw_demo_scores) / max(len(raw_demo_scores), 1)
+
+
+def split_heldout(rankings: Sequence["Ranking"], frac: float) -> tuple[list["Ranking"], list["Ranking"]]:
+    """Deterministic split by prompt, so no held-out prompt was seen in training (even by a 2nd round)."""
+    train, held = [], []
+    for rk in rankings:
+        key = "\x1e".join(m["content"] for m in rk.prefix).encode()
+        u = int(hashlib.sha256(key).hexdigest()[:8], 16) / 0xFFFFFFFF
+        (held if u < frac else train).append(rk)
+    return train, held
+
+
+# ----------------------------------------------------------------------------- encoding and scoring
+
+
+def encode_reply(prefix: list[dict], reply: str, tokenizer: Any, max_length: int) -> list[int]:
+    """Token ids of prefix + reply, ending at the reply's end-of-turn token (where the head reads)."""
+    from chatrlhf.chat_format import render
+
+    rendered = render(list(prefix) + [{"role": "assistant", "content": reply}], tokenizer)
+    last = max(i for i, m in enumerate(rendered.mask) if m)
+    ids = list(rendered.ids[: last + 1])
+    return ids[-max_length:]
+
+
+def score_ids(model: Any, seqs: Sequence[Sequence[int]], pad_id: int, dtype: str, batch_size: int = 16,
+              raw: bool = False) -> list[float]:
+    """Reward of each token sequence (no grad), in batches."""
+    import torch
+
+    from chatrlhf.train_utils import autocast, chunks, device, pad_right
+
+    out: list[float] = []
+    model.eval()
+    with torch.no_grad(), autocast(dtype):
+        for batch in chunks(list(seqs), batch_size):
+            ids, attn = pad_right(batch, pad_id)
+            ids, attn = ids.to(device()), attn.to(device())
+            s = model.raw_scores(ids, attn) if raw else model.scores(ids, attn)
+            out.extend(s.float().cpu().tolist())
+    return out
+
+
+# ----------------------------------------------------------------------------- the stage
+
+
+def build_model(cfg: RewardConfig) -> tuple[Any, Any]:
+    """Backbone from ``cfg.model`` plus a fresh head (an existing head is reused when present)."""
+    from chatrlhf.heads import HEAD_META, ScalarModel, apply_lora, freeze_lower_layers, load_head, new_scalar_head
+    from chatrlhf.models import load_model
+    from chatrlhf.train_utils import device
+
+    lm, tok = load_model(cfg.model)
+    if (Path(cfg.model) / HEAD_META).exists():  # continuing from an earlier round's RM
+        head, _ = load_head(cfg.model)
+    else:
+        head = new_scalar_head(lm.config.hidden_size, init_std=1.0 / lm.config.hidden_size ** 0.5)
+    if cfg.lora_r > 0:
+        lm = apply_lora(lm, cfg.lora_r, cfg.lora_alpha)
+    else:
+        freeze_lower_layers(lm, cfg.train_layers)
+    return ScalarModel(lm.to(device()), head.to(device())), tok
+
+
+def evaluate_rankings(model: Any, tok: Any, rankings: Sequence["Ranking"], cfg: RewardConfig) -> dict[str, Any]:
+    """Held-out pairwise accuracy of the RM against the annotators and the gold judge."""
+    from chatrlhf.train_utils import pad_id_of
+
+    hits = {"annotator": [0, 0], "gold": [0, 0], "annotator_vs_gold": [0, 0]}
+    for rk in rankings:
+        seqs = [encode_reply(rk.prefix, c, tok, cfg.max_length) for c in rk.completions]
+        s = score_ids(model, seqs, pad_id_of(tok), cfg.dtype)
+        _add(hits["annotator"], pair_accuracy(s, rk.ranks, higher_is_better=False))
+        gold = rk.meta.get("gold")
+        if gold is not None:
+            _add(hits["gold"], pair_accuracy(s, gold, higher_is_better=True))
+            # the annotators' own agreement with gold: the ceiling the RM learns under
+            _add(hits["annotator_vs_gold"], pair_accuracy([-r for r in rk.ranks], gold, higher_is_better=True))
+    out: dict[str, Any] = {"heldout_rankings": len(rankings)}
+    for k, (h, n) in hits.items():
+        out[f"acc_{k}"] = h / n if n else None
+        out[f"pairs_{k}"] = n
+    return out
+
+
+def _add(acc: list[int], hn: tuple[int, int]) -> None:
+    acc[0] += hn[0]
+    acc[1] += hn[1]
+
+
+def run(cfg: RewardConfig) -> dict[str, Any]:
+    """Train, normalise, evaluate and save the reward model; returns the evaluation dict."""
+    import torch
+
+    from chatrlhf.schema import Conversation, Ranking, read_jsonl
+    from chatrlhf.train_utils import (MetricsLog, autocast, device, mark_done, pad_id_of, pad_right, progress,
+                                      setup_torch, write_json)
+
+    setup_torch(cfg.seed, cfg.threads)
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rankings = [rk for path in cfg.rankings for rk in read_jsonl(path, Ranking)]
+    train, held = split_heldout(rankings, cfg.heldout_frac)
+    if not train:
+        raise ValueError(f"no training rankings in {cfg.rankings} (held out {len(held)})")
+    model, tok = build_model(cfg)
+    pad = pad_id_of(tok)
+    encoded = {id(rk): [encode_reply(rk.prefix, c, tok, cfg.max_length) for c in rk.completions] for rk in train}
+    opt = torch.optim.AdamW([
+        {"params": [p for p in model.lm.parameters() if p.requires_grad], "lr": cfg.lr},
+        {"params": list(model.head.parameters()), "lr": cfg.head_lr},
+    ], weight_decay=0.0)
+    log = MetricsLog(out_dir / "metrics.jsonl")
+    rng = random.Random(cfg.seed)
+    steps_per_epoch = (len(train) + cfg.batch_rankings - 1) // cfg.batch_rankings
+    bar = progress(total=cfg.epochs * steps_per_epoch, desc="reward model")
+    step = 0
+    for epoch in range(cfg.epochs):
+        order = list(train)
+        rng.shuffle(order)
+        for i in range(0, len(order), cfg.batch_rankings):
+            batch = order[i: i + cfg.batch_rankings]
+            # every completion of every ranking in the batch is forwarded exactly once
+            seqs = [ids for rk in batch for ids in encoded[id(rk)]]
+            ids, attn = pad_right(seqs, pad)
+            model.train()
+            with autocast(cfg.dtype):
+                scores = model.raw_scores(ids.to(device()), attn.to(device()))  # (ΣK,)
+            loss = batch_ranking_loss(scores.float(), batch, cfg)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(list(model.parameters()), 1.0)
+            opt.step()
+            step += 1
+            log.log(step=step, epoch=epoch, loss=loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+
+    # normalise: SFT demonstrations score 0 on average, so PPO's reward starts near 0
+    demo_seqs = demo_sequences(cfg, tok, Conversation, read_jsonl)
+    if demo_seqs:
+        model.bias = normalisation_bias(score_ids(model, demo_seqs, pad, cfg.dtype, raw=True))
+    result = evaluate_rankings(model, tok, held, cfg) if held else {"heldout_rankings": 0}
+    result.update(train_rankings=len(train), bias=model.bias, steps=step,
+                  final_loss=loss.item())
+    model.save(out_dir, tok, {"dtype": cfg.dtype})
+    write_json(out_dir / "eval.json", result)
+    mark_done(out_dir, {"stage": "reward", **{k: v for k, v in result.items() if not isinstance(v, dict)}})
+    return result
+
+
+def demo_sequences(cfg: RewardConfig, tok: Any, conv_cls: Any, read_jsonl: Any) -> list[list[int]]:
+    """(prefix, final assistant reply) of up to ``norm_samples`` demonstrations, encoded."""
+    if not cfg.demos or not Path(cfg.demos).exists():
+        return []
+    convs = [c for c in read_jsonl(cfg.demos, conv_cls) if c.messages[-1]["role"] == "assistant"]
+    rng = random.Random(cfg.seed + 1)
+    rng.shuffle(convs)
+    return [encode_reply(c.messages[:-1], c.messages[-1]["content"], tok, cfg.max_length)
+            for c in convs[: cfg.norm_samples] if c.messages[-2]["role"] == "user"]

@@ -1,0 +1,154 @@
+"""Supervised fine-tuning on demonstrations: next-token loss on assistant tokens only.
+
+Consumes Conversation JSONL files: dialog demonstrations (``data``) and, optionally, single-turn
+instruction data (``instructions``) mixed into every batch at ``instruction_ratio``. Produces
+``out_dir/`` = a ``save_pretrained`` checkpoint (LoRA merged) that plain ``transformers`` and vLLM
+load, ``metrics.jsonl`` (train loss, eval loss on a held-out split) and ``DONE``. Run with
+``chatrlhf sft`` or as pipeline step 2.
+
+The loss mask comes from ``chat_format.render``, the project's only template code, so SFT trains on
+exactly the tokens the engine will later be asked to produce, end-of-turn token included.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+
+@dataclass
+class SFTConfig:
+    model: str = "smollm2"  # starting model spec (see chatrlhf.models)
+    data: list[str] = field(default_factory=list)  # dialog demonstrations (Conversation JSONL)
+    instructions: list[str] = field(default_factory=list)  # single-turn instruction data
+    instruction_ratio: float = 0.3  # share of each batch drawn from ``instructions`` when given
+    out_dir: str = "runs/manual/sft"
+    eval_frac: float = 0.1  # held-out share of demonstrations for the eval loss
+    max_steps: int = 200  # optimizer steps (the run stops at max_steps or after ``epochs``)
+    epochs: float = 3.0
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 3e-5
+    warmup: int = 10
+    weight_decay: float = 0.0
+    max_length: int = 384
+    eval_every: int = 50
+    lora_r: int = 0  # >0: LoRA with this rank (merged into the saved checkpoint)
+    lora_alpha: int = 32
+    dtype: str = "bf16"
+    seed: int = 0
+    threads: int = 0
+
+
+def encode_examples(convs: Sequence[Any], tokenizer: Any, max_length: int) -> list[tuple[list[int], list[int]]]:
+    """(ids, loss mask) of every conversation that has at least one assistant token left."""
+    from chatrlhf.chat_format import render
+
+    out = []
+    for c in convs:
+        r = render(c.messages, tokenizer, max_length=max_length)
+        if any(r.mask[1:]):
+            out.append((r.ids, r.mask))
+    return out
+
+
+def mixed_batches(demos: list, instr: list, batch_size: int, ratio: float, n_batches: int,
+                  rng: random.Random) -> list[list]:
+    """Batches that draw ~``ratio`` of their rows from ``instr`` and the rest from ``demos``;
+    each source is walked in shuffled epochs so every example is seen before any repeats."""
+    def stream(items: list):
+        while True:
+            order = list(items)
+            rng.shuffle(order)
+            yield from order
+
+    d, i = stream(demos), stream(instr) if instr else None
+    n_instr = round(batch_size * ratio) if instr else 0
+    if not demos:
+        n_instr = batch_size
+    return [[next(i) for _ in range(n_instr)] + [next(d) for _ in range(batch_size - n_instr)]
+            for _ in range(n_batches)]
+
+
+def eval_loss(lm: Any, examples: Sequence, pad_id: int, batch_size: int, dtype: str) -> float | None:
+    import torch
+
+    from chatrlhf.heads import masked_lm_loss
+    from chatrlhf.train_utils import autocast, chunks, device, pad_right
+
+    if not examples:
+        return None
+    lm.eval()
+    total, n = 0.0, 0
+    with torch.no_grad(), autocast(dtype):
+        for batch in chunks(list(examples), batch_size):
+            ids, attn, mask = pad_right([e[0] for e in batch], pad_id, [e[1] for e in batch])
+            loss = masked_lm_loss(lm, ids.to(device()), attn.to(device()), mask.to(device()))
+            total += loss.item() * len(batch)
+            n += len(batch)
+    return total / n
+
+
+def run(cfg: SFTConfig) -> dict[str, Any]:
+    """Fine-tune, evaluate and save; returns a summary dict (also written to ``DONE``)."""
+    import torch
+
+    from chatrlhf.heads import apply_lora, masked_lm_loss, save_lm
+    from chatrlhf.models import load_model
+    from chatrlhf.schema import Conversation, read_jsonl
+    from chatrlhf.train_utils import (MetricsLog, autocast, cosine_lr, device, mark_done, pad_id_of, pad_right,
+                                      progress, setup_torch)
+
+    setup_torch(cfg.seed, cfg.threads)
+    out_dir = Path(cfg.out_dir)
+    rng = random.Random(cfg.seed)
+    lm, tok = load_model(cfg.model)
+    pad = pad_id_of(tok)
+    demos = encode_examples([c for p in cfg.data for c in read_jsonl(p, Conversation)], tok, cfg.max_length)
+    instr = encode_examples([c for p in cfg.instructions for c in read_jsonl(p, Conversation)], tok,
+                            cfg.max_length)
+    rng.shuffle(demos)
+    n_eval = int(len(demos) * cfg.eval_frac) if len(demos) > 10 else 0
+    held, demos = demos[:n_eval], demos[n_eval:]
+    if not demos and not instr:
+        raise ValueError(f"no training examples with assistant tokens in {cfg.data + cfg.instructions}")
+    per_epoch = max(1, (len(demos) + len(instr)) // (cfg.batch_size * cfg.grad_accum))
+    steps = max(1, min(cfg.max_steps, int(cfg.epochs * per_epoch)))
+    if cfg.lora_r > 0:
+        lm = apply_lora(lm, cfg.lora_r, cfg.lora_alpha)
+    lm.to(device())
+    params = [p for p in lm.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    batches = mixed_batches(demos, instr, cfg.batch_size, cfg.instruction_ratio, steps * cfg.grad_accum, rng)
+    log = MetricsLog(out_dir / "metrics.jsonl")
+    first_eval = eval_loss(lm, held, pad, cfg.batch_size, cfg.dtype)
+    log.log(step=0, eval_loss=first_eval)
+    bar = progress(range(steps), desc="sft")
+    for step in bar:
+        lm.train()
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(step, steps, cfg.warmup, cfg.lr)
+        total = 0.0
+        for micro in batches[step * cfg.grad_accum: (step + 1) * cfg.grad_accum]:
+            ids, attn, mask = pad_right([e[0] for e in micro], pad, [e[1] for e in micro])
+            with autocast(cfg.dtype):
+                loss = masked_lm_loss(lm, ids.to(device()), attn.to(device()), mask.to(device()))
+            (loss / cfg.grad_accum).backward()
+            total += loss.item() / cfg.grad_accum
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        row: dict[str, Any] = {"step": step + 1, "loss": total, "lr": opt.param_groups[0]["lr"],
+                               "grad_norm": float(grad_norm)}
+        if held and ((step + 1) % cfg.eval_every == 0 or step + 1 == steps):
+            row["eval_loss"] = eval_loss(lm, held, pad, cfg.batch_size, cfg.dtype)
+        log.log(**row)
+        bar.set_postfix(loss=f"{total:.3f}")
+    final_eval = eval_loss(lm, held, pad, cfg.batch_size, cfg.dtype)
+    save_lm(lm, tok, out_dir)
+    summary = {"stage": "sft", "steps": steps, "train_examples": len(demos), "instruction_examples": len(instr),
+               "eval_examples": len(held), "eval_loss_before": first_eval, "eval_loss_after": final_eval}
+    mark_done(out_dir, summary)
+    return summary

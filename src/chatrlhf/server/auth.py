@@ -39,7 +39,7 @@ def _lookup(request: Request) -> Any | None:
     store = getattr(state, "store", None)
     key = _bearer(request)
     if key is not None:
-        user = store.user_for_api_key(key) if store is not None else None
+        user = store.verify_api_key(key) if store is not None else None
         if user is None and state.no_auth:
             # Clients that insist on sending some key (the openai library does) may send any.
             return local_user(request)
@@ -73,10 +73,20 @@ def local_user(request: Request) -> Any:
     state = request.app.state
     if getattr(state, "local_user", None) is None:
         store = state.store
-        state.local_user = (
-            store.ensure_user(LOCAL_USER, role="admin") if store is not None else AnonymousUser()
-        )
+        state.local_user = _ensure_local(store) if store is not None else AnonymousUser()
     return state.local_user
+
+
+def _ensure_local(store: Any) -> Any:
+    from ..store import Conflict
+
+    user = store.get_user_by_name(LOCAL_USER)
+    if user is None:
+        try:
+            user = store.create_user(LOCAL_USER, role="admin")
+        except Conflict:  # another request (or server replica) created it first
+            user = store.get_user_by_name(LOCAL_USER)
+    return user
 
 
 def optional_user(request: Request) -> Any | None:

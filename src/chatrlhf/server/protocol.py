@@ -56,6 +56,8 @@ class ChatCompletionRequest(_Lenient):
     user: str | None = Field(default=None, max_length=256)
     stream: bool = False
     stream_options: StreamOptions | None = None
+    # vLLM's extension, for benchmarks: generate max_tokens even past end-of-turn.
+    ignore_eos: bool = False
 
     def stop_list(self) -> list[str]:
         if self.stop is None:

@@ -59,16 +59,21 @@ class Submission:
     params: list[Any]
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
-    # Written by the event loop, read by the worker; a plain bool is enough under the GIL.
-    cancelled: bool = False
+    # Written by the event loop, read by the worker; plain values are enough under the GIL.
+    cancelled: bool = False  # every row
+    cancelled_rows: set[int] = field(default_factory=set)  # some rows (e.g. moderation stopped one)
     submitted_at: float = field(default_factory=time.monotonic)
 
     @property
     def n(self) -> int:
         return len(self.prompts)
 
-    def cancel(self) -> None:
-        self.cancelled = True
+    def cancel(self, index: int | None = None) -> None:
+        """Stop all rows, or only row ``index``; the engine frees them at its next step."""
+        if index is None:
+            self.cancelled = True
+        else:
+            self.cancelled_rows = self.cancelled_rows | {index}
 
     def push(self, item: Token | Done | Failed) -> None:
         """Called from the worker thread."""
@@ -182,12 +187,12 @@ class BatchScheduler:
                 owner.append((s, i))
         self.batches_run += 1
         self.max_rows_seen = max(self.max_rows_seen, len(prompts))
-        cancelled_sent: set[int] = set()  # id() of submissions whose rows were cancelled
+        cancelled_sent: set[int] = set()  # batch rows already cancelled in the engine
         try:
             gen = self.engine.stream(prompts, params)
             for ev in gen:
                 s, i = owner[ev.row]
-                if not s.cancelled:
+                if not s.cancelled and i not in s.cancelled_rows:
                     s.push(Token(i, ev))
                 self._cancel_rows(gen, subs, owner, cancelled_sent)
             results = gen.results
@@ -205,9 +210,9 @@ class BatchScheduler:
         if self._stopping:
             for s in subs:
                 s.cancelled = True
-        for s in subs:
-            if s.cancelled and id(s) not in sent:
-                sent.add(id(s))
-                for r, (o, _) in enumerate(owner):
-                    if o is s:
-                        gen.cancel(r)
+        if not any(s.cancelled or s.cancelled_rows for s in subs):
+            return
+        for r, (s, i) in enumerate(owner):
+            if r not in sent and (s.cancelled or i in s.cancelled_rows):
+                sent.add(r)
+                gen.cancel(r)

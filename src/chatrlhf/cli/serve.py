@@ -1,0 +1,36 @@
+"""``chatrlhf serve``: run the OpenAI-compatible API and web chat over one model."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(group: click.Group) -> None:
+    @group.command("serve")
+    @click.argument("model_or_run", required=False)
+    @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+    @click.option("--port", default=8000, show_default=True, type=int)
+    @click.option("--db", default=None, help="Store URL or SQLite path [default: $CHATRLHF_DB or "
+                  "~/.local/share/chatrlhf/chatrlhf.db].")
+    @click.option("--no-auth", is_flag=True, help="Accept requests without an API key "
+                  "(only when bound to a loopback address).")
+    @click.option("--max-batch-size", default=16, show_default=True, type=int,
+                  help="Rows the engine generates together.")
+    @click.option("--batch-wait-ms", default=20.0, show_default=True, type=float,
+                  help="How long a batch waits for more requests to join it.")
+    @click.option("--no-moderation", is_flag=True, help="Switch the moderation filter off.")
+    @click.option("--log-level", default="info", show_default=True)
+    def serve(model_or_run, host, port, db, no_auth, max_batch_size, batch_wait_ms,
+              no_moderation, log_level) -> None:
+        """Serve MODEL_OR_RUN: nothing (the embedded SmolLM2), "tiny", a Hugging Face directory,
+        or a pipeline run directory (its newest policy: ppo/, else sft/)."""
+        from chatrlhf.server.launch import ServeConfig, ServeError, check_bind, run
+
+        cfg = ServeConfig(model=model_or_run, host=host, port=port, db=db, no_auth=no_auth,
+                          max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms,
+                          moderation=not no_moderation, log_level=log_level)
+        try:
+            check_bind(cfg.host, cfg.no_auth)
+            run(cfg)
+        except ServeError as e:
+            raise click.UsageError(str(e)) from None

@@ -1,0 +1,163 @@
+"""``create_app``: the FastAPI application, with all state on ``app.state``.
+
+Consumes a ``ChatService`` (which holds the engine's scheduler), the store and the moderation hook;
+produces an ASGI app serving the OpenAI API, plus the web UI and trainer workspace routers and the
+static files when those modules exist. The scheduler's worker thread starts and stops with the
+app's lifespan. Every error, ours or the framework's, leaves as OpenAI's error object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .errors import APIError, error_body
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+OPTIONAL_ROUTERS = ("chatrlhf.server.web", "chatrlhf.server.workspace")
+
+
+def create_app(
+    service: Any,
+    *,
+    store: Any = None,
+    moderation: Callable[[str], Any] | None = None,
+    no_auth: bool = False,
+) -> FastAPI:
+    """The app for ``service`` (a ``ChatService``); ``store`` None runs without persistence."""
+    from .openai_routes import router as openai_router
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.scheduler.start()
+        try:
+            yield
+        finally:
+            service.scheduler.stop()
+
+    app = FastAPI(title="chatrlhf", lifespan=lifespan)
+    app.state.service = service
+    app.state.store = store
+    app.state.moderation = moderation or service.moderation or _no_moderation
+    app.state.model_name = service.model_name
+    app.state.no_auth = no_auth
+    app.state.local_user = None
+
+    _install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=service.limits.max_body_bytes)
+    app.include_router(openai_router)
+
+    @app.get("/health", include_in_schema=False)
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "model": service.model_name}
+
+    for name in OPTIONAL_ROUTERS:
+        router = _optional_router(name)
+        if router is not None:
+            app.include_router(router)
+    if STATIC_DIR.is_dir():
+        from fastapi.staticfiles import StaticFiles
+
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _optional_router(module: str) -> Any | None:
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name != module:
+            raise
+        return None
+    return getattr(mod, "router", None)
+
+
+def _no_moderation(text: str) -> Any:
+    from ..moderation import CATEGORIES, ModerationResult
+
+    return ModerationResult(False, {c: False for c in CATEGORIES}, {c: 0.0 for c in CATEGORIES})
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+    """One readable sentence for the first problem, and the parameter it concerns."""
+    errors = exc.errors()
+    if not errors:
+        return "invalid request", None
+    err = errors[0]
+    if err.get("type") == "json_invalid":
+        detail = (err.get("ctx") or {}).get("error", "")
+        return f"We could not parse the JSON body of your request ({detail}).", None
+    loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+    param = ".".join(loc) or None
+    msg = err.get("msg", "invalid value")
+    if "input" in err and err.get("type") not in ("missing",) and not isinstance(err["input"], dict | list):
+        msg += f" (got {err['input']!r})"
+    more = f" ({len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return (f"{param}: {msg}{more}" if param else f"{msg}{more}"), param
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def api_error(request: Request, exc: APIError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, param = _validation_message(exc)
+        return JSONResponse(error_body(message, param=param), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        err = APIError(exc.status_code, str(exc.detail))
+        return JSONResponse(err.body(), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(error_body("internal server error", "server_error"), status_code=500)
+
+
+class BodyLimit:
+    """Reject request bodies over ``max_bytes`` with 413 before anything parses them."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            return await self._reject(send)
+        seen = 0
+
+        async def limited_receive() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise APIError(413, self._message(), code="request_too_large")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    def _message(self) -> str:
+        return f"request body is larger than {self.max_bytes} bytes"
+
+    async def _reject(self, send: Callable) -> None:
+        response = JSONResponse(
+            error_body(self._message(), code="request_too_large"), status_code=413
+        )
+        await response({"type": "http"}, None, send)  # type: ignore[arg-type]

@@ -1,0 +1,155 @@
+"""Build and run the server from a ``ServeConfig``: what ``chatrlhf serve`` calls.
+
+Consumes a model spec (nothing = the embedded default, ``"tiny"``, an HF directory, or a pipeline
+run directory whose newest policy checkpoint is served: ``ppo/`` before ``sft/``) and a store URL;
+produces a running uvicorn server. ``build_app`` returns the app without running it (tests,
+benchmarks and other ASGI servers use that).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Where a pipeline run keeps policy checkpoints, best first: PPO's policy, then SFT's. Each stage
+# dir is a checkpoint itself or holds checkpoint subdirs (the newest one wins).
+RUN_STAGES = ("ppo", "sft")
+
+
+@dataclass
+class ServeConfig:
+    model: str | None = None  # None: the embedded default; "tiny"; an HF dir; a run dir
+    host: str = "127.0.0.1"
+    port: int = 8000
+    db: str | None = None  # store URL or SQLite path; None: $CHATRLHF_DB or the default file
+    no_auth: bool = False  # accept requests without a key (loopback only)
+    max_batch_size: int = 16  # rows per engine batch
+    batch_wait_ms: float = 20.0  # how long a batch waits for more requests to join
+    moderation: bool = True
+    log_level: str = "info"
+
+
+class ServeError(ValueError):
+    """A configuration the server refuses to start with; the message says why."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, no_auth: bool) -> None:
+    if no_auth and not is_loopback(host):
+        raise ServeError(
+            f"--no-auth refuses to bind to {host!r}: without auth anyone who can reach the port "
+            "could use the model and read conversations. Bind to 127.0.0.1, or drop --no-auth "
+            "and create a key with `chatrlhf keys create`."
+        )
+
+
+def resolve_model(spec: str | None) -> tuple[str | None, str]:
+    """``(spec for models.load_model, served model name)``; a run dir becomes its checkpoint."""
+    from ..models import EMBEDDED_ALIASES, EMBEDDED_NAME
+
+    if spec in EMBEDDED_ALIASES:
+        return None, EMBEDDED_NAME
+    if spec == "tiny":
+        return "tiny", "tiny"
+    p = Path(str(spec)).expanduser()
+    if p.is_dir() and not (p / "config.json").exists():
+        ckpt = newest_policy_checkpoint(p)
+        if ckpt is None:
+            raise ServeError(
+                f"{p} has no config.json and no policy checkpoint under "
+                f"{' or '.join(s + '/' for s in RUN_STAGES)}"
+            )
+        return str(ckpt), f"{p.resolve().name}/{ckpt.relative_to(p).as_posix()}"
+    if p.is_dir():
+        return str(p), p.resolve().name
+    return str(spec), str(spec)  # a hub id: models.load_model says where it looked
+
+
+def newest_policy_checkpoint(run_dir: Path) -> Path | None:
+    """The newest checkpoint of the latest stage that has one (``ppo/`` before ``sft/``)."""
+    for stage in RUN_STAGES:
+        d = run_dir / stage
+        found = [c for c in [d, *sorted(d.glob("*/"))] if (c / "config.json").is_file()]
+        if found:
+            return max(found, key=lambda c: (c / "config.json").stat().st_mtime)
+    return None
+
+
+def register_model_version(store: Any, name: str, path: str) -> str:
+    """The served model as a row in the store's model_versions (created on first serve)."""
+    from ..store import Conflict
+
+    name = name[:128]
+    if store.get_model_version(name) is None:
+        try:
+            store.add_model_version(name, path, notes="registered by chatrlhf serve")
+        except Conflict:  # a replica registered it first
+            pass
+    return name
+
+
+def build_service(
+    model_spec: str | None,
+    model_name: str,
+    *,
+    store: Any = None,
+    max_batch_size: int = 16,
+    batch_wait_ms: float = 20.0,
+    moderation: bool = True,
+) -> Any:
+    """Load the model, wrap it in an engine and a scheduler, and return the ``ChatService``."""
+    from ..engine import Engine
+    from ..models import load_model, resolve_model_dir
+    from ..moderation import moderate
+    from .scheduler import BatchScheduler
+    from .service import ChatService
+
+    model, tokenizer = load_model(model_spec)
+    engine = Engine(model, tokenizer, max_batch_size=max_batch_size)
+    scheduler = BatchScheduler(engine, max_batch_size=max_batch_size,
+                               batch_wait_s=batch_wait_ms / 1000)
+    version = model_name
+    if store is not None:
+        version = register_model_version(store, model_name, str(resolve_model_dir(model_spec)))
+    return ChatService(
+        scheduler, tokenizer, model_name=model_name, moderation=moderate if moderation else None,
+        store=store, context_length=getattr(model.config, "max_position_embeddings", None),
+        model_version=version,
+    )
+
+
+def build_app(cfg: ServeConfig, store: Any = None) -> Any:
+    """The ASGI app for ``cfg``; opens (and migrates) the store unless one is given."""
+    from ..store import Store
+    from .app import create_app
+
+    check_bind(cfg.host, cfg.no_auth)
+    if store is None:
+        store = Store(cfg.db)
+        store.upgrade()
+    spec, name = resolve_model(cfg.model)
+    service = build_service(spec, name, store=store, max_batch_size=cfg.max_batch_size,
+                            batch_wait_ms=cfg.batch_wait_ms, moderation=cfg.moderation)
+    return create_app(service, store=store, moderation=service.moderation, no_auth=cfg.no_auth)
+
+
+def run(cfg: ServeConfig) -> None:
+    import uvicorn
+
+    check_bind(cfg.host, cfg.no_auth)  # before the slow model load
+    app = build_app(cfg)
+    log.info("serving %s on http://%s:%d", app.state.model_name, cfg.host, cfg.port)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level)

@@ -1,0 +1,71 @@
+"""Thin routes of the OpenAI-compatible API: HTTP in, a ``ChatService`` call, JSON or SSE out.
+
+``POST /v1/chat/completions`` (plain and streaming), ``GET /v1/models``, ``POST /v1/moderations``.
+Everything the routes need lives on ``request.app.state``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import StreamingResponse
+
+from . import protocol as P
+from .auth import current_user
+from .errors import bad_request
+
+router = APIRouter(prefix="/v1")
+
+# How often a non-streaming request checks whether its client is still there.
+DISCONNECT_POLL_S = 0.5
+
+
+@router.get("/models", response_model=P.ModelList)
+def list_models(request: Request, user: Any = Depends(current_user)) -> P.ModelList:
+    return request.app.state.service.list_models()
+
+
+@router.post("/chat/completions", response_model=None)
+async def chat_completions(
+    body: P.ChatCompletionRequest, request: Request, user: Any = Depends(current_user)
+) -> Any:
+    service = request.app.state.service
+    prep = await service.prepare(body)
+    if prep.stream:
+        return StreamingResponse(
+            service.stream(prep, user),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    task = asyncio.ensure_future(service.chat(prep, user))
+    # A client that hangs up should not keep the engine busy: poll, and cancel its generation.
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
+        if done:
+            return task.result()
+        if await request.is_disconnected():
+            task.cancel()
+            return Response(status_code=499)
+
+
+@router.post("/moderations", response_model=P.ModerationResponse)
+def moderations(
+    body: P.ModerationRequest, request: Request, user: Any = Depends(current_user)
+) -> P.ModerationResponse:
+    moderate = request.app.state.moderation
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    limits = request.app.state.service.limits
+    if len(texts) > limits.max_messages or any(len(t) > limits.max_content_chars for t in texts):
+        raise bad_request(
+            f"moderation input is too large (at most {limits.max_messages} texts of "
+            f"{limits.max_content_chars} characters)", "input",
+        )
+    results = []
+    for t in texts:
+        r = moderate(t)
+        results.append(
+            P.ModerationResultOut(flagged=r.flagged, categories=r.categories, category_scores=r.scores)
+        )
+    return P.ModerationResponse(results=results)

@@ -99,14 +99,15 @@ class PostgresServer:
     def url(self) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
-    def new_database(self) -> str:
-        """A fresh empty database on this server; returns its URL."""
+    def new_database(self, template: str = "template0", name: str | None = None) -> str:
+        """A new database (empty, or a copy of database ``template``, which must have no open
+        connections); returns its URL. Copying a migrated template is faster than migrating."""
         import psycopg
 
-        name = f"t{os.getpid()}_{next(self._counter)}"
+        name = name or f"t{os.getpid()}_{next(self._counter)}"
         with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
                              autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:

@@ -1,0 +1,39 @@
+"""Simulated users, annotators and gold judge: the offline source of data and ground truth.
+
+The embedded default has no human labelers, so this package plays every human role (in the spirit
+of AlpacaFarm) and emits the same ``schema`` records humans do:
+
+- ``generate_tasks`` / ``make_demos`` / ``ideal_reply``: prompts and demonstrations from nine task
+  families (``FAMILIES``), built from the project's own knowledge base; train and eval splits are
+  disjoint in templates and entities.
+- ``judge``: the gold judge (``JudgeScore.total`` in [0, 1], ideal replies score 1.0), and the
+  detectors the evaluation shares: ``is_refusal``, ``challenges_premise``, ``asks_clarification``,
+  ``agrees_with_user``.
+- ``Annotator``: K-wise rankings with Bradley-Terry noise, length and sycophancy biases;
+  ``agreement_with_gold`` and ``inter_annotator_agreement`` measure them.
+- ``SimulatedUser``: thumbs up/down with an optional flattery bias.
+- ``SimulateConfig`` + ``run``: write ``demos.jsonl``, ``prompts.jsonl``, ``rankings.jsonl``.
+
+``HARM_CATEGORIES`` are the moderation filter's category names.
+"""
+
+from chatrlhf.simulate.adversarial import ADVERSARIAL, CANDIDATES
+from chatrlhf.simulate.annotators import (
+    Annotator, AnnotatorConfig, SimulatedUser, UserConfig, agreement_with_gold, inter_annotator_agreement,
+)
+from chatrlhf.simulate.export import SimulateConfig, make_rankings, run
+from chatrlhf.simulate.families import FAMILIES, SPLITS
+from chatrlhf.simulate.judge import (
+    CRITERIA, JudgeScore, agrees_with_user, asks_clarification, challenges_premise, complies, flatters,
+    is_refusal, judge, says_ai,
+)
+from chatrlhf.simulate.tasks import generate_tasks, ideal_replies, ideal_reply, instruction_records, make_demos
+from chatrlhf.simulate.templates import HARM_CATEGORIES
+
+__all__ = [
+    "ADVERSARIAL", "CANDIDATES", "CRITERIA", "FAMILIES", "HARM_CATEGORIES", "SPLITS",
+    "Annotator", "AnnotatorConfig", "JudgeScore", "SimulateConfig", "SimulatedUser", "UserConfig",
+    "agreement_with_gold", "agrees_with_user", "asks_clarification", "challenges_premise", "complies",
+    "flatters", "generate_tasks", "ideal_replies", "ideal_reply", "instruction_records", "inter_annotator_agreement",
+    "is_refusal", "judge", "make_demos", "make_rankings", "run", "says_ai",
+]

@@ -1,0 +1,210 @@
+"""Simulator-made candidate replies: adversarial strategies, plausible wrong answers, verbose ideals.
+
+Consumes a generated prompt (``Conversation`` with ``meta.task``); produces reply strings. Used to
+test that the gold judge cannot be gamed (every strategy must score below the ideal) and to build
+ranking sets for a reward model without any policy model.
+
+The harmful-request "bad" replies are content-free placeholders ("Step 1: [details omitted]"):
+nothing here, or anywhere in the project, contains real harmful instructions.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Callable
+
+from chatrlhf.schema import Conversation
+from chatrlhf.simulate import kb
+from chatrlhf.simulate.tasks import ideal_reply
+from chatrlhf.simulate.templates import WORDS
+
+REFUSAL = "I'm sorry, but I can't help with that."
+COMPLIANT_PLACEHOLDER = "Sure, here's how to do that. Step 1: [details omitted]. Step 2: [details omitted]."
+
+# Neutral filler prose for the "answer buried in 300 words" strategy: distinct sentences, so it
+# reads as ordinary (if rambling) text rather than a repetition loop.
+FILLER = (
+    "This is a question that many people ask, and it is worth taking a moment to think about it.",
+    "There are a number of different ways to look at a topic like this one.",
+    "People have discussed questions like this for a long time, in books, classrooms and online forums.",
+    "Before getting to the point, it helps to consider some of the background.",
+    "Some sources describe the matter in slightly different words, which can be confusing at first.",
+    "It is always a good idea to double-check important information with a reliable reference.",
+    "Context matters a great deal, and the details can change how we understand the answer.",
+    "Many learners find that writing things down helps them remember facts like this.",
+    "Teachers often use examples like this one to introduce a wider subject.",
+    "History, science and everyday experience all shape the way we talk about such things.",
+    "In any case, curiosity is a wonderful thing, and asking questions is how we learn.",
+    "Different cultures and languages sometimes describe the same idea in their own way.",
+    "Libraries, encyclopedias and museums are good places to explore the subject further.",
+    "It can also be fun to discuss a question like this with friends or family.",
+    "Experts sometimes add small qualifications, but the main idea usually stays the same.",
+    "Learning a little more about the surrounding topic often makes the answer easier to remember.",
+    "There is a lot more that could be said, but the summary above covers the essential point.",
+    "Hopefully this overview gives a clear picture of the situation and its background.",
+    "If you want to go deeper, there are plenty of articles and videos on related subjects.",
+    "Remember that good questions often lead to even more interesting questions.",
+    "Every field has its own vocabulary, and learning it is part of understanding the subject.",
+    "Over the years, explanations of topics like this have become clearer and more accessible.",
+    "A careful reader will notice how the different pieces of information fit together.",
+    "Taking the time to understand the reasoning behind an answer is always worthwhile.",
+    "Finally, it is worth remembering that knowledge grows as new discoveries are made.",
+)
+# Cue words of every detector the judge uses, for the keyword-stuffing strategy.
+STUFFING_CUES = ("actually incorrect mistaken premise false sorry cannot help refuse AI assistant "
+                 "language model no body no internet no memory clarify which mean correct answer "
+                 "safe support resources right mistake")
+
+
+def _answer_terms(conv: Conversation) -> list[str]:
+    task = conv.meta["task"]
+    terms = [str(a) for a in task.get("accept", [])[:2]]
+    terms += task.get("keywords", [])[:3] + task.get("alt_words", [])[:3]
+    return terms
+
+
+# ---------------------------------------------------------------- the adversarial strategies
+def refuse_everything(conv: Conversation, rng: random.Random) -> str:
+    return REFUSAL
+
+
+def buried_answer(conv: Conversation, rng: random.Random, n_words: int = 300) -> str:
+    """The ideal reply hidden in the middle of about ``n_words`` words of filler."""
+    sentences = rng.sample(FILLER, len(FILLER))
+    out, words = [], 0
+    while words < n_words and sentences:
+        s = sentences.pop()
+        out.append(s)
+        words += len(s.split())
+    out.insert(len(out) // 2, ideal_reply(conv, rng))
+    return " ".join(out)
+
+
+def repeat_question(conv: Conversation, rng: random.Random) -> str:
+    return conv.messages[-1]["content"]
+
+
+def empty_reply(conv: Conversation, rng: random.Random) -> str:
+    return ""
+
+
+def wrapped_in_refusal(conv: Conversation, rng: random.Random) -> str:
+    """A correct answer inside a refusal; for harmful requests, a refusal around going along."""
+    if conv.meta["family"] == "harmful":
+        return f"{REFUSAL} {COMPLIANT_PLACEHOLDER}"
+    return f"{REFUSAL} {ideal_reply(conv, rng)}"
+
+
+def keyword_stuffing(conv: Conversation, rng: random.Random) -> str:
+    """The answer plus every word any detector looks for, with no sentence around them."""
+    words = _answer_terms(conv) + STUFFING_CUES.split()
+    rng.shuffle(words)
+    return " ".join(words)
+
+
+ADVERSARIAL: dict[str, Callable[[Conversation, random.Random], str]] = {
+    "refuse_everything": refuse_everything,
+    "buried_answer": buried_answer,
+    "repeat_question": repeat_question,
+    "empty": empty_reply,
+    "wrapped_in_refusal": wrapped_in_refusal,
+    "keyword_stuffing": keyword_stuffing,
+}
+
+
+# ---------------------------------------------------------------- plausible bad and mediocre replies
+def _answer_pool(kind: str) -> list[str]:
+    """Values of the same type as a fact's answer, to make a plausible wrong one."""
+    pools = {
+        "capital": [c.capital for c in kb.COUNTRIES] + [c.other_city for c in kb.COUNTRIES],
+        "continent": sorted({c.continent for c in kb.COUNTRIES}),
+        "symbol": [e.symbol for e in kb.ELEMENTS],
+        "planet_order": [p.name for p in kb.PLANETS],
+        "planet_kind": ["rocky planet", "gas giant", "ice giant"],
+        "animal_class": sorted({a.cls for a in kb.ANIMALS}),
+        "inventor": [i.inventor for i in kb.INVENTIONS],
+        "reverse": list(WORDS),
+        "upper": ["Good Morning", "hello there"],
+    }
+    return pools.get(kind, ["something else"])
+
+
+def wrong_value(conv: Conversation, rng: random.Random) -> str:
+    task = conv.meta["task"]
+    answer = str(task.get("answer", ""))
+    if task.get("wrong"):
+        return str(task["wrong"])
+    if re.fullmatch(r"-?\d+", answer):
+        options = [int(answer) + d for d in (-10, -3, -2, -1, 1, 2, 3, 10)]
+        return str(rng.choice([o for o in options if str(o) not in task.get("accept", [])]))
+    pool = [v for v in _answer_pool(task.get("kind", "")) if v not in task.get("accept", [])]
+    return rng.choice(pool)
+
+
+def wrong_answer(conv: Conversation, rng: random.Random) -> str:
+    """A fluent, confident, wrong reply of the kind a weak policy produces for this family."""
+    family, task = conv.meta["family"], conv.meta["task"]
+    if family in ("verifiable", "followup"):
+        wrong = wrong_value(conv, rng)
+        return ideal_reply(_with_answer(conv, wrong), rng)
+    if family == "false_premise":
+        return rng.choice(["That was a memorable moment, and people still talk about it today.",
+                           "Good question! It happened for a mix of historical and practical reasons."])
+    if family == "harmful":
+        return COMPLIANT_PLACEHOLDER
+    if family == "sounds_harmful":
+        return "I'm sorry, but I can't help with anything that could be dangerous or cause harm."
+    if family == "ambiguous":
+        slots = task.get("slots", {})
+        if "word" in slots:
+            return f"{slots['word'].capitalize()} is {slots['a']}, and it is quite well known."
+        return "It usually takes about twenty minutes."
+    if family == "identity":
+        return {"ai": "Yes, I'm a real person typing these answers.",
+                "body": "I have brown hair and I'm wearing a blue shirt today.",
+                "browsing": "Sure, today's top headline is about the economy.",
+                "memory": "Yes, I remember that you told me about your trip yesterday."}[task["aspect"]]
+    right = task["slots"]["right_sentence"]
+    wrong_sentence = _replace_value(right, str(task["answer"]), str(task["wrong"]))
+    if family == "correction":
+        return f"No, my answer was correct. {wrong_sentence}"
+    return f"You're right, I apologize for the mistake. {wrong_sentence}"  # pushback: caves
+
+
+def _replace_value(sentence: str, old: str, new: str) -> str:
+    head, sep, tail = sentence.rpartition(old)
+    return f"{head}{new}{tail}" if sep else sentence
+
+
+def _with_answer(conv: Conversation, answer: str) -> Conversation:
+    task = dict(conv.meta["task"])
+    task["slots"] = {**task.get("slots", {}), "answer": answer}
+    return Conversation(conv.messages, {**conv.meta, "task": task})
+
+
+def verbose_ideal(conv: Conversation, rng: random.Random) -> str:
+    """The ideal reply plus two to four sentences of padding: right, but longer than needed."""
+    return " ".join([ideal_reply(conv, rng), *rng.sample(FILLER, rng.randint(2, 4))])
+
+
+def flattering_ideal(conv: Conversation, rng: random.Random) -> str:
+    """The ideal reply with a flattering opener: the gold judge is indifferent, biased raters are not."""
+    return f"{rng.choice(['Great question!', 'What a great question!', 'Good point!'])} {ideal_reply(conv, rng)}"
+
+
+def hedged_answer(conv: Conversation, rng: random.Random) -> str:
+    family = conv.meta["family"]
+    if family not in ("verifiable", "followup") or "answer" not in conv.meta["task"]:
+        return verbose_ideal(conv, rng)
+    return f"I'm not sure, but it might be {wrong_value(conv, rng)} or {conv.meta['task']['answer']}."
+
+
+CANDIDATES: dict[str, Callable[[Conversation, random.Random], str]] = {
+    "ideal": ideal_reply,
+    "flattering": flattering_ideal,
+    "verbose": verbose_ideal,
+    "hedged": hedged_answer,
+    "wrong": wrong_answer,
+    **ADVERSARIAL,
+}

@@ -1,0 +1,106 @@
+"""Public task API: prompts, ideal replies and demonstrations for every family.
+
+Consumes the family builders (``families``, ``multiturn``); produces ``schema.Conversation`` records:
+prompts (ending on a user turn) and demonstrations (ending on the ideal assistant reply). Everything
+is a pure function of ``(seed, split, ...)``: each family draws from its own ``random.Random`` seeded
+by a string, so adding a family never changes another family's tasks.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Callable, Iterable
+
+from chatrlhf.schema import Conversation
+from chatrlhf.simulate.families import (
+    FAMILIES, IDEALS, SPLITS, Built, build_ambiguous, build_false_premise, build_harmful,
+    build_identity, build_sounds_harmful, build_verifiable,
+)
+from chatrlhf.simulate.multiturn import build_correction, build_followup, build_pushback
+
+BUILDERS: dict[str, Callable[[random.Random, str], Built]] = {
+    "verifiable": build_verifiable,
+    "false_premise": build_false_premise,
+    "harmful": build_harmful,
+    "sounds_harmful": build_sounds_harmful,
+    "ambiguous": build_ambiguous,
+    "identity": build_identity,
+    "followup": build_followup,
+    "correction": build_correction,
+    "pushback": build_pushback,
+}
+assert tuple(BUILDERS) == FAMILIES
+
+# Some families have few distinct prompts; past this many tries a duplicate is accepted.
+_MAX_TRIES = 20
+
+
+def generate_tasks(seed: int, n_per_family: int, split: str,
+                   families: Iterable[str] | None = None) -> list[Conversation]:
+    """``n_per_family`` prompts of every family (or of ``families``) for ``split``.
+
+    Prompts are distinct where the family has enough distinct prompts; a small family
+    (e.g. harmless-but-scary requests: 14 train items) repeats once it is exhausted.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    out = []
+    for family in families or FAMILIES:
+        if family not in BUILDERS:
+            raise ValueError(f"unknown family {family!r}; known: {FAMILIES}")
+        rng = random.Random(f"{seed}:{split}:{family}")
+        seen: set[str] = set()
+        for _ in range(n_per_family):
+            for _try in range(_MAX_TRIES):
+                messages, task = BUILDERS[family](rng, split)
+                key = "\n".join(m["content"] for m in messages)
+                if key not in seen:
+                    break
+            seen.add(key)
+            out.append(Conversation(messages, {"family": family, "split": split, "task": task}))
+    return out
+
+
+def _fill(template: str, slots: dict[str, Any], rng: random.Random) -> str:
+    # A list-valued slot (e.g. several safe alternatives) is one more axis of phrasing.
+    values = {k: rng.choice(v) if isinstance(v, list) else v for k, v in slots.items()}
+    return template.format(**values)
+
+
+def ideal_reply(conv: Conversation, rng: random.Random) -> str:
+    """One of several phrasings of the ideal reply to a generated prompt."""
+    task = conv.meta["task"]
+    text = _fill(rng.choice(IDEALS[task["ideal"]]), task.get("slots", {}), rng)
+    return text[:1].upper() + text[1:]
+
+
+def ideal_replies(conv: Conversation) -> list[str]:
+    """Every phrasing of the ideal reply (list-valued slots take their first value)."""
+    task = conv.meta["task"]
+    slots = {k: v[0] if isinstance(v, list) else v for k, v in task.get("slots", {}).items()}
+    return [t.format(**slots)[:1].upper() + t.format(**slots)[1:] for t in IDEALS[task["ideal"]]]
+
+
+def make_demos(seed: int, n_per_family: int, split: str = "train",
+               families: Iterable[str] | None = None) -> list[Conversation]:
+    """Demonstrations: generated prompts completed with an ideal assistant reply."""
+    rng = random.Random(f"{seed}:demos:{split}")
+    demos = []
+    for conv in generate_tasks(seed, n_per_family, split, families):
+        reply = ideal_reply(conv, rng)
+        demos.append(Conversation([*conv.messages, {"role": "assistant", "content": reply}],
+                                  {**conv.meta, "source": "simulate"}))
+    return demos
+
+
+def instruction_records(demos: Iterable[Conversation]) -> list[dict[str, str]]:
+    """Single-turn demonstrations as ``{"instruction", "output", "family"}`` rows.
+
+    For SFT code that mixes dialog demonstrations with instruction-tuning data in that shape.
+    """
+    rows = []
+    for d in demos:
+        if len(d.messages) == 2 and d.messages[0]["role"] == "user":
+            rows.append({"instruction": d.messages[0]["content"], "output": d.messages[1]["content"],
+                         "family": d.meta.get("family", "")})
+    return rows

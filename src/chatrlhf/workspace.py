@@ -100,7 +100,7 @@ def upload_prompts(store: Store, name: str, prompts: Sequence[Conversation], *,
     for n, conv in enumerate(prompts):
         if not conv.is_prompt:
             raise ValueError(f"prompt {n} must end with a user message")
-        rows.append(_check_messages(conv.messages, final=True))
+        rows.append(check_messages(conv.messages, final=True))
     if not rows:
         raise ValueError("the prompt list is empty")
     with store._write() as s:
@@ -122,7 +122,7 @@ def list_prompt_lists(store: Store) -> list[dict[str, Any]]:
 
 # --------------------------------------------------------------------------- task creation
 
-def _check_messages(messages: Any, *, final: bool) -> list[Message]:
+def check_messages(messages: Any, *, final: bool) -> list[Message]:
     """Validate a dialog; ``final`` also requires non-empty turns that alternate user/assistant."""
     if not isinstance(messages, list) or len(messages) > MAX_TURNS:
         raise ValueError(f"messages must be a list of at most {MAX_TURNS} turns")
@@ -149,7 +149,7 @@ def create_task(store: Store, prefix: list[Message], completions: Sequence[tuple
                 created_by: int | None = None, rng: random.Random | None = None,
                 k_min: int = K_MIN, meta: dict[str, Any] | None = None) -> int:
     """Store a ranking task: ``completions`` are (text, model) pairs, shuffled for display."""
-    prefix = _check_messages(prefix, final=True)
+    prefix = check_messages(prefix, final=True)
     if prefix[-1]["role"] != "user":
         raise ValueError("a ranking task's prefix must end with a user message")
     if not k_min <= len(completions) <= K_MAX:
@@ -201,34 +201,44 @@ def pick_prompt(store: Store, rng: random.Random, list_id: int | None = None) ->
         return list(row.messages), row.id
 
 
-def make_task(store: Store, sampler: Sampler, *, k: int = 4, required: int = 1, source: str = "conversation",
-              list_id: int | None = None, model_name: str = "current", created_by: int | None = None,
-              rng: random.Random | None = None) -> int | None:
-    """Pick a prefix (conversation reply or uploaded prompt), sample alternatives, store the task.
+def pick_source(store: Store, source: str, *, list_id: int | None = None, rng: random.Random | None = None
+                ) -> tuple[list[Message], list[tuple[str, str]], str] | None:
+    """(prefix, given completions, source ref) for a new task, or None when nothing is left.
 
-    From a conversation the recorded reply is one of the K candidates (its writer stays hidden),
-    so trainers compare the deployed model's answer against fresh samples. Returns None when
-    there is nothing left to pick from.
+    From a conversation the recorded reply is one of the candidates (its writer stays hidden), so
+    trainers compare the deployed model's answer against fresh samples.
     """
-    if not K_MIN <= k <= K_MAX:
-        raise ValueError(f"K must be between {K_MIN} and {K_MAX}, got {k}")
     rng = rng or random.Random()
     if source == "conversation":
         picked = pick_conversation_message(store, rng)
         if picked is None:
             return None
         prefix, text, model, message_id = picked
-        given, ref = [(text, model)], str(message_id)
-    elif source == "prompt_list":
+        return prefix, [(text, model)], str(message_id)
+    if source == "prompt_list":
         got = pick_prompt(store, rng, list_id)
-        if got is None:
-            return None
-        prefix, prompt_id = got
-        given, ref = [], str(prompt_id)
-    else:
-        raise ValueError(f"source must be 'conversation' or 'prompt_list', got {source!r}")
-    samples = sampler(prefix, k - len(given))
-    completions = given + [(t, model_name) for t in samples]
+        return None if got is None else (got[0], [], str(got[1]))
+    raise ValueError(f"source must be 'conversation' or 'prompt_list', got {source!r}")
+
+
+def check_k(k: Any) -> int:
+    if not isinstance(k, int) or not K_MIN <= k <= K_MAX:
+        raise ValueError(f"K must be between {K_MIN} and {K_MAX}, got {k!r}")
+    return k
+
+
+def make_task(store: Store, sampler: Sampler, *, k: int = 4, required: int = 1, source: str = "conversation",
+              list_id: int | None = None, model_name: str = "current", created_by: int | None = None,
+              rng: random.Random | None = None) -> int | None:
+    """Pick a prefix (``pick_source``), sample the other completions, store the task; None when
+    there is nothing left to pick from."""
+    check_k(k)
+    rng = rng or random.Random()
+    picked = pick_source(store, source, list_id=list_id, rng=rng)
+    if picked is None:
+        return None
+    prefix, given, ref = picked
+    completions = given + [(t, model_name) for t in sampler(prefix, k - len(given))]
     return create_task(store, prefix, completions, required=required, source=source, source_ref=ref,
                        created_by=created_by, rng=rng)
 
@@ -398,7 +408,7 @@ def _save(s: Any, user_id: int, messages: list[Message], demo_id: int | None, me
 def save_draft(store: Store, user_id: int, messages: list[Message], *, demo_id: int | None = None,
                meta: dict[str, Any] | None = None) -> Demo:
     """Create or overwrite a draft (autosave: partial and empty turns are fine)."""
-    messages = _check_messages(messages, final=False)
+    messages = check_messages(messages, final=False)
     meta = check_json("meta", meta)
     with store._write() as s:
         return _demo(_save(s, user_id, messages, demo_id, meta))
@@ -407,7 +417,7 @@ def save_draft(store: Store, user_id: int, messages: list[Message], *, demo_id: 
 def submit_demo(store: Store, user_id: int, messages: list[Message], *, demo_id: int | None = None,
                 meta: dict[str, Any] | None = None) -> Demo:
     """Store an SFT record (from a draft, or directly): alternating non-empty turns, assistant last."""
-    messages = _check_messages(messages, final=True)
+    messages = check_messages(messages, final=True)
     if messages[-1]["role"] != "assistant":
         raise ValueError("a demonstration must end with an assistant reply")
     meta = check_json("meta", meta)
@@ -528,3 +538,19 @@ def export_demos(store: Store) -> list[Conversation]:
     return [Conversation(messages=list(r.messages),
                          meta={**(r.meta or {}), "source": r.source, "demo_id": r.id,
                                **({"trainer": names.get(r.user_id)} if r.user_id else {})}) for r in rows]
+
+
+def task_detail(store: Store, task_id: int) -> dict[str, Any]:
+    """Everything about one task, source models included: for admins only."""
+    with store._read() as s:
+        task = s.get(RankingTaskRow, task_id)
+        if task is None:
+            raise NotFound(f"no task {task_id}")
+        comps = s.scalars(select(TaskCompletionRow).where(TaskCompletionRow.task_id == task_id)
+                          .order_by(TaskCompletionRow.position)).all()
+        rows = _rankings_by_task(s, [task_id]).get(task_id, [])
+        return {"id": task.id, "prefix": task.prefix, "required": task.required, "status": task.status,
+                "source": task.source, "source_ref": task.source_ref,
+                "completions": [{"text": c.text, "model": c.model} for c in comps],
+                "rankings": [{"annotator": r.annotator, "ranks": r.ranks, "flags": r.flags,
+                              "all_unacceptable": r.all_unacceptable, "comment": r.comment} for r in rows]}

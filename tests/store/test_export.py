@@ -13,8 +13,8 @@ def _chat(store):
                └─ a3 "four" (unrated)
     q1' "2+2 ?" (edited user turn, no reply)
     """
-    alice = store.create_user("alice", "password1")
-    bob = store.create_user("bob", "password1")
+    alice = store.create_user("alice")
+    bob = store.create_user("bob")
     conv = store.create_conversation(alice.id, system_prompt="Answer briefly.",
                                      messages=[{"role": "user", "content": "2+2?"},
                                                {"role": "assistant", "content": "5"}], model_version="v1")
@@ -70,7 +70,7 @@ def test_rankings_skip_sets_without_ordering_and_use_reports(store):
 
 
 def test_rankings_need_a_user_turn_and_two_replies(store):
-    alice = store.create_user("alice", "password1")
+    alice = store.create_user("alice")
     conv = store.create_conversation(alice.id, messages=[{"role": "user", "content": "hi"},
                                                          {"role": "assistant", "content": "hello"}])
     store.set_feedback(conv.messages[1].id, alice.id, 1)  # a lone reply: nothing to compare

@@ -93,7 +93,7 @@ def test_api_keys_are_hashed_and_revocable(store):
 
 
 def test_web_sessions(store):
-    alice = store.create_user("alice", "password1")
+    alice = store.create_user("alice")
     token = store.create_session(alice.id)
     assert store.user_for_session(token) == alice
     assert token not in _all_text(store)
@@ -107,8 +107,8 @@ def test_web_sessions(store):
 
 
 def test_message_tree_regenerate_and_branch(store):
-    alice = store.create_user("alice", "password1")
-    bob = store.create_user("bob", "password1")
+    alice = store.create_user("alice")
+    bob = store.create_user("bob")
     conv = store.create_conversation(
         alice.id, title="Capitals", system_prompt="Be brief.", settings={"temperature": 0.7},
         messages=[{"role": "user", "content": "Capital of France?"},
@@ -165,7 +165,7 @@ def test_message_tree_regenerate_and_branch(store):
 
 
 def test_feedback_reports_and_model_versions(store):
-    alice = store.create_user("alice", "password1")
+    alice = store.create_user("alice")
     conv = store.create_conversation(alice.id, messages=[{"role": "user", "content": "q"},
                                                          {"role": "assistant", "content": "a"}])
     q, a = conv.messages
@@ -206,7 +206,7 @@ def test_feedback_reports_and_model_versions(store):
 
 
 def test_limits_reject_before_writing(store):
-    alice = store.create_user("alice", "password1")
+    alice = store.create_user("alice")
     conv = store.create_conversation(alice.id)
     before = store.counts()
     cases = [
@@ -234,7 +234,7 @@ def test_limits_reject_before_writing(store):
 
 
 def test_failing_write_leaves_nothing(store):
-    alice = store.create_user("alice", "password1")
+    alice = store.create_user("alice")
     before = store.counts()
     # The conversation row and two messages are flushed before the system message in the
     # middle of the chain fails: the whole transaction must roll back.
@@ -252,7 +252,7 @@ def test_failing_write_leaves_nothing(store):
 
 
 def test_concurrent_writers_from_threads(store):
-    alice = store.create_user("alice", "password1")
+    alice = store.create_user("alice")
     conv = store.create_conversation(alice.id, messages=[{"role": "user", "content": "q"}])
     root = conv.messages[0].id
     errors = []

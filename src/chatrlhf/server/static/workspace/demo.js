@@ -92,7 +92,7 @@ function turnCard(t, i) {
       [1, 2, 3, 4, 5, 6, 7, 8, 9].map((k) => el("option", { value: String(k), selected: k === 4 }, String(k))));
     card.append(el("div", { class: "row" },
       el("button", { type: "button", class: "small suggest", onclick: () => suggest(i, Number(kSel.value)) },
-        "✨ Suggest"), kSel, el("span", { class: "muted" }, "suggestions from the model"),
+        "Suggest replies"), kSel, el("span", { class: "muted" }, "suggestions from the model"),
       el("span", { class: "muted", id: `suggest-status-${i}` })));
     const sugg = state.suggestions[i];
     if (sugg) {

@@ -59,7 +59,7 @@ export async function setup(active) {
   const me = await api("GET", "/api/workspace/me");
   const links = me.role === "admin" ? [...LINKS, ["/workspace/admin", "Admin"]] : LINKS;
   const guideBtn = el("button", { type: "button", id: "guidelines-toggle", "aria-expanded": "false",
-                                  onclick: toggleGuidelines }, "📖 Guidelines");
+                                  onclick: toggleGuidelines }, "Guidelines");
   const bar = el("header", { class: "topbar" },
     el("span", { class: "brand" }, "chatrlhf · trainer workspace"),
     el("nav", {}, links.map(([href, label]) =>

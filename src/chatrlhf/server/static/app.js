@@ -1,0 +1,603 @@
+// The chat UI: login, conversation list, message tree with sibling flipping, streaming replies,
+// feedback, reports and per-conversation settings. Talks to the JSON endpoints of server/web.py.
+//
+// Safety: text from users and models reaches the page only through textContent or through
+// renderMarkdown (which escapes before formatting). Nothing else is assigned to innerHTML.
+
+import { api, stream, ApiError } from "./api.js";
+import { renderMarkdown } from "./markdown.js";
+
+const $ = (id) => document.getElementById(id);
+
+const DEFAULT_SETTINGS = { temperature: 0.7, top_p: 1.0, max_tokens: 256, seed: null };
+const UP_REASONS = ["Correct", "Helpful", "Clear and concise", "Followed instructions"];
+const DOWN_REASONS = ["Not factually correct", "Didn't follow instructions", "Harmful or unsafe",
+  "Refused without reason", "Too long", "Too short", "Off topic", "Other"];
+const REPORT_KINDS = {
+  harmful: "Harmful or unsafe",
+  untrue: "Untrue or made up",
+  moderation_false_negative: "Should have been blocked",
+  moderation_false_positive: "Wrongly blocked by moderation",
+};
+
+const state = {
+  user: null,
+  conversations: [],
+  conv: null,                // the open conversation; null for a new, unsaved chat
+  messages: new Map(),       // id -> message
+  children: new Map(),       // parent id ("root" for none) -> child ids, oldest first
+  selected: {},              // parent id -> the child shown (the server keeps the leaf: current_id)
+  draft: { system_prompt: "", settings: { ...DEFAULT_SETTINGS } },
+  stream: null,              // { controller, messageId } while a reply streams
+  panel: null,               // { id, kind: "up" | "down" | "report" } the open feedback panel
+  editing: null,             // id of the user message being edited
+};
+
+// ---------- tree helpers ----------
+
+const keyOf = (parentId) => parentId ?? "root";
+
+function addMessage(m) {
+  const known = state.messages.has(m.id);
+  state.messages.set(m.id, { ...state.messages.get(m.id), ...m });
+  if (!known) {
+    const kids = state.children.get(keyOf(m.parent_id)) ?? [];
+    kids.push(m.id);
+    state.children.set(keyOf(m.parent_id), kids);
+  }
+}
+
+function select(m) {
+  state.selected[keyOf(m.parent_id)] = m.id;
+}
+
+// Select the ancestors of message `id`, so the branch that ends in it is the one on screen.
+function selectBranchOf(id) {
+  for (let m = state.messages.get(id); m; m = state.messages.get(m.parent_id)) select(m);
+}
+
+// The branch on screen: from the root, follow the selected (default: newest) child at each level.
+function currentPath() {
+  const path = [];
+  let key = "root";
+  for (;;) {
+    const kids = state.children.get(key);
+    if (!kids?.length) return path;
+    const chosen = kids.includes(state.selected[key]) ? state.selected[key] : kids[kids.length - 1];
+    path.push(state.messages.get(chosen));
+    key = chosen;
+  }
+}
+
+function loadTree(detail) {
+  state.conv = detail.conversation;
+  state.messages = new Map();
+  state.children = new Map();
+  for (const m of detail.messages) addMessage(m);
+  state.selected = {};
+  if (state.conv.current_id != null) selectBranchOf(state.conv.current_id);
+}
+
+// Remember the visible branch on the server (its leaf), so a reload shows the same versions.
+function saveBranch() {
+  const path = currentPath();
+  if (!state.conv || !path.length) return;
+  const leaf = path[path.length - 1].id;
+  state.conv.current_id = leaf;
+  api("PATCH", `/api/conversations/${state.conv.id}`, { current_id: leaf }).catch(showError);
+}
+
+// ---------- small DOM helpers ----------
+
+function el(tag, props = {}, ...kids) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const kid of kids) if (kid) node.append(kid);
+  return node;
+}
+
+function showError(err) {
+  $("chat-error").textContent = err ? (err.message ?? String(err)) : "";
+}
+
+// ---------- sidebar ----------
+
+async function refreshConversations() {
+  const data = await api("GET", "/api/conversations");
+  state.conversations = data.conversations;
+  renderSidebar();
+}
+
+function renderSidebar() {
+  const list = $("conversation-list");
+  list.replaceChildren();
+  for (const c of state.conversations) {
+    const item = el("div", { class: "conv-item" + (state.conv?.id === c.id ? " active" : ""),
+      "data-id": c.id, onclick: () => openConversation(c.id) });
+    const title = el("span", { class: "conv-title", text: c.title || "New chat", title: c.title || "" });
+    const actions = el("span", { class: "conv-actions" },
+      el("button", { type: "button", title: "Rename", "aria-label": "Rename", text: "✎",
+        onclick: (e) => { e.stopPropagation(); startRename(item, title, c); } }),
+      el("button", { type: "button", title: "Delete", "aria-label": "Delete", text: "🗑",
+        onclick: (e) => { e.stopPropagation(); deleteConversation(c); } }));
+    item.append(title, actions);
+    list.append(item);
+  }
+}
+
+function startRename(item, titleNode, conv) {
+  const input = el("input", { class: "conv-rename", value: conv.title || "" });
+  input.addEventListener("click", (e) => e.stopPropagation());
+  const finish = async (save) => {
+    if (!input.isConnected) return;
+    if (save && input.value.trim() && input.value.trim() !== conv.title) {
+      try {
+        await api("PATCH", `/api/conversations/${conv.id}`, { title: input.value.trim() });
+        if (state.conv?.id === conv.id) state.conv.title = input.value.trim();
+        renderHeader();
+      } catch (err) { showError(err); }
+    }
+    await refreshConversations();
+  };
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") finish(true);
+    if (e.key === "Escape") finish(false);
+  });
+  input.addEventListener("blur", () => finish(true));
+  titleNode.replaceWith(input);
+  input.focus();
+  input.select();
+}
+
+async function deleteConversation(conv) {
+  if (!confirm(`Delete "${conv.title || "New chat"}"?`)) return;
+  try {
+    await api("DELETE", `/api/conversations/${conv.id}`);
+    if (state.conv?.id === conv.id) newChat();
+    await refreshConversations();
+  } catch (err) { showError(err); }
+}
+
+// ---------- conversation ----------
+
+function newChat() {
+  state.conv = null;
+  state.messages = new Map();
+  state.children = new Map();
+  state.selected = {};
+  state.draft = { system_prompt: "", settings: { ...DEFAULT_SETTINGS } };
+  state.panel = state.editing = null;
+  history.replaceState(null, "", "#");
+  renderAll();
+  $("composer-input").focus();
+}
+
+async function openConversation(id) {
+  if (state.stream) return; // finish or stop the current reply first
+  try {
+    loadTree(await api("GET", `/api/conversations/${id}`));
+    state.panel = state.editing = null;
+    history.replaceState(null, "", `#/c/${id}`);
+    renderAll();
+  } catch (err) {
+    if (err.status === 404) newChat();
+    showError(err);
+  }
+}
+
+function currentSettings() {
+  return state.conv
+    ? { system_prompt: state.conv.system_prompt ?? "", settings: { ...DEFAULT_SETTINGS, ...state.conv.settings } }
+    : state.draft;
+}
+
+function renderHeader() {
+  $("chat-title").textContent = state.conv?.title || "New chat";
+}
+
+function renderAll() {
+  renderHeader();
+  renderSidebar();
+  renderMessages();
+  renderSettings();
+  renderComposer();
+}
+
+function renderComposer() {
+  const busy = Boolean(state.stream);
+  $("send").hidden = busy;
+  $("stop").hidden = !busy;
+  $("composer-input").disabled = busy;
+}
+
+function renderMessages() {
+  const box = $("messages");
+  box.replaceChildren();
+  const path = currentPath();
+  if (!path.length) {
+    box.append(el("div", { class: "empty", text: "How can I help you today?" }));
+    return;
+  }
+  for (const m of path) box.append(renderMessage(m));
+  box.scrollTop = box.scrollHeight;
+}
+
+function renderBody(m, body) {
+  if (m.role === "assistant") body.innerHTML = renderMarkdown(m.content); // escaped before formatting
+  else body.textContent = m.content;
+}
+
+const isBlocked = (m) => m.finish_reason === "content_filter";
+
+function statusNote(m) {
+  if (isBlocked(m)) {
+    return el("div", { class: "msg-note blocked", text: "This reply was withheld by moderation." });
+  }
+  if (m.finish_reason === "cancelled") return el("div", { class: "msg-note", text: "Stopped" });
+  if (m.status === "error") return el("div", { class: "msg-note blocked", text: "The reply failed." });
+  if (m.status === "streaming" && state.stream?.messageId !== m.id) {
+    return el("div", { class: "msg-note", text: "Interrupted" });
+  }
+  return null;
+}
+
+function siblingNav(m) {
+  const kids = state.children.get(keyOf(m.parent_id)) ?? [];
+  if (kids.length < 2) return null;
+  const i = kids.indexOf(m.id);
+  const flip = (d) => {
+    select(state.messages.get(kids[i + d]));
+    state.panel = state.editing = null;
+    renderMessages();
+    saveBranch();
+  };
+  const busy = Boolean(state.stream);
+  return el("span", { class: "sibling-nav" },
+    el("button", { type: "button", class: "sib-prev", "aria-label": "Previous version", text: "‹",
+      disabled: busy || i === 0, onclick: () => flip(-1) }),
+    el("span", { class: "sib-count", text: `${i + 1} / ${kids.length}` }),
+    el("button", { type: "button", class: "sib-next", "aria-label": "Next version", text: "›",
+      disabled: busy || i === kids.length - 1, onclick: () => flip(1) }));
+}
+
+function actionButton(label, text, cls, onclick, busy) {
+  return el("button", { type: "button", class: cls, title: label, "aria-label": label, text, onclick, disabled: busy });
+}
+
+function messageActions(m) {
+  const busy = Boolean(state.stream);
+  const bar = el("div", { class: "msg-actions" }, siblingNav(m));
+  if (m.role === "user") {
+    bar.append(actionButton("Edit", "✎ Edit", "act-edit", () => { state.editing = m.id; renderMessages(); }, busy));
+    if (!state.children.get(m.id)?.length) {
+      bar.append(actionButton("Retry", "↻ Retry", "act-retry", () => regenerate(m), busy));
+    }
+    return bar;
+  }
+  const rating = m.feedback?.rating ?? 0;
+  bar.append(
+    actionButton("Good response", "👍", "act-up" + (rating > 0 ? " on" : ""), () => rate(m, 1), busy),
+    actionButton("Bad response", "👎", "act-down" + (rating < 0 ? " on down" : ""), () => rate(m, -1), busy),
+    actionButton("Regenerate", "↻ Regenerate", "act-regen", () => regenerate(m), busy),
+    actionButton("Report", "⚑ Report", "act-report", () => { state.panel = { id: m.id, kind: "report" }; renderMessages(); }, busy),
+    actionButton("Copy", "⧉", "act-copy", () => navigator.clipboard?.writeText(m.content), false));
+  if (m.reports?.length) bar.append(el("span", { class: "thanks", text: "Reported" }));
+  return bar;
+}
+
+function renderMessage(m) {
+  const node = el("div", { class: `msg ${m.role}` + (state.stream?.messageId === m.id ? " streaming" : ""),
+    "data-id": m.id, "data-role": m.role });
+  node.append(el("div", { class: "msg-role", text: m.role === "user" ? "You" : "Assistant" }));
+  if (state.editing === m.id) {
+    node.append(editBox(m));
+    return node;
+  }
+  const body = el("div", { class: "msg-body" });
+  renderBody(m, body);
+  node.append(body, statusNote(m) ?? "", messageActions(m));
+  if (state.panel?.id === m.id) node.append(state.panel.kind === "report" ? reportPanel(m) : feedbackPanel(m));
+  return node;
+}
+
+function editBox(m) {
+  const input = el("textarea", { class: "edit-input" });
+  input.value = m.content;
+  const box = el("div", { class: "edit-box" }, input,
+    el("div", { class: "row" },
+      el("button", { type: "button", class: "primary edit-submit", text: "Save & submit",
+        onclick: () => { if (input.value.trim()) edit(m, input.value); } }),
+      el("button", { type: "button", class: "ghost edit-cancel", text: "Cancel",
+        onclick: () => { state.editing = null; renderMessages(); } })));
+  setTimeout(() => input.focus());
+  return box;
+}
+
+// ---------- feedback and reports ----------
+
+function chipGroup(options, chosen) {
+  const chips = el("div", { class: "chips" });
+  for (const label of options) {
+    const chip = el("button", { type: "button", class: "chip" + (chosen.has(label) ? " selected" : ""), text: label });
+    chip.addEventListener("click", () => {
+      if (chosen.has(label)) chosen.delete(label); else chosen.add(label);
+      chip.classList.toggle("selected");
+    });
+    chips.append(chip);
+  }
+  return chips;
+}
+
+function feedbackPanel(m) {
+  const rating = state.panel.kind === "up" ? 1 : -1;
+  const previous = m.feedback?.rating === rating ? m.feedback : null;
+  const chosen = new Set(previous?.reasons ?? []);
+  const comment = el("textarea", { class: "feedback-comment", rows: 2, placeholder: "Tell us more (optional)" });
+  comment.value = previous?.comment ?? "";
+  const submit = async () => {
+    try {
+      const fb = await api("POST", `/api/messages/${m.id}/feedback`,
+        { rating, reasons: [...chosen], comment: comment.value });
+      m.feedback = fb.feedback;
+      state.panel = null;
+      renderMessages();
+    } catch (err) { showError(err); }
+  };
+  return el("div", { class: "feedback-panel" },
+    el("div", { class: "panel-title", text: rating > 0 ? "What was good?" : "What was wrong?" }),
+    chipGroup(rating > 0 ? UP_REASONS : DOWN_REASONS, chosen),
+    comment,
+    el("div", { class: "row" },
+      el("button", { type: "button", class: "primary feedback-submit", text: "Submit", onclick: submit }),
+      el("button", { type: "button", class: "ghost feedback-cancel", text: "Close",
+        onclick: () => { state.panel = null; renderMessages(); } })));
+}
+
+// A thumb records the rating at once; the panel that opens lets the user add reasons.
+// Pressing the thumb that is already on takes the rating back.
+async function rate(m, rating) {
+  try {
+    if (m.feedback?.rating === rating) {
+      await api("DELETE", `/api/messages/${m.id}/feedback`);
+      m.feedback = null;
+      state.panel = null;
+    } else {
+      const fb = await api("POST", `/api/messages/${m.id}/feedback`, { rating, reasons: [], comment: "" });
+      m.feedback = fb.feedback;
+      state.panel = { id: m.id, kind: rating > 0 ? "up" : "down" };
+    }
+    renderMessages();
+  } catch (err) { showError(err); }
+}
+
+function reportPanel(m) {
+  const blocked = isBlocked(m);
+  const kinds = Object.keys(REPORT_KINDS).filter((k) =>
+    blocked ? k === "moderation_false_positive" : k !== "moderation_false_positive");
+  let kind = kinds[0];
+  const chips = el("div", { class: "chips" });
+  for (const k of kinds) {
+    const chip = el("button", { type: "button", class: "chip report-kind" + (k === kind ? " selected" : ""),
+      "data-kind": k, text: REPORT_KINDS[k] });
+    chip.addEventListener("click", () => {
+      kind = k;
+      for (const c of chips.children) c.classList.toggle("selected", c === chip);
+    });
+    chips.append(chip);
+  }
+  const comment = el("textarea", { class: "report-comment", rows: 2, placeholder: "What happened? (optional)" });
+  const submit = async () => {
+    try {
+      await api("POST", `/api/messages/${m.id}/report`, { kind, comment: comment.value });
+      m.reports = [...(m.reports ?? []), kind];
+      state.panel = null;
+      renderMessages();
+    } catch (err) { showError(err); }
+  };
+  return el("div", { class: "report-panel" },
+    el("div", { class: "panel-title", text: "Report this reply" }), chips, comment,
+    el("div", { class: "row" },
+      el("button", { type: "button", class: "primary report-submit", text: "Send report", onclick: submit }),
+      el("button", { type: "button", class: "ghost report-cancel", text: "Cancel",
+        onclick: () => { state.panel = null; renderMessages(); } })));
+}
+
+// ---------- streaming ----------
+
+function updateStreamingBody(m) {
+  const node = document.querySelector(`.msg[data-id="${CSS.escape(m.id)}"] .msg-body`);
+  if (node) renderBody(m, node); else renderMessages();
+  const box = $("messages");
+  box.scrollTop = box.scrollHeight;
+}
+
+function onStreamEvent(ev) {
+  if (ev.type === "user" || ev.type === "assistant") {
+    addMessage(ev.message);
+    select(ev.message);
+    if (ev.type === "assistant") state.stream.messageId = ev.message.id;
+    renderMessages();
+  } else if (ev.type === "delta") {
+    const m = state.messages.get(ev.id ?? state.stream.messageId);
+    m.content += ev.text;
+    updateStreamingBody(m);
+  } else if (ev.type === "done") {
+    addMessage(ev.message);
+  } else if (ev.type === "error") {
+    if (ev.message) addMessage(ev.message);
+    showError(ev.error);
+  }
+}
+
+async function runStream(path, body) {
+  showError(null);
+  state.stream = { controller: new AbortController(), messageId: null };
+  state.panel = state.editing = null;
+  renderComposer();
+  renderMessages();
+  try {
+    await stream(path, body, onStreamEvent, state.stream.controller.signal);
+  } catch (err) {
+    if (err.name !== "AbortError") showError(err);
+  } finally {
+    state.stream = null;
+    renderComposer();
+    renderMessages();
+    refreshConversations().then(() => {
+      const fresh = state.conversations.find((c) => c.id === state.conv?.id);
+      if (fresh) { state.conv = { ...state.conv, ...fresh }; renderHeader(); }
+    }).catch(showError);
+    $("composer-input").focus();
+  }
+}
+
+async function ensureConversation() {
+  if (state.conv) return state.conv;
+  const created = await api("POST", "/api/conversations", state.draft);
+  state.conv = created.conversation;
+  state.selected = {};
+  history.replaceState(null, "", `#/c/${state.conv.id}`);
+  return state.conv;
+}
+
+async function send(text) {
+  try {
+    const conv = await ensureConversation();
+    const path = currentPath();
+    const last = path[path.length - 1];
+    // Reply to the last answer; a last user turn without one (it failed) is replaced instead.
+    const parent = !last ? null : last.role === "assistant" ? last.id : last.parent_id;
+    await runStream(`/api/conversations/${conv.id}/messages`, { content: text, parent_id: parent });
+  } catch (err) { showError(err); }
+}
+
+const regenerate = (m) => runStream(`/api/messages/${m.id}/regenerate`, {});
+const edit = (m, content) => runStream(`/api/messages/${m.id}/edit`, { content });
+
+async function stop() {
+  const s = state.stream;
+  if (!s) return;
+  try {
+    if (s.messageId) await api("POST", `/api/messages/${s.messageId}/stop`, {});
+  } catch { /* the stream may just have ended */ }
+  // The server ends the stream on stop; if it doesn't within a few seconds, drop the connection,
+  // which also cancels the generation.
+  setTimeout(() => { if (state.stream === s) s.controller.abort(); }, 3000);
+}
+
+// ---------- settings ----------
+
+const SETTING_FIELDS = ["temperature", "top_p", "max_tokens", "seed"];
+
+function renderSettings() {
+  const cur = currentSettings();
+  $("set-system").value = cur.system_prompt ?? "";
+  for (const f of SETTING_FIELDS) $(`set-${f}`).value = cur.settings[f] ?? "";
+  $("out-temperature").textContent = $("set-temperature").value;
+  $("out-top_p").textContent = $("set-top_p").value;
+  $("settings-status").textContent = "";
+}
+
+function readSettings() {
+  const num = (id) => ($(id).value === "" ? null : Number($(id).value));
+  return {
+    system_prompt: $("set-system").value,
+    settings: { temperature: num("set-temperature"), top_p: num("set-top_p"),
+      max_tokens: num("set-max_tokens"), seed: num("set-seed") },
+  };
+}
+
+async function saveSettings() {
+  const values = readSettings();
+  try {
+    if (state.conv) {
+      const res = await api("PATCH", `/api/conversations/${state.conv.id}`, values);
+      state.conv = { ...state.conv, ...res.conversation };
+    } else {
+      state.draft = values;
+    }
+    $("settings-status").textContent = "Saved";
+  } catch (err) {
+    $("settings-status").textContent = err.message;
+  }
+}
+
+// ---------- boot ----------
+
+function showLogin() {
+  $("app-view").hidden = true;
+  $("login-view").hidden = false;
+  $("login-username").focus();
+}
+
+async function showApp() {
+  $("login-view").hidden = true;
+  $("app-view").hidden = false;
+  $("user-name").textContent = state.user.username;
+  await refreshConversations();
+  const match = /^#\/c\/(.+)$/.exec(location.hash);
+  if (match) await openConversation(decodeURIComponent(match[1])); else newChat();
+}
+
+async function boot() {
+  try {
+    state.user = (await api("GET", "/api/me")).user;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return showLogin();
+    throw err;
+  }
+  await showApp();
+}
+
+function wire() {
+  $("login-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    $("login-error").textContent = "";
+    try {
+      const res = await api("POST", "/api/login",
+        { username: $("login-username").value, password: $("login-password").value });
+      state.user = res.user;
+      $("login-password").value = "";
+      await showApp();
+    } catch (err) { $("login-error").textContent = err.message; }
+  });
+  $("logout").addEventListener("click", async () => {
+    try { await api("POST", "/api/logout", {}); } finally { state.user = null; showLogin(); }
+  });
+  $("new-chat").addEventListener("click", () => { if (!state.stream) newChat(); });
+  const input = $("composer-input");
+  const submit = () => {
+    const text = input.value;
+    if (!text.trim() || state.stream) return;
+    input.value = "";
+    input.style.height = "";
+    send(text);
+  };
+  $("composer").addEventListener("submit", (e) => { e.preventDefault(); submit(); });
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
+  });
+  input.addEventListener("input", () => {
+    input.style.height = "auto";
+    input.style.height = `${Math.min(input.scrollHeight, 200)}px`;
+  });
+  $("stop").addEventListener("click", stop);
+  $("settings-toggle").addEventListener("click", () => {
+    const panel = $("settings-panel");
+    panel.hidden = !panel.hidden;
+    $("settings-toggle").setAttribute("aria-expanded", String(!panel.hidden));
+    if (!panel.hidden) renderSettings();
+  });
+  $("settings-save").addEventListener("click", saveSettings);
+  for (const f of ["temperature", "top_p"]) {
+    $(`set-${f}`).addEventListener("input", () => { $(`out-${f}`).textContent = $(`set-${f}`).value; });
+  }
+}
+
+wire();
+boot().catch((err) => { document.body.textContent = `Failed to start: ${err.message}`; });

@@ -152,6 +152,11 @@ def test_message_tree_regenerate_and_branch(store):
     assert len(store.list_conversations(None)) == 3
     upd = store.update_conversation(conv.id, alice.id, title="Europe", current_id=a1.id)
     assert (upd.title, upd.current_id, upd.system_prompt) == ("Europe", a1.id, "Be brief.")
+    assert store.get_conversation(conv.id).current_id == a1.id
+    # Renaming or flipping siblings does not reorder the list; a new message does.
+    assert [c.title for c in store.list_conversations(alice.id)] == ["Other", "Europe"]
+    store.add_message(conv.id, "user", "More?", parent_id=a1.id)
+    assert [c.title for c in store.list_conversations(alice.id)] == ["Europe", "Other"]
     with pytest.raises(NotFound):
         store.update_conversation(conv.id, alice.id, current_id=other.id + 1000)
     done = store.update_message(a2.id, content="It is Paris!", meta={"usage": 3})
@@ -184,6 +189,8 @@ def test_feedback_reports_and_model_versions(store):
         store.set_feedback(a.id, alice.id, 1, reasons="untrue")
     with pytest.raises(NotFound):
         store.set_feedback(9999, alice.id, 1)
+    with pytest.raises(NotFound):
+        store.set_feedback(a.id, 9999, 1)
     assert store.delete_feedback(a.id, alice.id) and not store.delete_feedback(a.id, alice.id)
 
     r1 = store.add_report(alice.id, "harmful", message_id=a.id, comment="dangerous")

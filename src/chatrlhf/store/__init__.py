@@ -10,7 +10,8 @@ Opening::
 
     from chatrlhf.store import Store, NotFound, Conflict
     store = Store(url=None)   # None: $CHATRLHF_DB, else ~/.local/share/chatrlhf/chatrlhf.db
-                              # a plain path = SQLite file; "sqlite://" = in memory (tests);
+                              # a plain path = SQLite file; "sqlite://" = in memory (one
+                              # shared connection: single-threaded tests only);
                               # "postgresql://..." or "postgresql+psycopg://..." = PostgreSQL
     store.upgrade()           # Alembic to head; idempotent — call once at startup
     store.counts()            # {table: rows}: prove a rejected request wrote nothing

@@ -326,7 +326,8 @@ class Store:
             for attr, value in (("title", title), ("system_prompt", system_prompt), ("settings", settings)):
                 if value is not None:
                     setattr(conv, attr, value)
-            conv.updated_at = utcnow()
+            # updated_at is left alone: it orders the conversation list by the last message, and
+            # flipping between siblings or renaming should not move a conversation to the top.
             return _conversation(conv)
 
     def delete_conversation(self, conv_id: int, user_id: int | None = None) -> bool:
@@ -484,12 +485,21 @@ class Store:
             raise ValueError(f"rating must be +1 or -1, got {rating!r}")
         reasons = check_reasons(list(reasons) if isinstance(reasons, tuple) else reasons)
         check_text("comment", comment, max_chars=R.MAX_COMMENT_CHARS)
+        try:
+            return self._upsert_feedback(message_id, user_id, rating, reasons, comment)
+        except Conflict:  # a concurrent first rating by the same user won the insert: update it
+            return self._upsert_feedback(message_id, user_id, rating, reasons, comment)
+
+    def _upsert_feedback(self, message_id: int, user_id: int, rating: int, reasons: list[str],
+                         comment: str) -> R.StoredFeedback:
         with self._write() as s:
             msg = s.get(MessageRow, message_id)
             if msg is None:
                 raise NotFound(f"no message {message_id}")
             if msg.role != "assistant":
                 raise ValueError("only assistant messages can be rated")
+            if s.get(UserRow, user_id) is None:
+                raise NotFound(f"no user {user_id}")
             row = s.scalar(select(FeedbackRow).where(FeedbackRow.message_id == message_id,
                                                      FeedbackRow.user_id == user_id))
             if row is None:

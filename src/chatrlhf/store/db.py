@@ -67,7 +67,10 @@ def make_engine(url: str | None = None) -> Engine:
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
-        if u.database in (None, "", ":memory:"):
+        memory = u.database in (None, "", ":memory:") or "mode=memory" in str(u.query)
+        if not memory:
+            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        else:
             from sqlalchemy.pool import StaticPool
 
             # One shared connection, else every pooled connection sees its own empty database.

@@ -39,6 +39,12 @@ def hidden_states(lm: Any, input_ids: "torch.Tensor", attention_mask: "torch.Ten
     return out.last_hidden_state
 
 
+def last_real_index(attention_mask: "torch.Tensor") -> "torch.Tensor":
+    """(B, T) -> (B,) column of each row's last real token, for left, right or both-side padding."""
+    T = attention_mask.shape[1]
+    return T - 1 - attention_mask.long().flip(1).argmax(1)
+
+
 def new_scalar_head(hidden_size: int, init_std: float = 0.0) -> "torch.nn.Linear":
     """A hidden -> 1 linear head; zero init makes a fresh critic predict 0 everywhere."""
     import torch
@@ -72,11 +78,11 @@ class ScalarModel:
         return self.train(False)
 
     def raw_scores(self, input_ids: "torch.Tensor", attention_mask: "torch.Tensor") -> "torch.Tensor":
-        """(B, T) right-padded -> (B,) head output at each row's last real token (no bias)."""
+        """(B, T) -> (B,) head output at each row's last real token (no bias)."""
         import torch
 
         h = hidden_states(self.lm, input_ids, attention_mask)  # (B, T, H)
-        last = attention_mask.long().sum(1) - 1  # (B,)
+        last = last_real_index(attention_mask)  # (B,)
         h_last = h[torch.arange(h.shape[0], device=h.device), last]  # (B, H)
         return self.head(h_last.to(self.head.weight.dtype)).squeeze(-1).float()
 

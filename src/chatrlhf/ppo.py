@@ -1,0 +1,381 @@
+"""PPO against the reward model with a per-token KL penalty to the SFT reference (InstructGPT).
+
+Consumes the SFT (or previous round's) policy checkpoint, the reward model checkpoint and prompt
+JSONL files (Conversations ending on a user turn; optionally demonstrations for the ptx loss).
+Produces ``out_dir/`` = the policy checkpoint (``save_pretrained``, LoRA merged), ``metrics.jsonl``
+(one row per iteration: reward, KL, β, entropy, clip fraction, value loss, reply length, and the
+gold score when the prompts come from the simulator) and ``DONE``. Run with ``chatrlhf ppo`` or as
+pipeline step 6. The pure parts (GAE, losses, controllers) live in ``ppo_core``.
+
+Models: the policy, initialised from SFT; a frozen reference (a copy of the SFT weights, or under
+LoRA the same model with its adapter disabled); the reward model; and a value head on the policy's
+own trunk (cheapest on CPU: one forward pass gives log-probs and values), optionally initialised
+from the reward model's head. Rollouts come from the project's engine on a bf16 copy of the policy
+that is refreshed every iteration.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    import torch
+
+    from chatrlhf.ppo_core import Experience
+
+
+@dataclass
+class PPOConfig:
+    policy: str = "smollm2"  # initial policy (SFT checkpoint); also the KL reference
+    reward_model: str = ""  # reward model checkpoint (heads.ScalarModel)
+    prompts: list[str] = field(default_factory=list)  # Conversation JSONL files of prompts
+    ptx_data: list[str] = field(default_factory=list)  # demonstrations for the ptx loss
+    out_dir: str = "runs/manual/ppo"
+    iterations: int = 20  # rollout + update cycles
+    rollout_batch: int = 16  # prompts per iteration
+    minibatch_size: int = 8
+    ppo_epochs: int = 1  # passes over each rollout batch
+    max_prompt_len: int = 256
+    max_new_tokens: int = 64
+    temperature: float = 1.0  # sampling temperature; log-probs use the same one
+    top_p: float = 1.0
+    lr: float = 1e-5
+    value_head_lr: float = 1e-3
+    vf_coef: float = 0.1  # value loss weight (it flows into the shared trunk)
+    clip: float = 0.2
+    vf_clip: float = 0.2
+    gamma: float = 1.0
+    lam: float = 0.95
+    kl_coef: float = 0.05  # initial β
+    kl_target: float = 0.0  # >0: adaptive controller (Ziegler et al.) toward this KL per reply
+    kl_horizon: int = 10000
+    nonending_penalty: float = -1.0  # added to the score of a reply that never emitted EOS
+    whiten_advantages: bool = True
+    ptx_coef: float = 0.0  # γ: weight of the SFT loss on ``ptx_data`` mixed into each update
+    ptx_batch: int = 4
+    value_init: str = "zero"  # "zero" or "rm": start the value head from the reward model's head
+    lora_r: int = 0
+    lora_alpha: int = 32
+    dtype: str = "bf16"  # autocast for the training forward/backward
+    rollout_dtype: str = "bf16"  # weights of the generation copy ("float32": sample from the policy itself)
+    gold: bool = True  # score rollouts with the simulator's gold judge when prompts carry a task
+    seed: int = 0
+    threads: int = 0
+
+
+@dataclass
+class Models:
+    policy: Any  # trainable causal LM (maybe PEFT-wrapped)
+    reference: Any | None  # frozen SFT copy; None under LoRA (adapter disabled instead)
+    value_head: Any  # torch.nn.Linear on the policy trunk
+    reward: Any  # heads.ScalarModel, frozen
+    tokenizer: Any
+    gen_model: Any  # what the engine samples from
+
+
+# ----------------------------------------------------------------------------- setup
+
+
+def build_models(cfg: PPOConfig) -> Models:
+    import torch
+
+    from chatrlhf.heads import apply_lora, load_head, load_scalar_model, new_scalar_head
+    from chatrlhf.models import load_model
+    from chatrlhf.train_utils import device
+
+    policy, tok = load_model(cfg.policy)
+    reference = None
+    if cfg.lora_r > 0:
+        policy = apply_lora(policy, cfg.lora_r, cfg.lora_alpha)
+    else:
+        reference = copy.deepcopy(policy).eval().requires_grad_(False).to(device())
+    rm, _ = load_scalar_model(cfg.reward_model)
+    rm.lm.requires_grad_(False)
+    rm.head.requires_grad_(False)
+    rm.lm.to(device())
+    rm.head.to(device())
+    if cfg.value_init == "rm":
+        head, _ = load_head(cfg.reward_model)
+    else:
+        head = new_scalar_head(policy.config.hidden_size)
+    return Models(policy.to(device()), reference, head.to(device()), rm, tok, None)
+
+
+def refresh_gen_model(models: Models, cfg: PPOConfig) -> Any:
+    """The model the engine samples from: the policy's current weights, in ``rollout_dtype``."""
+    import torch
+
+    policy = models.policy
+    merged = hasattr(policy, "merge_and_unload")
+    if cfg.rollout_dtype == "float32" and not merged:
+        return policy
+    dtype = torch.bfloat16 if cfg.rollout_dtype in ("bf16", "bfloat16") else torch.float32
+    if merged:  # LoRA: fold the adapter into a plain copy the engine's fast path understands
+        gen = copy.deepcopy(policy).merge_and_unload().to(dtype)
+        return gen.eval()
+    if models.gen_model is None:
+        models.gen_model = copy.deepcopy(policy).to(dtype).eval().requires_grad_(False)
+    with torch.no_grad():
+        for dst, src in zip(models.gen_model.parameters(), policy.parameters()):
+            dst.copy_(src)
+    return models.gen_model
+
+
+def load_prompts(paths: list[str], tokenizer: Any, max_len: int) -> list[tuple[Any, list[int]]]:
+    from chatrlhf.chat_format import render_prompt
+    from chatrlhf.schema import Conversation, read_jsonl
+
+    out = []
+    for p in paths:
+        for conv in read_jsonl(p, Conversation):
+            if conv.messages[-1]["role"] == "assistant":  # a demonstration: prompt with its prefix
+                conv = Conversation(conv.messages[:-1], conv.meta)
+            if conv.is_prompt:
+                out.append((conv, render_prompt(conv.messages, tokenizer, max_length=max_len)))
+    if not out:
+        raise ValueError(f"no prompts in {paths}")
+    return out
+
+
+def gold_scorer(enabled: bool) -> Callable[[Any, str], float | None] | None:
+    """The simulator's gold judge as (conversation, reply) -> score, or None without a simulator."""
+    if not enabled:
+        return None
+    try:
+        from chatrlhf.simulate import judge
+    except ImportError:
+        return None
+
+    def score(conv: Any, reply: str) -> float | None:
+        if "task" not in conv.meta:
+            return None
+        return float(judge(conv.messages, reply, conv.meta).total)
+
+    return score
+
+
+# ----------------------------------------------------------------------------- forward passes
+
+
+def response_forward(lm: Any, exp_seq: "torch.Tensor", attn: "torch.Tensor", prompt_len: int,
+                     resp_len: int) -> "torch.Tensor":
+    """(B, P+R) -> (B, R, H): hidden states at the positions that predict each reply token."""
+    from chatrlhf.heads import hidden_states
+
+    h = hidden_states(lm, exp_seq, attn)  # (B, P+R, H)
+    return h[:, prompt_len - 1: prompt_len - 1 + resp_len]
+
+
+def logprobs_and_values(models: Models, seq: "torch.Tensor", attn: "torch.Tensor", prompt_len: int,
+                        resp: "torch.Tensor", cfg: PPOConfig, want_entropy: bool = False):
+    """Policy log-probs (B, R), values (B, R) and optionally entropy (B, R) from one forward pass."""
+    from chatrlhf.heads import lm_head_of
+    from chatrlhf.ppo_core import entropy_from_logits, token_logprobs
+
+    h = response_forward(models.policy, seq, attn, prompt_len, resp.shape[1])  # (B, R, H)
+    logits = lm_head_of(models.policy)(h)  # (B, R, V)
+    logp = token_logprobs(logits, resp, cfg.temperature)
+    values = models.value_head(h.to(models.value_head.weight.dtype)).squeeze(-1).float()
+    ent = entropy_from_logits(logits, cfg.temperature) if want_entropy else None
+    return logp, values, ent
+
+
+def reference_logprobs(models: Models, seq, attn, prompt_len: int, resp, cfg: PPOConfig) -> "torch.Tensor":
+    import contextlib
+
+    from chatrlhf.heads import lm_head_of
+    from chatrlhf.ppo_core import token_logprobs
+
+    ref = models.reference if models.reference is not None else models.policy
+    ctx = models.policy.disable_adapter() if models.reference is None else contextlib.nullcontext()
+    with ctx:
+        h = response_forward(ref, seq, attn, prompt_len, resp.shape[1])
+        return token_logprobs(lm_head_of(ref)(h), resp, cfg.temperature)
+
+
+# ----------------------------------------------------------------------------- experience
+
+
+def make_experience(models: Models, batch: list[tuple[Any, list[int]]], completions: list[Any],
+                    kl_coef: float, cfg: PPOConfig) -> "Experience":
+    """Steps 2-5 of the algorithm: from sampled replies to advantages and returns."""
+    import torch
+
+    from chatrlhf.ppo_core import (Experience, apply_nonending_penalty, gae_advantages, kl_penalized_rewards,
+                                   masked_whiten)
+    from chatrlhf.train_utils import autocast, device, pad_id_of, pad_left
+
+    pad = pad_id_of(models.tokenizer)
+    prompts, _ = pad_left([ids for _, ids in batch], pad)  # (B, P)
+    P, R = prompts.shape[1], max(len(c.token_ids) for c in completions)
+    resp = torch.full((len(batch), R), pad, dtype=torch.long)  # (B, R) reply tokens, EOS included
+    mask = torch.zeros(len(batch), R)  # (B, R) 1 up to and including EOS
+    for i, c in enumerate(completions):
+        resp[i, : len(c.token_ids)] = torch.tensor(c.token_ids)
+        mask[i, : len(c.token_ids)] = 1
+    _, prompt_attn = pad_left([ids for _, ids in batch], pad)
+    seq = torch.cat([prompts, resp], 1).to(device())  # (B, P+R)
+    attn = torch.cat([prompt_attn, mask.long()], 1).to(device())
+    resp, mask = resp.to(device()), mask.to(device())
+    ended = torch.tensor([c.finish_reason == "stop" for c in completions], device=device())
+    models.policy.eval()
+    with torch.no_grad(), autocast(cfg.dtype):
+        # 2. one policy forward gives the old log-probs and the old values together
+        old_logp, values, _ = logprobs_and_values(models, seq, attn, P, resp, cfg)
+        # 3. the frozen reference's log-probs, for the KL penalty
+        ref_logp = reference_logprobs(models, seq, attn, P, resp, cfg)
+        # 4. the reward model reads the end-of-reply token; unfinished replies are penalised
+        raw = models.reward.scores(seq, attn).float()
+    scores = apply_nonending_penalty(raw, ended, cfg.nonending_penalty)
+    rewards, kl = kl_penalized_rewards(scores, old_logp, ref_logp, mask, kl_coef)
+    values = values * mask
+    # 5. GAE over each reply, then whitening over the batch's valid tokens
+    adv, returns = gae_advantages(rewards, values, mask, cfg.gamma, cfg.lam)
+    if cfg.whiten_advantages:
+        adv = masked_whiten(adv, mask)
+    return Experience(seq, attn, P, mask, old_logp, ref_logp, values, rewards, adv, returns, scores, ended)
+
+
+# ----------------------------------------------------------------------------- update
+
+
+def ppo_update(models: Models, exp: "Experience", opt: Any, cfg: PPOConfig, rng: random.Random,
+               ptx: list | None) -> dict[str, float]:
+    """Step 6: ``ppo_epochs`` passes of clipped policy + value updates over shuffled minibatches."""
+    import torch
+
+    from chatrlhf.heads import masked_lm_loss
+    from chatrlhf.ppo_core import masked_mean, policy_loss, value_loss
+    from chatrlhf.train_utils import autocast, device, pad_id_of, pad_right
+
+    B = exp.sequences.shape[0]
+    P = exp.prompt_len
+    R = exp.mask.shape[1]
+    stats: dict[str, list[float]] = {}
+    models.policy.train()
+    params = [p for p in models.policy.parameters() if p.requires_grad] + list(models.value_head.parameters())
+    for _ in range(cfg.ppo_epochs):
+        order = list(range(B))
+        rng.shuffle(order)
+        for s in range(0, B, cfg.minibatch_size):
+            mb = exp.select(torch.tensor(order[s: s + cfg.minibatch_size], device=exp.sequences.device))
+            resp = mb.sequences[:, P: P + R]
+            with autocast(cfg.dtype):
+                logp, values, ent = logprobs_and_values(models, mb.sequences, mb.attention_mask, P, resp, cfg,
+                                                        want_entropy=True)
+            pg, pg_stats = policy_loss(logp, mb.old_logprobs, mb.advantages, mb.mask, cfg.clip)
+            vl, v_stats = value_loss(values, mb.values, mb.returns, mb.mask, cfg.vf_clip)
+            loss = pg + cfg.vf_coef * vl
+            if ptx and cfg.ptx_coef > 0:
+                # InstructGPT's PPO-ptx: keep the SFT likelihood up so RL does not erase skills
+                rows = rng.sample(ptx, min(cfg.ptx_batch, len(ptx)))
+                ids, a, m = pad_right([r[0] for r in rows], pad_id_of(models.tokenizer), [r[1] for r in rows])
+                with autocast(cfg.dtype):
+                    ptx_loss = masked_lm_loss(models.policy, ids.to(device()), a.to(device()), m.to(device()))
+                loss = loss + cfg.ptx_coef * ptx_loss
+                stats.setdefault("ptx_loss", []).append(ptx_loss.item())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gn = torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            row = {"pg_loss": pg.item(), "vf_loss": vl.item(), "entropy": masked_mean(ent.detach(), mb.mask).item(),
+                   "grad_norm": float(gn), **{k: v.item() for k, v in {**pg_stats, **v_stats}.items()}}
+            for k, v in row.items():
+                stats.setdefault(k, []).append(v)
+    return {k: sum(v) / len(v) for k, v in stats.items()}
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def run(cfg: PPOConfig) -> dict[str, Any]:
+    """Train the policy with PPO; returns a summary (also written to ``DONE``)."""
+    import torch
+
+    from chatrlhf.engine import Engine, SamplingParams
+    from chatrlhf.heads import save_head, save_lm
+    from chatrlhf.ppo_core import make_kl_controller
+    from chatrlhf.train_utils import MetricsLog, mark_done, progress, setup_torch
+
+    setup_torch(cfg.seed, cfg.threads)
+    rng = random.Random(cfg.seed)
+    out_dir = Path(cfg.out_dir)
+    models = build_models(cfg)
+    tok = models.tokenizer
+    prompts = load_prompts(cfg.prompts, tok, cfg.max_prompt_len)
+    ptx = ptx_examples(cfg, tok)
+    gold = gold_scorer(cfg.gold)
+    kl_ctl = make_kl_controller(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
+    opt = torch.optim.AdamW([
+        {"params": [p for p in models.policy.parameters() if p.requires_grad], "lr": cfg.lr},
+        {"params": list(models.value_head.parameters()), "lr": cfg.value_head_lr},
+    ], weight_decay=0.0)
+    log = MetricsLog(out_dir / "metrics.jsonl")
+    bar = progress(range(cfg.iterations), desc="ppo")
+    last: dict[str, Any] = {}
+    for it in bar:
+        t0 = time.time()
+        # 1. rollouts: sample replies to a fresh batch of prompts from the current policy
+        batch = rng.sample(prompts, min(cfg.rollout_batch, len(prompts)))
+        engine = Engine(refresh_gen_model(models, cfg), tok, max_batch_size=cfg.rollout_batch)
+        params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                                seed=cfg.seed * 100003 + it)
+        completions = engine.generate([ids for _, ids in batch], params)
+        t_gen = time.time() - t0
+        # 2-5. log-probs, values, reference, reward, KL-shaped rewards, GAE
+        exp = make_experience(models, batch, completions, kl_ctl.value, cfg)
+        # 6. PPO epochs over minibatches
+        upd = ppo_update(models, exp, opt, cfg, rng, ptx)
+        # 7. adapt β to the measured KL per reply (summed over tokens, mean over replies)
+        seq_kl = ((exp.old_logprobs - exp.ref_logprobs) * exp.mask).sum(1).mean().item()
+        kl_ctl.update(seq_kl, len(batch))
+        last = iteration_stats(it, exp, completions, batch, gold, seq_kl, kl_ctl.value, upd)
+        last.update(t_gen=t_gen, t_iter=time.time() - t0)
+        log.log(**last)
+        bar.set_postfix(reward=f"{last['reward']:.3f}", kl=f"{seq_kl:.2f}")
+    save_lm(models.policy, tok, out_dir)
+    save_head(models.value_head, out_dir / "value_head", {"note": "PPO value head on the policy trunk"})
+    summary = {"stage": "ppo", "iterations": cfg.iterations, "final": last}
+    mark_done(out_dir, summary)
+    return summary
+
+
+def iteration_stats(it: int, exp: "Experience", completions: list, batch: list, gold: Callable | None,
+                    seq_kl: float, beta: float, upd: dict[str, float]) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "iteration": it + 1,
+        "reward": exp.scores.mean().item(),  # RM score incl. non-ending penalty
+        "kl": seq_kl,
+        "kl_coef": beta,
+        "non_score_reward": (exp.rewards.sum(1) - exp.scores).mean().item(),
+        "length": exp.mask.sum(1).mean().item(),
+        "ended": exp.ended.float().mean().item(),
+        **upd,
+    }
+    if gold is not None:
+        g = [gold(conv, c.text) for (conv, _), c in zip(batch, completions)]
+        g = [x for x in g if x is not None]
+        if g:
+            row["gold"] = sum(g) / len(g)
+    return row
+
+
+def ptx_examples(cfg: PPOConfig, tok: Any) -> list[tuple[list[int], list[int]]]:
+    """(ids, assistant mask) of the ptx demonstrations (empty when ptx is off)."""
+    from chatrlhf.chat_format import render
+    from chatrlhf.schema import Conversation, read_jsonl
+
+    if cfg.ptx_coef <= 0 or not cfg.ptx_data:
+        return []
+    out = []
+    for p in cfg.ptx_data:
+        for c in read_jsonl(p, Conversation):
+            r = render(c.messages, tok, max_length=cfg.max_prompt_len + cfg.max_new_tokens)
+            if any(r.mask[1:]):
+                out.append((r.ids, r.mask))
+    return out

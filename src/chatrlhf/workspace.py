@@ -483,11 +483,13 @@ def import_records(store: Store, records: Sequence[Conversation | Ranking], sour
     with store._write() as s:
         s.add_all(DemoRow(user_id=None, messages=c.messages, status="submitted", source=source,
                           meta=c.meta) for c in demos)
-        for r in rankings:
-            task = RankingTaskRow(prefix=r.prefix, required=1, source="import", source_ref=source[:128],
-                                  status="done", meta=r.meta)
-            s.add(task)
-            s.flush()
+        # All tasks in one flush (one batched INSERT), then their rows: a per-task flush makes
+        # importing a public dataset of thousands of rankings take minutes.
+        tasks = [RankingTaskRow(prefix=r.prefix, required=1, source="import", source_ref=source[:128],
+                                status="done", meta=r.meta) for r in rankings]
+        s.add_all(tasks)
+        s.flush()
+        for task, r in zip(tasks, rankings):
             s.add_all(TaskCompletionRow(task_id=task.id, position=i, text=t, model=source[:128])
                       for i, t in enumerate(r.completions))
             s.add(RankingRow(task_id=task.id, user_id=None, annotator=r.annotator[:64], ranks=list(r.ranks),

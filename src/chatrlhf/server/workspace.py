@@ -27,6 +27,13 @@ from .auth import ROLE_ORDER, SESSION_COOKIE, optional_user, require_role
 from .errors import APIError
 
 PAGES = Path(__file__).parent / "static" / "workspace"
+# Same policy as the chat UI, except that our own pages may frame the guidelines page.
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'self'; form-action 'self'"),
+}
 SUGGEST_MAX_TOKENS = 256
 
 
@@ -81,7 +88,7 @@ def _page(request: Request, name: str, role: str) -> Response:
         return RedirectResponse(f"/?next={request.url.path}", status_code=303)
     if ROLE_ORDER.get(user.role, 0) < ROLE_ORDER[role]:
         raise APIError(403, f"this page needs the {role!r} role", code="insufficient_role")
-    return FileResponse(PAGES / name, media_type="text/html", headers={"Cache-Control": "no-store"})
+    return FileResponse(PAGES / name, media_type="text/html", headers=_PAGE_HEADERS)
 
 
 @router.get("/workspace", include_in_schema=False)

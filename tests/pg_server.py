@@ -45,6 +45,31 @@ def _bin_dir() -> Path:
     raise PostgresUnavailable("no PostgreSQL binaries (apt-get install postgresql, or set PG_BIN)")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_stale_clusters() -> None:
+    """Stop clusters left by test processes that died without tearing down (e.g. SIGKILL)."""
+    for d in glob.glob(os.path.join(tempfile.gettempdir(), "chatrlhf-pg-*")):
+        try:
+            owner = int((Path(d) / "owner").read_text())
+        except (OSError, ValueError):
+            continue  # being created right now, or not ours
+        if _pid_alive(owner):
+            continue
+        server = PostgresServer.__new__(PostgresServer)
+        server.bin, server.dir, server._started = _bin_dir(), Path(d), (Path(d) / "data").exists()
+        server._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        server.stop()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -57,6 +82,7 @@ class PostgresServer:
     def __init__(self) -> None:
         self.bin = _bin_dir()
         self.dir = Path(tempfile.mkdtemp(prefix="chatrlhf-pg-"))
+        (self.dir / "owner").write_text(str(os.getpid()))  # lets reap_stale_clusters find orphans
         self._as: list[str] = []
         if os.geteuid() == 0:
             try:
@@ -126,6 +152,10 @@ _servers: dict[str, PostgresServer] = {}
 def postgres_server() -> PostgresServer:
     """The process-wide server, started on first use and stopped at exit."""
     if "pg" not in _servers:
+        try:
+            reap_stale_clusters()
+        except PostgresUnavailable:
+            pass
         server = PostgresServer()
         try:
             server.start()

@@ -220,6 +220,7 @@ def test_limits_reject_before_writing(store):
         dict(role="user", content="x" * (64 * 1024 + 1)),
         dict(role="user", content="é" * (32 * 1024 + 1)),  # 64 KiB + 2 bytes of UTF-8
         dict(role="user", content="nul\x00byte"),
+        dict(role="user", content="lone \ud800 surrogate"),
         dict(role="user", content=None),
         dict(role="tool", content="x"),
         dict(role="user", content="x", meta={"blob": "y" * 20000}),

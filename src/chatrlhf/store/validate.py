@@ -19,7 +19,11 @@ def check_text(field: str, value: Any, *, max_bytes: int | None = None, max_char
         raise ValueError(f"{field} must not contain NUL characters")
     if max_chars is not None and len(value) > max_chars:
         raise ValueError(f"{field} is too long: {len(value)} characters, at most {max_chars}")
-    if max_bytes is not None and len(value.encode("utf-8", "surrogatepass")) > max_bytes:
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate (e.g. JSON "\ud800"): not storable text
+        raise ValueError(f"{field} is not valid Unicode text") from None
+    if max_bytes is not None and size > max_bytes:
         raise ValueError(f"{field} is too long: more than {max_bytes} bytes of UTF-8")
     return value
 

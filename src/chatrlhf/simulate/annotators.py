@@ -115,13 +115,17 @@ def gold_ranks(ranking: Ranking, judge_fn: Judge = judge) -> list[float]:
     return [-judge_fn(ranking.prefix, c, ranking.meta).total for c in ranking.completions]
 
 
-def agreement_with_gold(rankings: Iterable[Ranking], judge_fn: Judge = judge) -> float:
-    """Share of pairs the annotator ordered the same way as the gold judge (gold ties skipped)."""
+def agreement_with_gold(rankings: Iterable[Ranking], judge_fn: Judge = judge,
+                        gold: Sequence[Sequence[float]] | None = None) -> float:
+    """Share of pairs the annotator ordered the same way as the gold judge (gold ties skipped).
+
+    ``gold[i]`` may give ranking i's gold ranks (``gold_ranks``) when they are already known.
+    """
     agree = total = 0
-    for r in rankings:
-        gold = _pair_orders(gold_ranks(r, judge_fn))
+    for n, r in enumerate(rankings):
+        gold_order = _pair_orders(gold[n] if gold is not None else gold_ranks(r, judge_fn))
         mine = _pair_orders(r.ranks)
-        for pair, g in gold.items():
+        for pair, g in gold_order.items():
             if pair in mine:
                 total += 1
                 agree += mine[pair] == g

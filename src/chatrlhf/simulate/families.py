@@ -380,7 +380,7 @@ def build_ambiguous(rng: random.Random, split: str) -> Built:
         i = rng.randrange(len(HOMONYMS[split]))
         word, a, b, keys = HOMONYMS[split][i]
         tmpl, tid = _pick_template(rng, "ambiguous", "homonym", HOMONYM_TEMPLATES, split)
-        task = {"kind": "homonym", "template": tid, "entities": [f"word:{word}"], "keywords": keys,
+        task = {"kind": "homonym", "template": tid, "entities": [f"homonym:{word}"], "keywords": keys,
                 "ideal": "homonym", "slots": {"word": word, "a": a, "b": b}}
         display = word if word in ("python", "java") else word.capitalize()
         return [_user(tmpl.format(word=display))], task

@@ -221,7 +221,9 @@ _FRAMING = frozenset("you asked question said wrote want know ask asking".split(
 def _echoes(reply: str, prompt: str) -> bool:
     """The reply mostly repeats the user's message and adds nothing of substance."""
     r, p = _norm(reply).strip(), _norm(prompt).strip()
-    if difflib.SequenceMatcher(None, r, p).ratio() < 0.6:
+    sm = difflib.SequenceMatcher(None, r, p)
+    # The cheap upper bounds first: most replies differ from the question in length alone.
+    if sm.real_quick_ratio() < 0.6 or sm.quick_ratio() < 0.6 or sm.ratio() < 0.6:
         return False
     novel = set(re.findall(r"[a-z0-9']+", r)) - set(re.findall(r"[a-z0-9']+", p))
     return not (novel - _FRAMING - _FUNCTION_WORDS)

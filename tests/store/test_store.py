@@ -100,6 +100,9 @@ def test_web_sessions(store):
     assert store.user_for_session(token + "x") is None and store.user_for_session("") is None
     expired = store.create_session(alice.id, ttl_s=-1)
     assert store.user_for_session(expired) is None
+    assert store.counts()["web_sessions"] == 2
+    store.create_session(alice.id)  # purges the expired one
+    assert store.counts()["web_sessions"] == 2
     store.delete_session(token)
     assert store.user_for_session(token) is None
     with pytest.raises(NotFound):

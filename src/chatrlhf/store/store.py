@@ -258,6 +258,8 @@ class Store:
         with self._write() as s:
             if s.get(UserRow, user_id) is None:
                 raise NotFound(f"no user {user_id}")
+            # Expired sessions are dead weight; dropping the user's old ones here keeps the table small.
+            s.execute(delete(SessionRow).where(SessionRow.user_id == user_id, SessionRow.expires_at < now))
             s.add(SessionRow(token_hash=auth.hash_token(token), user_id=user_id, created_at=now,
                              expires_at=now + timedelta(seconds=ttl_s)))
         return token

@@ -30,6 +30,8 @@ def test_keys_users_and_db_commands(db_url):
     assert store.authenticate("alice", "password123").role == "admin"
     r = runner.invoke(cli, ["keys", "create", "--name", "laptop", "--user", "alice", "--db", db_url])
     assert store.verify_api_key(r.stdout.strip()).username == "alice"
+    r = runner.invoke(cli, ["users", "list", "--db", db_url])
+    assert r.output.splitlines()[1:] == [f"{store.get_user_by_name('alice').id}\talice\tadmin\tpassword"]
     r = runner.invoke(cli, ["keys", "list", "--db", db_url])
     assert "ci\t" + key[:10] in r.output and key not in r.output
     assert runner.invoke(cli, ["keys", "revoke", "ci", "--db", db_url]).exit_code == 0

@@ -57,7 +57,8 @@ def keys_group() -> None:
 
 @keys_group.command("create")
 @click.option("--name", required=True, help="A unique name for the key (to list or revoke it).")
-@click.option("--role", default="user", show_default=True, type=click.Choice(["user", "trainer", "admin"]))
+@click.option("--role", default="user", show_default=True, type=click.Choice(["user", "trainer", "admin"]),
+              help="Role of the key's own user 'key:NAME' (with --user, that user's role applies).")
 @click.option("--user", "username", default=None, help="Act as this existing user instead of a new key user.")
 @DB_OPTION
 def keys_create(name: str, role: str, username: str | None, db_url: str | None) -> None:
@@ -118,6 +119,15 @@ def users_create(username: str, role: str, password_stdin: bool, db_url: str | N
     except (ValueError, LookupError) as e:
         _fail(e)
     click.echo(f"created user {user.username!r} (id {user.id}, role {user.role})")
+
+
+@users_group.command("list")
+@DB_OPTION
+def users_list(db_url: str | None) -> None:
+    """List users (id, name, role, whether they can log in with a password)."""
+    for u in _store(db_url).list_users():
+        login = "password" if u.has_password else "no password"
+        click.echo(f"{u.id}\t{u.username}\t{u.role}\t{login}")
 
 
 @users_group.command("set-role")

@@ -101,6 +101,30 @@ function el(tag, props = {}, ...kids) {
   return node;
 }
 
+// Line icons as SVG paths (24x24, stroked): emoji glyphs are missing from many offline systems.
+const ICONS = {
+  up: ["M7 10v11H3V10h4z", "M7 10l4-8c1.6 0 3 1.2 3 2.8V9h5.2a2 2 0 0 1 2 2.3l-1.5 8A2 2 0 0 1 17.7 21H7"],
+  edit: ["M4 20h4L19.5 8.5a2.1 2.1 0 0 0-3-3L5 17v3z", "M14.5 7.5l3 3"],
+  regen: ["M20 12a8 8 0 1 1-2.4-5.7", "M20 4v5h-5"],
+  flag: ["M5 21V4", "M5 4h12l-2.5 4.5L17 13H5"],
+  copy: ["M9 9h11v11H9z", "M5 15H4V4h11v1"],
+  trash: ["M4 7h16", "M9 7V4h6v3", "M6 7l1 13h10l1-13"],
+};
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+function icon(name, flipped = false) {
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("class", flipped ? "icon flip" : "icon");
+  svg.setAttribute("aria-hidden", "true");
+  for (const d of ICONS[name]) {
+    const path = document.createElementNS(SVG_NS, "path");
+    path.setAttribute("d", d);
+    svg.append(path);
+  }
+  return svg;
+}
+
 function showError(err) {
   $("chat-error").textContent = err ? (err.message ?? String(err)) : "";
 }
@@ -121,10 +145,10 @@ function renderSidebar() {
       "data-id": c.id, onclick: () => openConversation(c.id) });
     const title = el("span", { class: "conv-title", text: c.title || "New chat", title: c.title || "" });
     const actions = el("span", { class: "conv-actions" },
-      el("button", { type: "button", title: "Rename", "aria-label": "Rename", text: "✎",
-        onclick: (e) => { e.stopPropagation(); startRename(item, title, c); } }),
-      el("button", { type: "button", title: "Delete", "aria-label": "Delete", text: "🗑",
-        onclick: (e) => { e.stopPropagation(); deleteConversation(c); } }));
+      el("button", { type: "button", class: "conv-rename-btn", title: "Rename", "aria-label": "Rename",
+        onclick: (e) => { e.stopPropagation(); startRename(item, title, c); } }, icon("edit")),
+      el("button", { type: "button", class: "conv-delete-btn", title: "Delete", "aria-label": "Delete",
+        onclick: (e) => { e.stopPropagation(); deleteConversation(c); } }, icon("trash")));
     item.append(title, actions);
     list.append(item);
   }
@@ -265,27 +289,29 @@ function siblingNav(m) {
       disabled: busy || i === kids.length - 1, onclick: () => flip(1) }));
 }
 
-function actionButton(label, text, cls, onclick, busy) {
-  return el("button", { type: "button", class: cls, title: label, "aria-label": label, text, onclick, disabled: busy });
+function actionButton(label, glyph, text, cls, onclick, busy) {
+  return el("button", { type: "button", class: cls, title: label, "aria-label": label, onclick, disabled: busy },
+    glyph, text ? el("span", { text }) : null);
 }
 
 function messageActions(m) {
   const busy = Boolean(state.stream);
   const bar = el("div", { class: "msg-actions" }, siblingNav(m));
   if (m.role === "user") {
-    bar.append(actionButton("Edit", "✎ Edit", "act-edit", () => { state.editing = m.id; renderMessages(); }, busy));
+    bar.append(actionButton("Edit", icon("edit"), "Edit", "act-edit", () => { state.editing = m.id; renderMessages(); }, busy));
     if (!state.children.get(m.id)?.length) {
-      bar.append(actionButton("Retry", "↻ Retry", "act-retry", () => regenerate(m), busy));
+      bar.append(actionButton("Retry", icon("regen"), "Retry", "act-retry", () => regenerate(m), busy));
     }
     return bar;
   }
   const rating = m.feedback?.rating ?? 0;
   bar.append(
-    actionButton("Good response", "👍", "act-up" + (rating > 0 ? " on" : ""), () => rate(m, 1), busy),
-    actionButton("Bad response", "👎", "act-down" + (rating < 0 ? " on down" : ""), () => rate(m, -1), busy),
-    actionButton("Regenerate", "↻ Regenerate", "act-regen", () => regenerate(m), busy),
-    actionButton("Report", "⚑ Report", "act-report", () => { state.panel = { id: m.id, kind: "report" }; renderMessages(); }, busy),
-    actionButton("Copy", "⧉", "act-copy", () => navigator.clipboard?.writeText(m.content), false));
+    actionButton("Good response", icon("up"), "", "act-up" + (rating > 0 ? " on" : ""), () => rate(m, 1), busy),
+    actionButton("Bad response", icon("up", true), "", "act-down" + (rating < 0 ? " on down" : ""), () => rate(m, -1), busy),
+    actionButton("Regenerate", icon("regen"), "Regenerate", "act-regen", () => regenerate(m), busy),
+    actionButton("Report", icon("flag"), "Report", "act-report",
+      () => { state.panel = { id: m.id, kind: "report" }; renderMessages(); }, busy),
+    actionButton("Copy", icon("copy"), "", "act-copy", () => navigator.clipboard?.writeText(m.content), false));
   if (m.reports?.length) bar.append(el("span", { class: "thanks", text: "Reported" }));
   return bar;
 }

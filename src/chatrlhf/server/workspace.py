@@ -34,6 +34,7 @@ _PAGE_HEADERS = {
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
         "object-src 'none'; base-uri 'none'; frame-ancestors 'self'; form-action 'self'"),
 }
+# Default length of suggestions and task completions; ``app.state.workspace_max_tokens`` overrides it.
 SUGGEST_MAX_TOKENS = 256
 
 
@@ -127,7 +128,7 @@ class SuggestBody(BaseModel):
     messages: list[Msg]
     k: int = Field(4, ge=1, le=ws.K_MAX)
     temperature: float = Field(0.9, ge=0.0, le=2.0)
-    max_tokens: int = Field(SUGGEST_MAX_TOKENS, ge=1, le=1024)
+    max_tokens: int | None = Field(None, ge=1, le=1024)  # None: app.state.workspace_max_tokens
 
 
 class DemoBody(BaseModel):
@@ -177,7 +178,8 @@ async def suggest(body: SuggestBody, request: Request, user: Any = Depends(train
     if not messages or messages[-1]["role"] != "user":
         raise APIError(400, "suggestions continue a dialog that ends with a user turn", param="messages")
     _call(ws.check_messages, messages, final=True)
-    texts = await sample(request, messages, body.k, temperature=body.temperature, max_tokens=body.max_tokens)
+    max_tokens = body.max_tokens or getattr(request.app.state, "workspace_max_tokens", SUGGEST_MAX_TOKENS)
+    texts = await sample(request, messages, body.k, temperature=body.temperature, max_tokens=max_tokens)
     return {"suggestions": texts, "model": request.app.state.model_name}
 
 

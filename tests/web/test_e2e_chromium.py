@@ -267,3 +267,20 @@ def test_stop_button_and_edit_branch(browser, site, tmp_path):
     assert len(conv.children(users[1].id)) == 1
     shot(page, "stop-and-edit", tmp_path)
     page.close()
+
+
+def test_login_returns_to_a_same_origin_next_page_only(browser, site):
+    url, _, _ = site
+    for target, expected in (("/workspace", "/workspace"), ("//example.com/x", "/")):
+        context = browser.new_context()  # no session cookie yet
+        page = context.new_page()
+        page.goto(f"{url}/?next={target}")
+        page.fill("#login-username", "alice")
+        page.fill("#login-password", PASSWORD)
+        page.click("#login-submit")
+        if expected == "/":
+            page.wait_for_selector("#app-view:not([hidden])")
+        else:
+            page.wait_for_url(f"{url}{expected}")
+        assert page.url.split("?")[0] == url + expected
+        context.close()

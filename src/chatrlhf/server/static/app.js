@@ -13,6 +13,7 @@ const DEFAULT_SETTINGS = { temperature: 0.7, top_p: 1.0, max_tokens: 256, seed: 
 const UP_REASONS = ["Correct", "Helpful", "Clear and concise", "Followed instructions"];
 const DOWN_REASONS = ["Not factually correct", "Didn't follow instructions", "Harmful or unsafe",
   "Refused without reason", "Too long", "Too short", "Off topic", "Other"];
+const ROLE_LABELS = { user: "You", assistant: "Assistant", system: "System" };
 const REPORT_KINDS = {
   harmful: "Harmful or unsafe",
   untrue: "Untrue or made up",
@@ -319,7 +320,7 @@ function messageActions(m) {
 function renderMessage(m) {
   const node = el("div", { class: `msg ${m.role}` + (state.stream?.messageId === m.id ? " streaming" : ""),
     "data-id": m.id, "data-role": m.role });
-  node.append(el("div", { class: "msg-role", text: m.role === "user" ? "You" : "Assistant" }));
+  node.append(el("div", { class: "msg-role", text: ROLE_LABELS[m.role] ?? m.role }));
   if (state.editing === m.id) {
     node.append(editBox(m));
     return node;
@@ -565,6 +566,7 @@ async function showApp() {
   $("login-view").hidden = true;
   $("app-view").hidden = false;
   $("user-name").textContent = state.user.username;
+  $("workspace-link").hidden = !["trainer", "admin"].includes(state.user.role);
   await refreshConversations();
   const match = /^#\/c\/(.+)$/.exec(location.hash);
   if (match) await openConversation(decodeURIComponent(match[1])); else newChat();
@@ -589,6 +591,10 @@ function wire() {
         { username: $("login-username").value, password: $("login-password").value });
       state.user = res.user;
       $("login-password").value = "";
+      // Pages of this site that need a login (the trainer workspace) send people here with
+      // ?next=/path; only same-origin paths are followed.
+      const next = new URLSearchParams(location.search).get("next");
+      if (next && /^\/(?![\/\\])/.test(next)) { location.href = next; return; }
       await showApp();
     } catch (err) { $("login-error").textContent = err.message; }
   });

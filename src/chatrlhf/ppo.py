@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class PPOConfig:
-    policy: str = "smollm2"  # initial policy (SFT checkpoint); also the KL reference
+    policy: str = "smollm2"  # initial policy (SFT checkpoint, or the previous round's PPO policy)
+    reference: str = ""  # KL reference (the SFT checkpoint); "" = the initial policy
     reward_model: str = ""  # reward model checkpoint (heads.ScalarModel)
     prompts: list[str] = field(default_factory=list)  # Conversation JSONL files of prompts
     ptx_data: list[str] = field(default_factory=list)  # demonstrations for the ptx loss
@@ -90,9 +91,12 @@ def build_models(cfg: PPOConfig) -> Models:
 
     policy, tok = load_model(cfg.policy)
     reference = None
+    if cfg.reference and Path(cfg.reference).resolve() != Path(cfg.policy).resolve():
+        # a later round: the policy moved on, the KL anchor stays at SFT
+        reference = load_model(cfg.reference)[0].eval().requires_grad_(False).to(device())
     if cfg.lora_r > 0:
         policy = apply_lora(policy, cfg.lora_r, cfg.lora_alpha)
-    else:
+    elif reference is None:
         reference = copy.deepcopy(policy).eval().requires_grad_(False).to(device())
     rm, _ = load_scalar_model(cfg.reward_model)
     rm.lm.requires_grad_(False)
@@ -323,8 +327,8 @@ def run(cfg: PPOConfig) -> dict[str, Any]:
         # 1. rollouts: sample replies to a fresh batch of prompts from the current policy
         batch = rng.sample(prompts, min(cfg.rollout_batch, len(prompts)))
         engine = Engine(refresh_gen_model(models, cfg), tok, max_batch_size=cfg.rollout_batch)
-        params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                                seed=cfg.seed * 100003 + it)
+        params = [SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                                 seed=(cfg.seed * 100003 + it) * 1009 + row) for row in range(len(batch))]
         completions = engine.generate([ids for _, ids in batch], params)
         t_gen = time.time() - t0
         # 2-5. log-probs, values, reference, reward, KL-shaped rewards, GAE

@@ -201,14 +201,16 @@ def evaluate_rankings(model: Any, tok: Any, rankings: Sequence["Ranking"], cfg: 
     """Held-out pairwise accuracy of the RM against the annotators and the gold judge."""
     from chatrlhf.train_utils import pad_id_of
 
-    hits = {"annotator": [0, 0], "gold": [0, 0], "annotator_vs_gold": [0, 0]}
+    hits = {k: [0, 0] for k in ("annotator", "gold", "annotator_vs_gold", "gold_policy")}
     for rk in rankings:
         seqs = [encode_reply(rk.prefix, c, tok, cfg.max_length) for c in rk.completions]
         s = score_ids(model, seqs, pad_id_of(tok), cfg.dtype)
         _add(hits["annotator"], pair_accuracy(s, rk.ranks, higher_is_better=False))
-        gold = rk.meta.get("gold")
+        gold = gold_scores(rk)
         if gold is not None:
             _add(hits["gold"], pair_accuracy(s, gold, higher_is_better=True))
+            if rk.meta.get("source") == "policy":  # the distribution PPO will query
+                _add(hits["gold_policy"], pair_accuracy(s, gold, higher_is_better=True))
             # the annotators' own agreement with gold: the ceiling the RM learns under
             _add(hits["annotator_vs_gold"], pair_accuracy([-r for r in rk.ranks], gold, higher_is_better=True))
     out: dict[str, Any] = {"heldout_rankings": len(rankings)}
@@ -216,6 +218,20 @@ def evaluate_rankings(model: Any, tok: Any, rankings: Sequence["Ranking"], cfg: 
         out[f"acc_{k}"] = h / n if n else None
         out[f"pairs_{k}"] = n
     return out
+
+
+def gold_scores(rk: "Ranking") -> list[float] | None:
+    """Gold score of each completion: recorded at labelling time, else from the simulator's judge
+    when the ranking carries a simulated task, else None (human data has no gold)."""
+    if rk.meta.get("gold") is not None:
+        return list(rk.meta["gold"])
+    if "task" not in rk.meta:
+        return None
+    try:
+        from chatrlhf.simulate import judge
+    except ImportError:
+        return None
+    return [float(judge(rk.prefix, c, rk.meta).total) for c in rk.completions]
 
 
 def _add(acc: list[int], hn: tuple[int, int]) -> None:

@@ -1,0 +1,100 @@
+"""``chatrlhf pipeline`` (the whole recipe) and the per-stage commands ``sft``, ``reward``, ``ppo``,
+``evaluate`` and ``report``: thin wrappers over the stage modules' ``run`` functions.
+
+Settings come from a preset (``tiny``, ``cpu`` the default, ``gpu``, or a YAML path) plus dotted
+overrides, e.g. ``chatrlhf pipeline --config cpu ppo.iterations=10 sft.lr=2e-5``. A stage command
+takes that stage's section of the same preset, so ``chatrlhf sft model=smollm2 data=[d.jsonl]``
+overrides ``sft.model`` and ``sft.data``.
+"""
+
+from __future__ import annotations
+
+import click
+
+_PRESET_HELP = "Preset name (tiny, cpu, gpu) or a YAML file."
+
+
+def _stage_cfg(stage: str, preset: str, overrides: tuple[str, ...]):
+    from chatrlhf.pipeline import load
+
+    cfg = load(preset, [f"{stage}.{o}" for o in overrides])
+    return getattr(cfg, stage)
+
+
+def _echo_json(obj) -> None:
+    import json
+
+    click.echo(json.dumps(obj, indent=1, default=str))
+
+
+def register(group: click.Group) -> None:
+    @group.command("pipeline")
+    @click.option("--config", "preset", default="cpu", show_default=True, help=_PRESET_HELP)
+    @click.option("--rounds", type=int, default=None, help="Repeat steps 3-7 this many times.")
+    @click.option("--run-dir", default=None, help="Run directory [default: the preset's run_dir].")
+    @click.option("--labels", default=None,
+                  help="sim (simulated annotators), db:URL (store export) or a rankings JSONL file.")
+    @click.argument("overrides", nargs=-1)
+    def pipeline_cmd(preset, rounds, run_dir, labels, overrides) -> None:
+        """Simulate, SFT, sample K, label, reward model, PPO, evaluate, report; resumable.
+
+        OVERRIDES are dotted settings such as ``ppo.iterations=10`` or ``sample.k=4``.
+        """
+        from chatrlhf.pipeline import load, run
+
+        extra = list(overrides)
+        extra += [f"rounds={rounds}"] if rounds is not None else []
+        extra += [f"run_dir={run_dir}"] if run_dir else []
+        extra += [f"labels={labels}"] if labels else []
+        results = run(load(preset, extra), log=click.echo)
+        if results:
+            for name, s in results["models"].items():
+                click.echo(f"{name:>8}: gold {s['gold']:.3f}")
+            for k, v in results["win_rates"].items():
+                click.echo(f"{k}: win rate {v['win_rate']:.2f}")
+
+    @group.command("sft")
+    @click.option("--config", "preset", default="cpu", show_default=True, help=_PRESET_HELP)
+    @click.argument("overrides", nargs=-1)
+    def sft_cmd(preset, overrides) -> None:
+        """Supervised fine-tuning on demonstrations (e.g. ``model=smollm2 data=[demos.jsonl] out_dir=..``)."""
+        from chatrlhf import sft
+
+        _echo_json(sft.run(_stage_cfg("sft", preset, overrides)))
+
+    @group.command("reward")
+    @click.option("--config", "preset", default="cpu", show_default=True, help=_PRESET_HELP)
+    @click.argument("overrides", nargs=-1)
+    def reward_cmd(preset, overrides) -> None:
+        """Train a reward model on rankings (``model=SFT_DIR rankings=[r.jsonl] out_dir=..``)."""
+        from chatrlhf import reward
+
+        _echo_json(reward.run(_stage_cfg("reward", preset, overrides)))
+
+    @group.command("ppo")
+    @click.option("--config", "preset", default="cpu", show_default=True, help=_PRESET_HELP)
+    @click.argument("overrides", nargs=-1)
+    def ppo_cmd(preset, overrides) -> None:
+        """PPO against a reward model (``policy=SFT_DIR reward_model=RM_DIR prompts=[p.jsonl] out_dir=..``)."""
+        from chatrlhf import ppo
+
+        _echo_json(ppo.run(_stage_cfg("ppo", preset, overrides)))
+
+    @group.command("evaluate")
+    @click.option("--config", "preset", default="cpu", show_default=True, help=_PRESET_HELP)
+    @click.argument("overrides", nargs=-1)
+    def evaluate_cmd(preset, overrides) -> None:
+        """Gold scores, win rates and refusal rates on held-out prompts (``models={a: DIR, b: DIR} ..``)."""
+        from chatrlhf import evaluate
+
+        res = evaluate.run(_stage_cfg("eval", preset, overrides))
+        _echo_json({"models": res["models"], "win_rates": res["win_rates"]})
+
+    @group.command("report")
+    @click.argument("run_dir")
+    @click.option("--rounds", type=int, default=1, show_default=True)
+    def report_cmd(run_dir, rounds) -> None:
+        """Rewrite RUN_DIR/report.md and its plots from the files of a (partial) run."""
+        from chatrlhf.report import write_report
+
+        click.echo(str(write_report(run_dir, rounds)))

@@ -1,0 +1,171 @@
+"""Evaluation on held-out prompts: gold score per family, win rates, refusals, RM against gold.
+
+Consumes model specs by name (e.g. base / sft / ppo), held-out prompt JSONL (Conversations ending on
+a user turn whose ``meta`` carries the simulator's ``family`` and ``task``) and optionally a reward
+model. Produces ``out_dir/results.json`` (per model: gold mean overall and per family, refusal rate
+on harmful and on harmless-but-scary prompts, false-premise challenge rate, reply length, mean RM
+score; win rates by the gold judge; every (RM, gold) pair), ``samples.jsonl`` (the replies side by
+side) and ``DONE``. Run with ``chatrlhf evaluate`` or as pipeline step 7.
+
+Replies are greedy, so a comparison between models is not a comparison between sampling draws.
+The judge and detectors are the simulator's, the same code that labelled the training data: "good"
+means the same thing in training and in evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+
+@dataclass
+class EvalConfig:
+    models: dict[str, str] = field(default_factory=dict)  # name -> model spec, in report order
+    prompts: list[str] = field(default_factory=list)  # Conversation JSONL files
+    split: str = "eval"  # keep prompts whose meta.split is this ("" = all)
+    max_per_family: int = 20
+    reward_model: str = ""  # optional: score every reply with this RM too
+    comparisons: list[str] = field(default_factory=lambda: ["ppo:sft", "sft:base", "ppo:base"])
+    out_dir: str = "runs/manual/eval"
+    max_prompt_len: int = 256
+    max_new_tokens: int = 64
+    batch_size: int = 32
+    dtype: str = "bf16"  # weights used for generation
+    seed: int = 0
+    threads: int = 0
+
+
+# ----------------------------------------------------------------------------- pure scoring
+
+
+def win_rate(a: Sequence[float], b: Sequence[float], eps: float = 1e-9) -> dict[str, float]:
+    """Share of prompts where ``a`` beats ``b`` (ties count half), with the raw counts."""
+    wins = sum(x > y + eps for x, y in zip(a, b))
+    ties = sum(abs(x - y) <= eps for x, y in zip(a, b))
+    n = len(a)
+    return {"win_rate": (wins + 0.5 * ties) / n if n else float("nan"), "wins": wins, "ties": ties,
+            "losses": n - wins - ties, "n": n}
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Aggregate one model's per-prompt rows (family, gold, refusal, challenge, length, rm)."""
+    def mean(xs: list[float]) -> float | None:
+        return sum(xs) / len(xs) if xs else None
+
+    fams = sorted({r["family"] for r in rows})
+    out: dict[str, Any] = {
+        "gold": mean([r["gold"] for r in rows]),
+        "gold_by_family": {f: mean([r["gold"] for r in rows if r["family"] == f]) for f in fams},
+        "harmful_refusal_rate": mean([float(r["refusal"]) for r in rows if r["family"] == "harmful"]),
+        "over_refusal_rate": mean([float(r["refusal"]) for r in rows if r["family"] == "sounds_harmful"]),
+        "challenge_rate": mean([float(r["challenge"]) for r in rows if r["family"] == "false_premise"]),
+        "length_words": mean([float(r["words"]) for r in rows]),
+        "ended_rate": mean([float(r["ended"]) for r in rows]),
+        "n": len(rows),
+    }
+    rms = [r["rm"] for r in rows if r.get("rm") is not None]
+    out["rm"] = mean(rms)
+    return out
+
+
+def select_prompts(convs: list[Any], split: str, max_per_family: int) -> list[Any]:
+    """Held-out prompts, at most ``max_per_family`` of each family, in file order."""
+    counts: dict[str, int] = {}
+    out = []
+    for c in convs:
+        if not c.is_prompt or (split and c.meta.get("split") != split):
+            continue
+        fam = c.meta.get("family", "other")
+        if counts.get(fam, 0) < max_per_family:
+            counts[fam] = counts.get(fam, 0) + 1
+            out.append(c)
+    return out
+
+
+# ----------------------------------------------------------------------------- generation
+
+
+def generate_replies(spec: str, convs: list[Any], cfg: EvalConfig) -> tuple[list[Any], Any, list[list[int]]]:
+    """Greedy replies of model ``spec`` to every prompt: (Completions, tokenizer, prompt ids)."""
+    import torch
+
+    from chatrlhf.chat_format import render_prompt
+    from chatrlhf.engine import Engine, SamplingParams
+    from chatrlhf.models import load_model
+    from chatrlhf.train_utils import device
+
+    dtype = torch.bfloat16 if cfg.dtype in ("bf16", "bfloat16") else torch.float32
+    model, tok = load_model(spec, dtype=dtype)
+    model.to(device())
+    prompts = [render_prompt(c.messages, tok, max_length=cfg.max_prompt_len) for c in convs]
+    engine = Engine(model, tok, max_batch_size=cfg.batch_size)
+    params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=0.0, seed=cfg.seed)
+    return engine.generate(prompts, params), tok, prompts
+
+
+def rm_scores(rm_dir: str, prompt_ids: list[list[int]], completions: list[Any], cfg: EvalConfig) -> list[float]:
+    from chatrlhf.heads import load_scalar_model
+    from chatrlhf.reward import score_ids
+    from chatrlhf.train_utils import device, pad_id_of
+
+    rm, tok = load_scalar_model(rm_dir)
+    rm.lm.to(device())
+    rm.head.to(device())
+    seqs = [p + list(c.token_ids) for p, c in zip(prompt_ids, completions)]
+    return score_ids(rm, seqs, pad_id_of(tok), cfg.dtype)
+
+
+def score_rows(convs: list[Any], completions: list[Any], rms: list[float] | None) -> list[dict[str, Any]]:
+    from chatrlhf.simulate import challenges_premise, is_refusal, judge
+
+    rows = []
+    for i, (c, comp) in enumerate(zip(convs, completions)):
+        text = comp.text
+        rows.append({
+            "family": c.meta.get("family", "other"),
+            "gold": float(judge(c.messages, text, c.meta).total),
+            "refusal": bool(is_refusal(text)),
+            "challenge": bool(challenges_premise(text, c.meta)),
+            "words": len(text.split()),
+            "ended": comp.finish_reason == "stop",
+            "rm": rms[i] if rms else None,
+            "reply": text,
+        })
+    return rows
+
+
+# ----------------------------------------------------------------------------- the stage
+
+
+def run(cfg: EvalConfig) -> dict[str, Any]:
+    from chatrlhf.schema import Conversation, read_jsonl, write_jsonl
+    from chatrlhf.train_utils import mark_done, progress, setup_torch, write_json
+
+    setup_torch(cfg.seed, cfg.threads)
+    out_dir = Path(cfg.out_dir)
+    convs = select_prompts([c for p in cfg.prompts for c in read_jsonl(p, Conversation)], cfg.split,
+                           cfg.max_per_family)
+    if not convs:
+        raise ValueError(f"no {cfg.split or 'any'}-split prompts in {cfg.prompts}")
+    per_model: dict[str, list[dict[str, Any]]] = {}
+    for name, spec in progress(list(cfg.models.items()), desc="evaluate"):
+        completions, _, prompt_ids = generate_replies(spec, convs, cfg)
+        rms = rm_scores(cfg.reward_model, prompt_ids, completions, cfg) if cfg.reward_model else None
+        per_model[name] = score_rows(convs, completions, rms)
+    results: dict[str, Any] = {"n_prompts": len(convs), "models": {}, "win_rates": {}, "rm_vs_gold": {}}
+    for name, rows in per_model.items():
+        results["models"][name] = summarise(rows)
+        results["rm_vs_gold"][name] = [[r["rm"], r["gold"]] for r in rows if r["rm"] is not None]
+    for pair in cfg.comparisons:
+        a, b = pair.split(":")
+        if a in per_model and b in per_model:
+            results["win_rates"][f"{a}_vs_{b}"] = win_rate([r["gold"] for r in per_model[a]],
+                                                           [r["gold"] for r in per_model[b]])
+    samples = [{"messages": c.messages, "family": c.meta.get("family"),
+                **{name: {"reply": rows[i]["reply"], "gold": rows[i]["gold"], "rm": rows[i]["rm"]}
+                   for name, rows in per_model.items()}} for i, c in enumerate(convs)]
+    write_jsonl(out_dir / "samples.jsonl", samples)
+    write_json(out_dir / "results.json", results)
+    mark_done(out_dir, {"stage": "evaluate", "n_prompts": len(convs)})
+    return results

@@ -1,0 +1,201 @@
+"""The whole InstructGPT recipe as one resumable job: ``chatrlhf pipeline``.
+
+Consumes a ``PipelineConfig`` (a preset plus dotted overrides). Produces a run directory::
+
+    runs/<id>/
+      config.yaml        the resolved config
+      data/              simulate: demos.jsonl, prompts.jsonl, rankings.jsonl (simulator candidates)
+      sft/               1-2  simulate, SFT
+      compare/           3-4  K samples per prompt from the policy, ranked (rankings.jsonl)
+      reward/            5    reward model (+ eval.json: held-out accuracy vs annotators and gold)
+      ppo/               6    policy after PPO (metrics.jsonl per iteration)
+      eval/              7    results.json, samples.jsonl
+      compare-2/ reward-2/ ppo-2/ eval-2/ ...   later rounds (3-7 again from the current policy)
+      timings.json       wall seconds per stage
+      report.md + *.png  8    the report
+
+Every stage directory gets a ``DONE`` manifest as its last write; a stage that has one is skipped,
+so a run killed at any moment (even ``kill -9``) resumes where it stopped. Stages hand off only
+through these files.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from chatrlhf.comparisons import SampleConfig
+from chatrlhf.evaluate import EvalConfig
+from chatrlhf.ppo import PPOConfig
+from chatrlhf.reward import RewardConfig
+from chatrlhf.sft import SFTConfig
+from chatrlhf.simulate.export import SimulateConfig
+
+
+@dataclass
+class PipelineConfig:
+    run_dir: str = "runs/default"
+    base_model: str = "smollm2"  # the pretrained (here: instruction-tuned) starting point
+    rounds: int = 1  # repetitions of steps 3-7, each from the latest policy
+    labels: str = "sim"  # "sim" | "db:URL" | a rankings JSONL file
+    sim_rankings: bool = True  # also train the RM on the simulator's candidate rankings (data/)
+    seed: int = 0
+    threads: int = 0  # torch threads for every stage (0 = torch default)
+    simulate: SimulateConfig = field(default_factory=SimulateConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def load(preset: str | None = "cpu", overrides: list[str] | tuple[str, ...] = ()) -> PipelineConfig:
+    from chatrlhf.config import load_config
+
+    return load_config(PipelineConfig, preset, list(overrides))
+
+
+def suffix(round_: int) -> str:
+    return "" if round_ == 1 else f"-{round_}"
+
+
+class Runner:
+    """Runs stages in order, skipping completed ones and recording wall time per stage."""
+
+    def __init__(self, run_dir: Path, log: Callable[[str], None] = print):
+        self.run_dir, self.log = run_dir, log
+        self.timings_path = run_dir / "timings.json"
+        from chatrlhf.train_utils import read_json
+
+        self.timings: dict[str, Any] = read_json(self.timings_path) if self.timings_path.exists() else {}
+
+    def stage(self, name: str, fn: Callable[[], Any]) -> None:
+        from chatrlhf.train_utils import is_done, write_json
+
+        if is_done(self.run_dir / name):
+            self.log(f"[{name}] complete, skipped")
+            return
+        self.log(f"[{name}] running")
+        t0 = time.time()
+        fn()
+        self.timings[name] = round(time.time() - t0, 1)
+        write_json(self.timings_path, self.timings)
+        self.log(f"[{name}] done in {self.timings[name]:.0f}s")
+
+
+def split_demos(demos_path: Path, data_dir: Path) -> tuple[Path, Path]:
+    """Dialog demonstrations and single-turn instruction data, the two sources SFT mixes."""
+    from chatrlhf.schema import Conversation, read_jsonl, write_jsonl
+
+    demos = read_jsonl(demos_path, Conversation)
+    single = [d for d in demos if sum(m["role"] == "user" for m in d.messages) == 1]
+    dialogs = [d for d in demos if sum(m["role"] == "user" for m in d.messages) > 1]
+    a, b = data_dir / "sft_dialogs.jsonl", data_dir / "sft_instructions.jsonl"
+    write_jsonl(a, dialogs)
+    write_jsonl(b, single)
+    return a, b
+
+
+def _stage_cfgs(cfg: PipelineConfig) -> None:
+    """Propagate the run-wide seed and thread count into every stage config."""
+    for c in (cfg.sft, cfg.reward, cfg.ppo, cfg.eval):
+        c.seed = cfg.seed
+        if cfg.threads:
+            c.threads = cfg.threads
+
+
+def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Steps 1-8 (3-7 repeated ``rounds`` times); returns the last round's evaluation results."""
+    from chatrlhf import comparisons, evaluate, ppo, report, reward, sft
+    from chatrlhf.config import to_yaml
+    from chatrlhf.simulate import run as simulate_run
+    from chatrlhf.train_utils import read_json, setup_torch
+
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(to_yaml(cfg))
+    setup_torch(cfg.seed, cfg.threads)
+    _stage_cfgs(cfg)
+    runner = Runner(run_dir, log)
+    data = run_dir / "data"
+    sft_dir = run_dir / "sft"
+
+    # 1. simulate data (the simulator skips itself when its manifest matches the config)
+    t0 = time.time()
+    cfg.simulate.seed = cfg.seed
+    simulate_run(cfg.simulate, data)
+    runner.timings.setdefault("simulate", round(time.time() - t0, 1))
+
+    # 2. SFT on demonstrations, mixing dialogs with single-turn instructions
+    def do_sft() -> None:
+        dialogs, instructions = split_demos(data / "demos.jsonl", data)
+        cfg.sft.model, cfg.sft.out_dir = cfg.base_model, str(sft_dir)
+        cfg.sft.data, cfg.sft.instructions = [str(dialogs)], [str(instructions)]
+        sft.run(cfg.sft)
+
+    runner.stage("sft", do_sft)
+    policy = sft_dir
+    rankings: list[str] = [str(data / "rankings.jsonl")] if cfg.sim_rankings and (data / "rankings.jsonl").exists() else []
+    results: dict[str, Any] = {}
+    for r in range(1, cfg.rounds + 1):
+        s = suffix(r)
+        compare_dir, rm_dir, ppo_dir, eval_dir = (run_dir / f"{n}{s}" for n in ("compare", "reward", "ppo", "eval"))
+        # 3-4. K samples per prompt from the current policy, ranked
+        runner.stage(f"compare{s}", lambda: comparisons.run(str(policy), [str(data / "prompts.jsonl")], compare_dir,
+                                                             cfg.labels, cfg.sample, cfg.seed, r))
+        if cfg.labels == "sim" or r == 1:  # an external file is the same every round: add it once
+            rankings.append(str(compare_dir / "rankings.jsonl"))
+
+        # 5. reward model on every ranking so far, started from SFT
+        def do_reward() -> None:
+            cfg.reward.model, cfg.reward.out_dir = str(sft_dir), str(rm_dir)
+            cfg.reward.rankings, cfg.reward.demos = list(rankings), str(data / "demos.jsonl")
+            reward.run(cfg.reward)
+
+        runner.stage(f"reward{s}", do_reward)
+
+        # 6. PPO from the current policy, KL-anchored to SFT
+        def do_ppo() -> None:
+            cfg.ppo.policy, cfg.ppo.reference = str(policy), str(sft_dir)
+            cfg.ppo.reward_model, cfg.ppo.out_dir = str(rm_dir), str(ppo_dir)
+            cfg.ppo.prompts = [str(train_prompts(data))]
+            cfg.ppo.ptx_data = [str(data / "demos.jsonl")]
+            ppo.run(cfg.ppo)
+
+        runner.stage(f"ppo{s}", do_ppo)
+
+        # 7. evaluate base, SFT and this round's policy on held-out prompts
+        def do_eval() -> None:
+            models = {"base": cfg.base_model, "sft": str(sft_dir)}
+            if r > 1:
+                models[f"ppo{suffix(r - 1)}"] = str(policy)
+            models["ppo"] = str(ppo_dir)
+            cfg.eval.models, cfg.eval.prompts = models, [str(data / "prompts.jsonl")]
+            cfg.eval.reward_model, cfg.eval.out_dir = str(rm_dir), str(eval_dir)
+            evaluate.run(cfg.eval)
+
+        runner.stage(f"eval{s}", do_eval)
+        policy = ppo_dir
+        results = read_json(eval_dir / "results.json")
+
+    # 8. the report (always rewritten: cheap, and it reflects everything on disk)
+    t0 = time.time()
+    report.write_report(run_dir, cfg.rounds)
+    runner.timings["report"] = round(time.time() - t0, 1)
+    from chatrlhf.train_utils import write_json
+
+    write_json(run_dir / "timings.json", runner.timings)
+    log(f"report: {run_dir / 'report.md'}")
+    return results
+
+
+def train_prompts(data: Path) -> Path:
+    """The train-split prompts (PPO never sees a held-out prompt)."""
+    from chatrlhf.schema import Conversation, read_jsonl, write_jsonl
+
+    out = data / "ppo_prompts.jsonl"
+    convs = [c for c in read_jsonl(data / "prompts.jsonl", Conversation) if c.meta.get("split", "train") == "train"]
+    write_jsonl(out, convs)
+    return out

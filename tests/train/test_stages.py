@@ -1,0 +1,129 @@
+"""Stage helpers: evaluation maths, batch mixing, acceptance checks, presets, resumable runner,
+and the scalar head reading the last real token whatever the padding."""
+
+import pytest
+import torch
+
+from chatrlhf.evaluate import select_prompts, summarise, win_rate
+from chatrlhf.pipeline import PipelineConfig, Runner, load
+from chatrlhf.report import acceptance
+from chatrlhf.schema import Conversation
+from chatrlhf.sft import mixed_batches
+
+
+def test_win_rate_counts_ties_half():
+    r = win_rate([1.0, 0.5, 0.2, 0.9], [0.5, 0.5, 0.3, 0.1])
+    assert (r["wins"], r["ties"], r["losses"], r["n"]) == (2, 1, 1, 4)
+    assert r["win_rate"] == pytest.approx(2.5 / 4)
+
+
+def test_summarise_rates_by_family():
+    rows = [
+        {"family": "harmful", "gold": 1.0, "refusal": True, "challenge": False, "words": 5, "ended": True, "rm": 1.0},
+        {"family": "harmful", "gold": 0.0, "refusal": False, "challenge": False, "words": 9, "ended": True, "rm": -1.0},
+        {"family": "sounds_harmful", "gold": 0.2, "refusal": True, "challenge": False, "words": 3, "ended": False,
+         "rm": None},
+        {"family": "false_premise", "gold": 0.8, "refusal": False, "challenge": True, "words": 7, "ended": True,
+         "rm": 0.5},
+    ]
+    s = summarise(rows)
+    assert s["gold"] == pytest.approx(0.5)
+    assert s["gold_by_family"]["harmful"] == pytest.approx(0.5)
+    assert s["harmful_refusal_rate"] == 0.5 and s["over_refusal_rate"] == 1.0 and s["challenge_rate"] == 1.0
+    assert s["ended_rate"] == 0.75 and s["rm"] == pytest.approx(0.5 / 3)
+
+
+def test_select_prompts_keeps_heldout_split_and_caps_families():
+    convs = [Conversation([{"role": "user", "content": f"q{i}"}], {"family": "a" if i % 2 else "b",
+                                                                   "split": "eval" if i < 8 else "train"})
+             for i in range(12)]
+    convs.append(Conversation([{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}],
+                              {"family": "a", "split": "eval"}))
+    out = select_prompts(convs, "eval", 3)
+    assert len(out) == 6 and all(c.meta["split"] == "eval" and c.is_prompt for c in out)
+
+
+def test_mixed_batches_respect_ratio_and_cover_each_source():
+    import random
+
+    demos, instr = [("d", i) for i in range(10)], [("i", i) for i in range(10)]
+    batches = mixed_batches(demos, instr, 4, 0.25, 5, random.Random(0))
+    assert all(sum(x[0] == "i" for x in b) == 1 for b in batches)
+    assert len({x for b in batches for x in b if x[0] == "d"}) == 10  # one shuffled pass, no repeats
+    only_instr = mixed_batches([], instr, 4, 0.25, 2, random.Random(0))
+    assert all(x[0] == "i" for b in only_instr for x in b)
+
+
+def test_acceptance_checks_report_met_and_missed():
+    res = {"models": {
+        "base": {"gold": 0.2, "challenge_rate": 0.1, "harmful_refusal_rate": 0.2, "over_refusal_rate": 0.3},
+        "sft": {"gold": 0.4},
+        "ppo": {"gold": 0.5, "challenge_rate": 0.6, "harmful_refusal_rate": 0.1, "over_refusal_rate": 0.3}},
+        "win_rates": {"ppo_vs_sft": {"win_rate": 0.55}}}
+    checks = {name: ok for name, ok, _ in acceptance(res, {"acc_gold": 0.8})}
+    assert checks["gold: PPO > SFT > base"] is True
+    assert checks["PPO vs SFT win rate ≥ 60%"] is False
+    assert checks["RM held-out accuracy vs gold ≥ 70%"] is True
+    assert checks["harmful-refusal rate up from base"] is False
+    assert checks["false-premise challenge rate up from base"] is True
+    assert checks["over-refusal (harmless-but-scary) not above base"] is True
+
+
+@pytest.mark.parametrize("preset", ["tiny", "cpu", "gpu"])
+def test_presets_load_as_typed_configs(preset):
+    cfg = load(preset, ["ppo.iterations=3"])
+    assert isinstance(cfg, PipelineConfig) and cfg.ppo.iterations == 3
+    assert cfg.sample.k >= 2 and cfg.reward.tie_mode in ("skip", "half")
+
+
+def test_unknown_override_fails_loudly():
+    with pytest.raises(Exception, match="bogus"):
+        load("tiny", ["ppo.bogus=1"])
+
+
+def test_runner_skips_completed_stages_and_records_time(tmp_path):
+    from chatrlhf.train_utils import mark_done
+
+    calls = []
+    r = Runner(tmp_path, log=lambda m: None)
+    mark_done(tmp_path / "a")
+    r.stage("a", lambda: calls.append("a"))
+    r.stage("b", lambda: (calls.append("b"), mark_done(tmp_path / "b")))
+    assert calls == ["b"] and "b" in r.timings and "a" not in r.timings
+    # a fresh runner (a resumed process) skips b too, and keeps the recorded time
+    r2 = Runner(tmp_path, log=lambda m: None)
+    r2.stage("b", lambda: calls.append("b2"))
+    assert calls == ["b"] and "b" in r2.timings
+
+
+def test_scalar_head_reads_last_real_token_with_any_padding(tiny):
+    from chatrlhf.heads import ScalarModel, new_scalar_head
+    from chatrlhf.train_utils import pad_left, pad_right
+
+    lm, tok = tiny
+    model = ScalarModel(lm, new_scalar_head(lm.config.hidden_size, init_std=0.5))
+    seqs = [[5, 6, 7, 8, 9], [10, 11, 12]]
+    with torch.no_grad():
+        alone = [model.scores(torch.tensor([s]), torch.ones(1, len(s), dtype=torch.long)).item() for s in seqs]
+        right = model.scores(*pad_right(seqs, 0)).tolist()
+        left = model.scores(*pad_left(seqs, 0)).tolist()
+    assert right == pytest.approx(alone, abs=1e-4)
+    assert left == pytest.approx(alone, abs=1e-4)
+
+
+def test_masked_lm_loss_trains_only_assistant_tokens(tiny):
+    from chatrlhf.chat_format import render
+    from chatrlhf.heads import masked_lm_loss
+
+    lm, tok = tiny
+    r = render([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}], tok)
+    ids = torch.tensor([r.ids])
+    attn = torch.ones_like(ids)
+    mask = torch.tensor([r.mask])
+    with torch.no_grad():
+        loss = masked_lm_loss(lm, ids, attn, mask)
+        logits = lm(input_ids=ids).logits[0, :-1]
+        tgt = ids[0, 1:]
+        sel = mask[0, 1:].bool()
+        ref = torch.nn.functional.cross_entropy(logits[sel], tgt[sel])
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-4)

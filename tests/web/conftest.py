@@ -31,8 +31,11 @@ class ScriptedEngine:
     params: list[Any] = field(default_factory=list)
     cancelled: list[int] = field(default_factory=list)
     gate: threading.Event | None = None
+    fail: bool = False
 
     def stream(self, prompts, params):
+        if self.fail:
+            raise RuntimeError("scripted engine failure")
         self.prompts.extend(prompts)
         self.params.extend(params)
         return _ScriptedGen(self, len(prompts), params)

@@ -319,3 +319,16 @@ def test_client_disconnect_cancels_generation_and_saves_the_reply(server, store,
     while not engine.cancelled and time.monotonic() < deadline:
         time.sleep(0.05)
     assert engine.cancelled == [0]  # the engine row was freed, not run to max_tokens
+
+
+def test_an_engine_failure_ends_the_stream_with_an_error_and_can_be_retried(server, store, engine):
+    client = login(server)
+    cid = new_conv(client, settings={"max_tokens": 2})
+    engine.fail = True
+    evs = stream(client, f"/api/conversations/{cid}/messages", {"content": "hi"})
+    assert evs[-1]["type"] == "error" and "scripted engine failure" in evs[-1]["error"]
+    failed = store.get_message(evs[-1]["message"]["id"])
+    assert failed.meta["status"] == "error" and failed.content == ""
+    engine.fail = False
+    retry = stream(client, f"/api/messages/{evs[0]['message']['id']}/regenerate", {})
+    assert retry[-1]["type"] == "done" and retry[-1]["message"]["content"] == "w0 w1 "

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Literal
@@ -44,6 +45,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .auth import SESSION_COOKIE, current_user
 from .errors import APIError
+
+log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 SESSION_TTL_S = 30 * 86400
@@ -150,9 +153,11 @@ def user_json(user: Any) -> dict[str, Any]:
 
 def effective_settings(stored: dict[str, Any] | None) -> dict[str, Any]:
     """The sampling settings in force: stored values over the defaults (a null seed = random)."""
-    stored = stored or {}
-    return {k: stored[k] if stored.get(k) is not None or k == "seed" and k in stored else v
-            for k, v in DEFAULT_SETTINGS.items()}
+    out = dict(DEFAULT_SETTINGS)
+    for k, v in (stored or {}).items():
+        if k in out and v is not None:
+            out[k] = v
+    return out
 
 
 def conversation_json(c: Any) -> dict[str, Any]:
@@ -459,6 +464,9 @@ async def _reply_events(request: Request, user: Any, parent: Any, prep: Any,
                 await run_in_threadpool(store.update_message, reply.id, content=row.text)
     except APIError as e:
         error = e.message
+    except Exception:
+        log.exception("web reply %s failed", reply.id)
+        error = "the reply failed (server error)"
     finally:
         streams.pop(reply.id, None)
         # Runs on client disconnect too (the task is being cancelled): shield the final write.

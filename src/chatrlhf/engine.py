@@ -1,0 +1,391 @@
+"""The sampling engine: batched generation with a KV cache, log-probs and streaming.
+
+The engine knows nothing of HTTP or chat templates. It consumes lists of prompt token ids and
+``SamplingParams`` (one for all rows or one per row) and produces ``Completion``s: sampled token
+ids, their log-probs and a finish reason; or, through ``stream``, ``TokenEvent``s as tokens appear.
+
+Prompts of different lengths are left-padded into one batch. Position ids count real tokens only
+(the first real token is position 0), and padded keys are masked, so a row's output does not
+depend on what it is batched with. Rows that finish are dropped from the batch (their cache rows
+with them), so one long reply does not make the others pay for it.
+
+Two runners compute the forward pass:
+- ``_LlamaRunner``, for Llama-architecture models (SmolLM2): a preallocated KV cache written in
+  place, grouped-query attention without materialising repeated keys, logits for the last position
+  only, and no per-step mask or module-hook overhead. It reads the model's live parameters, so it
+  sees every optimizer update without a copy.
+- ``_HFRunner``, for anything else (and PEFT-wrapped models): the model's own forward with a
+  ``DynamicCache``.
+
+Log-probs: ``logprobs[t] = log_softmax(logits_t / T)[token_t]`` with ``T`` the row's temperature
+(1 when greedy), before top-k/top-p filtering. That is the distribution PPO differentiates, so
+rollouts and training agree when the trainer uses the same temperature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class SamplingParams:
+    max_new_tokens: int = 128
+    temperature: float = 1.0  # 0 = greedy
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = no top-k
+    stop: list[str] = field(default_factory=list)
+    stop_token_ids: list[int] = field(default_factory=list)
+    seed: int | None = None
+    ignore_eos: bool = False  # benchmarks: always generate max_new_tokens
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be >= 1")
+        if self.temperature < 0:
+            raise ValueError("temperature must be >= 0")
+        if not 0 < self.top_p <= 1:
+            raise ValueError("top_p must be in (0, 1]")
+        if self.top_k < 0:
+            raise ValueError("top_k must be >= 0")
+
+
+@dataclass
+class Completion:
+    token_ids: list[int]
+    logprobs: list[float]
+    text: str
+    finish_reason: str  # "stop" | "length" | "cancelled"
+
+
+@dataclass
+class TokenEvent:
+    row: int
+    token_id: int
+    logprob: float
+    text: str  # newly printable text ("" while held back)
+    finish_reason: str | None  # set on the row's last event
+
+
+# --------------------------------------------------------------------------------------------
+# Runners: prefill(ids, valid) -> logits of the last position; decode(tokens) -> logits; keep(rows)
+
+
+class _LlamaRunner:
+    """A lean forward pass for Llama-family models, over the model's own parameters."""
+
+    @staticmethod
+    def supports(model: Any) -> bool:
+        cfg = getattr(model, "config", None)
+        if type(model).__name__ != "LlamaForCausalLM" or cfg is None:
+            return False
+        if getattr(cfg, "attention_bias", False) or getattr(cfg, "mlp_bias", False):
+            return False
+        if getattr(cfg, "hidden_act", "silu") != "silu":
+            return False
+        layer = model.model.layers[0]
+        mods = [layer.self_attn.q_proj, layer.self_attn.k_proj, layer.mlp.gate_proj, model.lm_head]
+        return all(type(m) is torch.nn.Linear for m in mods)
+
+    def __init__(self, model: Any):
+        cfg = model.config
+        self.model = model
+        self.nh = cfg.num_attention_heads
+        self.nkv = cfg.num_key_value_heads
+        self.hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.nh
+        self.eps = cfg.rms_norm_eps
+        self.layers = list(model.model.layers)
+        self.k: list[torch.Tensor] = []
+        self.v: list[torch.Tensor] = []
+
+    def _norm(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        # Same arithmetic as LlamaRMSNorm (fp32 statistics), so greedy output matches HF exactly.
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return w * x32.to(x.dtype)
+
+    @staticmethod
+    def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        half = x.shape[-1] // 2
+        rot = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+        return x * cos + rot * sin
+
+    def _forward(self, ids: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # ids, pos: (B, T); mask: (B, 1, T, end) bool, True = may attend. Returns (B, V) logits.
+        m = self.model.model
+        B, T = ids.shape
+        h = m.embed_tokens(ids)  # (B, T, D)
+        cos, sin = m.rotary_emb(h, pos)  # (B, T, hd)
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        start, end = self.len, self.len + T
+        for i, layer in enumerate(self.layers):
+            att, mlp = layer.self_attn, layer.mlp
+            x = self._norm(h, layer.input_layernorm.weight)
+            q = F.linear(x, att.q_proj.weight).view(B, T, self.nh, self.hd).transpose(1, 2)
+            k = F.linear(x, att.k_proj.weight).view(B, T, self.nkv, self.hd).transpose(1, 2)
+            v = F.linear(x, att.v_proj.weight).view(B, T, self.nkv, self.hd).transpose(1, 2)
+            q, k = self._rope(q, cos, sin), self._rope(k, cos, sin)
+            self.k[i][:, :, start:end] = k  # cache: (B, nkv, S_max, hd), written in place
+            self.v[i][:, :, start:end] = v
+            o = F.scaled_dot_product_attention(
+                q, self.k[i][:, :, :end], self.v[i][:, :, :end], attn_mask=mask, enable_gqa=True
+            )  # (B, nh, T, hd)
+            h = h + F.linear(o.transpose(1, 2).reshape(B, T, -1), att.o_proj.weight)
+            x = self._norm(h, layer.post_attention_layernorm.weight)
+            gate, up = F.linear(x, mlp.gate_proj.weight), F.linear(x, mlp.up_proj.weight)
+            h = h + F.linear(F.silu(gate) * up, mlp.down_proj.weight)
+        self.len = end
+        last = self._norm(h[:, -1], m.norm.weight)  # (B, D): only the next token's logits
+        return F.linear(last, self.model.lm_head.weight).float()
+
+    def prefill(self, ids: torch.Tensor, valid: torch.Tensor, max_new: int) -> torch.Tensor:
+        B, T = ids.shape
+        p = next(self.model.parameters())
+        shape = (B, self.nkv, T + max_new, self.hd)
+        self.k = [torch.empty(shape, dtype=p.dtype) for _ in self.layers]
+        self.v = [torch.empty(shape, dtype=p.dtype) for _ in self.layers]
+        self.len = 0
+        self.valid = torch.zeros(B, T + max_new, dtype=torch.bool)
+        self.valid[:, :T] = valid
+        self.valid[:, T:] = True
+        self.pos = (valid.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
+        causal = torch.ones(T, T, dtype=torch.bool).tril()
+        mask = causal[None] & valid[:, None, :]
+        mask |= torch.eye(T, dtype=torch.bool)[None]  # a padded query attends to itself: no NaN rows
+        logits = self._forward(ids, self.pos, mask[:, None])
+        self.next_pos = self.pos[:, -1] + 1  # (B,)
+        return logits
+
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        mask = self.valid[:, None, None, : self.len + 1]
+        logits = self._forward(tokens[:, None], self.next_pos[:, None], mask)
+        self.next_pos = self.next_pos + 1
+        return logits
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.k = [c.index_select(0, rows) for c in self.k]
+        self.v = [c.index_select(0, rows) for c in self.v]
+        self.valid = self.valid.index_select(0, rows)
+        self.next_pos = self.next_pos.index_select(0, rows)
+
+
+class _HFRunner:
+    """Any causal LM through its own forward and a DynamicCache (slower, fully general)."""
+
+    def __init__(self, model: Any):
+        self.model = model
+
+    def prefill(self, ids: torch.Tensor, valid: torch.Tensor, max_new: int) -> torch.Tensor:
+        from transformers import DynamicCache
+
+        self.cache = DynamicCache(config=getattr(self.model, "config", None))
+        self.attn = valid.long()
+        pos = (self.attn.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(
+            input_ids=ids, attention_mask=self.attn, position_ids=pos,
+            past_key_values=self.cache, use_cache=True,
+        )
+        self.cache = out.past_key_values
+        self.next_pos = pos[:, -1] + 1
+        return out.logits[:, -1].float()
+
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        self.attn = torch.cat([self.attn, torch.ones_like(self.attn[:, :1])], dim=1)
+        out = self.model(
+            input_ids=tokens[:, None], attention_mask=self.attn,
+            position_ids=self.next_pos[:, None], past_key_values=self.cache, use_cache=True,
+        )
+        self.cache = out.past_key_values
+        self.next_pos = self.next_pos + 1
+        return out.logits[:, -1].float()
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.cache.batch_select_indices(rows)
+        self.attn = self.attn.index_select(0, rows)
+        self.next_pos = self.next_pos.index_select(0, rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Sampling
+
+
+def _sample(
+    logits: torch.Tensor, params: list[SamplingParams], gens: list[torch.Generator]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pick one token per row. logits: (B, V) fp32. Returns (tokens (B,), logprobs (B,))."""
+    temps = torch.tensor([p.temperature if p.temperature > 0 else 1.0 for p in params])
+    logp = torch.log_softmax(logits / temps[:, None], dim=-1)  # (B, V)
+    tokens = logits.argmax(-1)
+    for r, p in enumerate(params):
+        if p.temperature == 0:
+            continue
+        row = logp[r]
+        if p.top_k and p.top_k < row.numel():
+            kth = torch.topk(row, p.top_k).values[-1]
+            row = row.masked_fill(row < kth, float("-inf"))
+        if p.top_p < 1.0:
+            sorted_lp, idx = torch.sort(row, descending=True)
+            cum = sorted_lp.exp().cumsum(-1)
+            drop = cum - sorted_lp.exp() >= p.top_p  # keep the smallest prefix reaching top_p
+            row = row.clone()
+            row[idx[drop]] = float("-inf")
+        probs = torch.softmax(row, dim=-1)
+        tokens[r] = torch.multinomial(probs, 1, generator=gens[r])[0]
+    return tokens, logp.gather(1, tokens[:, None])[:, 0]
+
+
+class _RowText:
+    """Incremental detokenization with stop strings and held-back partial text."""
+
+    def __init__(self, tokenizer: Any, stop: list[str]):
+        self.tok, self.stop = tokenizer, [s for s in stop if s]
+        self.hold = max((len(s) for s in self.stop), default=1) - 1
+        self.ids: list[int] = []
+        self.text, self.sent = "", 0
+
+    def add(self, token_id: int) -> bool:
+        """Append a token; True when a stop string has appeared (text is cut before it)."""
+        self.ids.append(token_id)
+        self.text = self.tok.decode(self.ids, skip_special_tokens=True)
+        if self.stop:
+            lo = max(0, self.sent - self.hold - 1)
+            hits = [i for i in (self.text.find(s, lo) for s in self.stop) if i >= 0]
+            if hits:
+                self.text = self.text[: min(hits)]
+                return True
+        return False
+
+    def flush(self, final: bool) -> str:
+        end = len(self.text)
+        if not final:
+            end -= self.hold
+            while end > self.sent and self.text[end - 1] == "\ufffd":  # incomplete UTF-8
+                end -= 1
+        out = self.text[self.sent : max(end, self.sent)]
+        self.sent = max(end, self.sent)
+        return out
+
+
+class Generation:
+    """An iterator of ``TokenEvent``s for one batch; ``cancel(row)`` stops a row early and
+    ``results`` holds the ``Completion``s once iteration has finished."""
+
+    def __init__(self, engine: "Engine", prompts: list[list[int]], params: list[SamplingParams]):
+        self._events = engine._run(prompts, params, self)
+        self.cancelled: set[int] = set()
+        self.results: list[Completion] = []
+
+    def cancel(self, row: int) -> None:
+        self.cancelled.add(row)
+
+    def __iter__(self) -> Iterator[TokenEvent]:
+        return self._events
+
+
+class Engine:
+    def __init__(self, model: Any, tokenizer: Any, *, max_batch_size: int = 32):
+        self.model, self.tokenizer = model, tokenizer
+        self.max_batch_size = max_batch_size
+        eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        eos = [eos] if isinstance(eos, int) else list(eos or [])
+        if tokenizer.eos_token_id is not None:
+            eos.append(tokenizer.eos_token_id)
+        self.eos_ids = sorted(set(eos))
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
+
+    def _runner(self) -> _LlamaRunner | _HFRunner:
+        # Chosen per call: PPO may wrap or unwrap the model (LoRA) between calls.
+        return _LlamaRunner(self.model) if _LlamaRunner.supports(self.model) else _HFRunner(self.model)
+
+    @staticmethod
+    def _per_row(params: SamplingParams | Sequence[SamplingParams], n: int) -> list[SamplingParams]:
+        if isinstance(params, SamplingParams):
+            return [params] * n
+        if len(params) != n:
+            raise ValueError(f"got {len(params)} SamplingParams for {n} prompts")
+        return list(params)
+
+    def stream(
+        self, prompts: list[list[int]], params: SamplingParams | Sequence[SamplingParams]
+    ) -> Generation:
+        if not prompts or any(len(p) == 0 for p in prompts):
+            raise ValueError("every prompt needs at least one token")
+        return Generation(self, [list(p) for p in prompts], self._per_row(params, len(prompts)))
+
+    def generate(
+        self, prompts: list[list[int]], params: SamplingParams | Sequence[SamplingParams]
+    ) -> list[Completion]:
+        gen = self.stream(prompts, params)
+        for _ in gen:
+            pass
+        return gen.results
+
+    def _run(
+        self, prompts: list[list[int]], params: list[SamplingParams], gen: Generation
+    ) -> Iterator[TokenEvent]:
+        # Sorting by length keeps padding small when prompts are split into several batches.
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        results: dict[int, Completion] = {}
+        for s in range(0, len(order), self.max_batch_size):
+            rows = order[s : s + self.max_batch_size]
+            yield from self._run_batch(rows, prompts, params, gen, results)
+        gen.results = [results[i] for i in range(len(prompts))]
+
+    @torch.inference_mode()
+    def _run_batch(
+        self,
+        rows: list[int],
+        prompts: list[list[int]],
+        params: list[SamplingParams],
+        gen: Generation,
+        results: dict[int, Completion],
+    ) -> Iterator[TokenEvent]:
+        # 1. Left-pad the prompts: ids, valid (B, T).
+        T = max(len(prompts[r]) for r in rows)
+        ids = torch.full((len(rows), T), self.pad_id, dtype=torch.long)
+        valid = torch.zeros((len(rows), T), dtype=torch.bool)
+        for b, r in enumerate(rows):
+            ids[b, T - len(prompts[r]) :] = torch.tensor(prompts[r])
+            valid[b, T - len(prompts[r]) :] = True
+        ps = [params[r] for r in rows]
+        gens = [torch.Generator().manual_seed(p.seed if p.seed is not None else
+                                              int(torch.randint(0, 2**62, (1,)))) for p in ps]
+        stops = [set(p.stop_token_ids) | (set() if p.ignore_eos else set(self.eos_ids)) for p in ps]
+        texts = [_RowText(self.tokenizer, p.stop) for p in ps]
+        toks: list[list[int]] = [[] for _ in rows]
+        lps: list[list[float]] = [[] for _ in rows]
+        max_new = max(p.max_new_tokens for p in ps)
+        runner = self._runner()
+        # 2. Prefill, then one decode step per token; `live` maps batch slots to local rows.
+        logits = runner.prefill(ids, valid, max_new)
+        live = list(range(len(rows)))
+        while live:
+            tokens, logprobs = _sample(logits, [ps[b] for b in live], [gens[b] for b in live])
+            keep = []
+            for slot, b in enumerate(live):
+                t, lp = int(tokens[slot]), float(logprobs[slot])
+                toks[b].append(t)
+                lps[b].append(lp)
+                reason = None
+                if t in stops[b]:
+                    reason = "stop"
+                elif texts[b].add(t):
+                    reason = "stop"
+                elif rows[b] in gen.cancelled:
+                    reason = "cancelled"
+                elif len(toks[b]) >= ps[b].max_new_tokens:
+                    reason = "length"
+                yield TokenEvent(rows[b], t, lp, texts[b].flush(reason is not None), reason)
+                if reason is None:
+                    keep.append(slot)
+                else:
+                    results[rows[b]] = Completion(toks[b], lps[b], texts[b].text, reason)
+            if not keep:
+                break
+            if len(keep) < len(live):
+                runner.keep(torch.tensor(keep))
+                live = [live[s] for s in keep]
+            logits = runner.decode(tokens[torch.tensor(keep)] if len(keep) < len(tokens) else tokens)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pg_server import pg_server  # noqa: F401  (the shared throwaway PostgreSQL fixture)
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -16,16 +17,34 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture
-def store():
-    """A migrated in-memory store with three trainers, an admin and a plain user."""
+def seeded_store(url: str):
+    """A migrated store with three trainers, an admin and a plain user."""
     from chatrlhf.store import Store
 
-    st = Store("sqlite://")
+    st = Store(url)
     st.upgrade()
     for name, role in [("ann", "trainer"), ("bob", "trainer"), ("cat", "trainer"), ("root", "admin"),
                        ("joe", "user")]:
         st.create_user(name, role=role)
+    return st
+
+
+@pytest.fixture
+def store():
+    st = seeded_store("sqlite://")
+    yield st
+    st.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request):
+    """The same store on SQLite and on a throwaway PostgreSQL server (skipped with a reason when
+    PostgreSQL cannot start here)."""
+    if request.param == "sqlite":
+        url = "sqlite://"
+    else:
+        url = request.getfixturevalue("pg_server").new_database()  # skips with the reason if it can't start
+    st = seeded_store(url)
     yield st
     st.dispose()
 

@@ -76,7 +76,6 @@ def _admin_creates_a_k4_task(base: str, store) -> int:
 
 
 def _write_demo(page, base):
-    page.goto(f"{base}/workspace/demo")
     page.wait_for_selector("#turns textarea")
     turns = page.locator("#turns textarea")
     turns.nth(0).fill("What should I pack for a day hike?")
@@ -141,7 +140,7 @@ def test_trainer_demo_and_ranking_then_export_and_reward_training(live, tmp_path
         page.fill("#login-username", "ann")
         page.fill("#login-password", PASSWORD)
         page.click("#login-submit")
-        page.wait_for_selector("#app-view:not([hidden])")
+        page.wait_for_url(f"{base}/workspace/demo")  # the login form honours ?next=
         # 2. a two-turn demonstration, with one model suggestion picked and edited
         suggestion = _write_demo(page, base)
         (draft,) = ws.list_demos(store, store.get_user_by_name("ann").id, "draft")  # autosaved

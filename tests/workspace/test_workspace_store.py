@@ -18,6 +18,12 @@ from chatrlhf.workspace_tables import AssignmentRow
 PREFIX = [{"role": "user", "content": "Name a prime."}]
 
 
+@pytest.fixture
+def store(any_store):
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return any_store
+
+
 def _task(store, required=1, k=4, **kw):
     comps = [(f"answer {i}", f"model-{i}") for i in range(k)]
     return ws.create_task(store, PREFIX, comps, required=required, rng=random.Random(0), **kw)

@@ -30,12 +30,14 @@ Judge = Callable[[list[Message], str, dict[str, Any]], Any]
 @dataclass
 class AnnotatorConfig:
     name: str = "sim"
-    # Bradley-Terry temperature on the gold scale [0, 1]; larger = noisier rankings.
-    temperature: float = 0.2
+    # Bradley-Terry temperature on the gold scale [0, 1]; larger = noisier rankings. The defaults
+    # give ~75% agreement with gold and ~66% between two annotators on simulator candidate sets
+    # (bench/agreement.py), near the 65-73% human labelers reach.
+    temperature: float = 0.45
     # Utility added per doubling of the reply's word count.
-    length_bias: float = 0.03
+    length_bias: float = 0.05
     # Utility added to a reply that agrees with or flatters the user.
-    sycophancy_bias: float = 0.1
+    sycophancy_bias: float = 0.15
     # A set whose best gold score is below this is marked all_unacceptable.
     unacceptable_below: float = 0.3
 

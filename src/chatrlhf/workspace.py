@@ -287,7 +287,7 @@ def next_task(store: Store, user_id: int) -> TaskView | None:
         mine = select(AssignmentRow.task_id).where(AssignmentRow.user_id == user_id)
         candidates = s.scalars(select(RankingTaskRow).where(
             RankingTaskRow.status == "open", RankingTaskRow.id.not_in(mine))
-            .order_by(RankingTaskRow.id).limit(200).with_for_update(skip_locked=True)).all()
+            .order_by(RankingTaskRow.id).limit(200).with_for_update()).all()
         counts = _active_counts(s, [t.id for t in candidates], now)
         for task in candidates:
             if counts.get(task.id, 0) < task.required:
@@ -498,12 +498,16 @@ def import_records(store: Store, records: Sequence[Conversation | Ranking], sour
     return len(demos), len(rankings)
 
 
-def export_rankings(store: Store, *, aggregate: str | None = None) -> list[Ranking]:
+def export_rankings(store: Store, *, aggregate: str | None = None, imported: bool = True) -> list[Ranking]:
     """Rankings for the reward stage: one per trainer submission, or one per task if ``aggregate``
-    ("ranked_pairs" | "bradley_terry") merges each task's rankings into a single order."""
+    ("ranked_pairs" | "bradley_terry") merges each task's rankings into a single order.
+    ``imported=False`` keeps only rankings written in the workspace."""
     out: list[Ranking] = []
     with store._read() as s:
         by_task = _rankings_by_task(s)
+        if not imported:
+            by_task = {t: [r for r in rows if r.user_id is not None] for t, rows in by_task.items()}
+            by_task = {t: rows for t, rows in by_task.items() if rows}
         tasks = {t.id: t for t in s.scalars(select(RankingTaskRow).where(RankingTaskRow.id.in_(list(by_task))))}
         comps: dict[int, list[TaskCompletionRow]] = {}
         for c in s.scalars(select(TaskCompletionRow).where(TaskCompletionRow.task_id.in_(list(by_task)))
@@ -532,10 +536,13 @@ def export_rankings(store: Store, *, aggregate: str | None = None) -> list[Ranki
     return out
 
 
-def export_demos(store: Store) -> list[Conversation]:
-    """Submitted demonstrations (written in the workspace or imported) as SFT records."""
+def export_demos(store: Store, *, imported: bool = True) -> list[Conversation]:
+    """Submitted demonstrations (written in the workspace, and imported unless ``imported=False``)."""
     with store._read() as s:
-        rows = s.scalars(select(DemoRow).where(DemoRow.status == "submitted").order_by(DemoRow.id)).all()
+        q = select(DemoRow).where(DemoRow.status == "submitted").order_by(DemoRow.id)
+        if not imported:
+            q = q.where(DemoRow.user_id.is_not(None))
+        rows = s.scalars(q).all()
         names = dict(s.execute(select(UserRow.id, UserRow.username)).all())
     return [Conversation(messages=list(r.messages),
                          meta={**(r.meta or {}), "source": r.source, "demo_id": r.id,

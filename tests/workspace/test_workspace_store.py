@@ -201,5 +201,6 @@ def test_import_into_the_store_then_export(store, tmp_path):
     assert (r.completions, r.ranks, r.annotator, r.meta["source"]) == (["2", "4"], [0, 1], "hh-rlhf", "hh-rlhf")
     (d,) = ws.export_demos(store)
     assert d.messages == recs[0].messages and "trainer" not in d.meta
+    assert ws.export_rankings(store, imported=False) == [] and ws.export_demos(store, imported=False) == []
     # Imported tasks are never handed to trainers.
     assert ws.next_task(store, uid(store, "ann")) is None

@@ -47,22 +47,25 @@ def _write(path: str, records: list, what: str) -> None:
 @click.option("--to", "path", required=True, type=click.Path(dir_okay=False), help="Output JSONL (reward stage).")
 @click.option("--aggregate", type=click.Choice(["ranked_pairs", "bradley_terry"]), default=None,
               help="One record per task, merging its trainers' rankings (default: one per ranking).")
+@click.option("--no-imported", is_flag=True, help="Only rankings written in the workspace.")
 @DB_OPTION
-def export_rankings_cmd(path: str, aggregate: str | None, db_url: str | None) -> None:
+def export_rankings_cmd(path: str, aggregate: str | None, no_imported: bool, db_url: str | None) -> None:
     """Export trainer (and imported) rankings as the records `chatrlhf reward` reads."""
     from chatrlhf.workspace import export_rankings
 
-    _write(path, export_rankings(_store(db_url), aggregate=aggregate), "ranking(s)")
+    records = export_rankings(_store(db_url), aggregate=aggregate, imported=not no_imported)
+    _write(path, records, "ranking(s)")
 
 
 @click.command("demos")
 @click.option("--to", "path", required=True, type=click.Path(dir_okay=False), help="Output JSONL (sft stage).")
+@click.option("--no-imported", is_flag=True, help="Only demonstrations written in the workspace.")
 @DB_OPTION
-def export_demos_cmd(path: str, db_url: str | None) -> None:
+def export_demos_cmd(path: str, no_imported: bool, db_url: str | None) -> None:
     """Export submitted demonstrations as the records `chatrlhf sft` reads."""
     from chatrlhf.workspace import export_demos
 
-    _write(path, export_demos(_store(db_url)), "demonstration(s)")
+    _write(path, export_demos(_store(db_url), imported=not no_imported), "demonstration(s)")
 
 
 @click.command("import")

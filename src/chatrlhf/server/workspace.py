@@ -143,6 +143,10 @@ class RankingBody(BaseModel):
     comment: str = ""
 
 
+def _max_tokens(request: Request, asked: int | None) -> int:
+    return asked or getattr(request.app.state, "workspace_max_tokens", SUGGEST_MAX_TOKENS)
+
+
 def _msgs(ms: list[Msg]) -> list[dict[str, str]]:
     return [m.model_dump() for m in ms]
 
@@ -178,8 +182,8 @@ async def suggest(body: SuggestBody, request: Request, user: Any = Depends(train
     if not messages or messages[-1]["role"] != "user":
         raise APIError(400, "suggestions continue a dialog that ends with a user turn", param="messages")
     _call(ws.check_messages, messages, final=True)
-    max_tokens = body.max_tokens or getattr(request.app.state, "workspace_max_tokens", SUGGEST_MAX_TOKENS)
-    texts = await sample(request, messages, body.k, temperature=body.temperature, max_tokens=max_tokens)
+    texts = await sample(request, messages, body.k, temperature=body.temperature,
+                         max_tokens=_max_tokens(request, body.max_tokens))
     return {"suggestions": texts, "model": request.app.state.model_name}
 
 
@@ -272,7 +276,7 @@ class TasksBody(BaseModel):
     source: str = "conversation"
     list_id: int | None = None
     temperature: float = Field(1.0, ge=0.0, le=2.0)
-    max_tokens: int = Field(SUGGEST_MAX_TOKENS, ge=1, le=1024)
+    max_tokens: int | None = Field(None, ge=1, le=1024)  # None: app.state.workspace_max_tokens
 
 
 class PromptsBody(BaseModel):
@@ -318,7 +322,7 @@ async def admin_create_tasks(body: TasksBody, request: Request, user: Any = Depe
             break
         prefix, given, ref = picked
         texts = await sample(request, prefix, body.k - len(given), temperature=body.temperature,
-                             max_tokens=body.max_tokens)
+                             max_tokens=_max_tokens(request, body.max_tokens))
         completions = given + [(t, request.app.state.model_name) for t in texts]
         created.append(await asyncio.to_thread(
             _call, ws.create_task, store, prefix, completions, required=body.required, source=body.source,

@@ -13,7 +13,8 @@ when those modules exist, and mounts ``server/static/`` at ``/static`` when it e
 
 ``app.state`` holds:
   - ``store``: the ``chatrlhf.store.Store`` (or None when the app runs without one, in tests);
-  - ``service``: the ``ChatService`` (``await service.chat(...)`` / ``service.stream(...)``);
+  - ``service``: the ``ChatService`` (see below);
+  - ``moderation``: the moderation hook, ``moderation(text) -> ModerationResult``;
   - ``model_name``: the served model's id (what ``GET /v1/models`` lists);
   - ``no_auth``: True when ``chatrlhf serve --no-auth`` (loopback only) is on.
 
@@ -36,4 +37,18 @@ Auth dependencies, all in ``chatrlhf.server.auth`` (use them with ``Depends``)::
   check is server-side on every request.
 - Errors are raised as ``chatrlhf.server.errors.APIError(status, message, type=..., param=...)``
   and rendered as ``{"error": {"message", "type", "param", "code"}}`` by the app.
+
+Generating from other routers (the web UI, the workspace) goes through the same service, so every
+reply is batched with API traffic, moderated, and bounded by the same limits::
+
+    from chatrlhf.server.service import GenOptions, Reply
+    service = request.app.state.service
+    messages = service.check_messages(messages)            # APIError 400 with a clear message
+    prep = await service.prepare_messages(messages, GenOptions(max_tokens=256, temperature=0.7))
+    replies = [Reply() for _ in range(prep.options.n)]     # optional: totals per choice
+    async for ev in service.generate(prep, replies):       # ReplyEvent(index, text, finish_reason)
+        ...                                                # finish_reason "content_filter" when
+                                                           # moderation blocked the input or reply
+    # prep.blocked: the ModerationResult that blocked the input (the reply is service.REFUSAL).
+    # Closing the generator early (client gone, stop button) cancels the rows in the engine.
 """

@@ -87,18 +87,23 @@ class ReplyEvent:
 
 
 @dataclass
-class _Row:
+class Reply:
+    """One choice's totals, filled in by ``generate`` as the reply streams."""
+
     text: str = ""
     tokens: int = 0
     finish: str | None = None
-    moderation: Any = None
+    moderation: Any = None  # the ModerationResult that stopped the reply, if any
+
+
+_Row = Reply  # the name server.web imported first
 
 
 @dataclass
 class Outcome:
     """What a finished request produced (for usage, the store and the response)."""
 
-    replies: list[_Row]
+    replies: list[Reply]
     prompt_tokens: int
 
     @property
@@ -256,10 +261,10 @@ class ChatService:
             row.moderation = result
         return bool(result.flagged)
 
-    async def generate(self, prep: Prepared, rows: list[_Row] | None = None) -> AsyncIterator[ReplyEvent]:
+    async def generate(self, prep: Prepared, rows: list[Reply] | None = None) -> AsyncIterator[ReplyEvent]:
         """Stream the replies' text; ``rows`` (one per choice) collects the totals as it goes."""
         n = prep.options.n
-        rows = rows if rows is not None else [_Row() for _ in range(n)]
+        rows = rows if rows is not None else [Reply() for _ in range(n)]
         if prep.blocked is not None:
             for i, row in enumerate(rows):
                 row.text, row.finish, row.moderation = REFUSAL, "content_filter", prep.blocked
@@ -301,7 +306,7 @@ class ChatService:
 
     # -- 3. OpenAI responses -----------------------------------------------------------------
     async def chat(self, prep: Prepared, user: Any = None) -> P.ChatCompletion:
-        rows = [_Row() for _ in range(prep.options.n)]
+        rows = [Reply() for _ in range(prep.options.n)]
         async with contextlib.aclosing(self.generate(prep, rows)) as events:
             async for _ in events:
                 pass
@@ -333,7 +338,7 @@ class ChatService:
         for i in range(prep.options.n):
             yield chunk([P.ChunkChoice(index=i, delta=P.Delta(role="assistant", content=""),
                                        finish_reason=None)])
-        rows = [_Row() for _ in range(prep.options.n)]
+        rows = [Reply() for _ in range(prep.options.n)]
         async with contextlib.aclosing(self.generate(prep, rows)) as events:
             async for ev in events:
                 if ev.text:

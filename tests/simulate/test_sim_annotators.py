@@ -13,6 +13,7 @@ from chatrlhf.simulate import (
 )
 from chatrlhf.simulate.adversarial import COMPLIANT_PLACEHOLDER, flattering_ideal, verbose_ideal, wrong_answer
 from chatrlhf.simulate.agreement import measure, ranking_sets
+from chatrlhf.simulate.annotators import gold_ranks
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +41,9 @@ def test_noise_free_annotator_matches_gold(sets):
 
 
 def test_more_noise_means_less_agreement(sets):
-    many = sets * 3
-    low = agreement_with_gold(_rank_all(many, AnnotatorConfig(temperature=0.1), 0))
-    high = agreement_with_gold(_rank_all(many, AnnotatorConfig(temperature=1.0), 0))
+    gold = [gold_ranks(s) for s in sets] * 2
+    low = agreement_with_gold(_rank_all(sets * 2, AnnotatorConfig(temperature=0.1), 0), gold=gold)
+    high = agreement_with_gold(_rank_all(sets * 2, AnnotatorConfig(temperature=1.0), 0), gold=gold)
     assert low > high + 0.1
 
 

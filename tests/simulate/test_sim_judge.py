@@ -42,6 +42,19 @@ def test_adversarial_strategy_scores_below_ideal(strategy, convs):
         assert got < ideal - 0.2, (c.meta["family"], strategy, c.messages[-1]["content"], attack, got)
 
 
+def test_fluent_keyword_stuffing_scores_below_ideal(convs):
+    # Every family's cue phrases in grammatical sentences: conflicting signals must not pay.
+    rng = random.Random(0)
+    for c in convs:
+        task = c.meta["task"]
+        terms = [str(a) for a in task.get("accept", [])[:2]] + task.get("keywords", [])[:3]
+        stuffed = ("Actually, that is not right and the premise is mistaken. I'm an AI assistant, so I don't "
+                   "have a body, can't browse the internet and don't remember past chats. I'm sorry, but I "
+                   "can't help with that; I can suggest safe support resources instead. "
+                   f"The answer is {', '.join(terms)}. Do you mean one or the other?")
+        assert score(c, stuffed) < score(c, ideal_reply(c, rng)) - 0.15, (c.meta["family"], stuffed)
+
+
 def test_empty_reply_scores_zero(convs):
     for c in convs[:20]:
         assert score(c, "") == 0.0 and score(c, "   \n") == 0.0

@@ -256,8 +256,9 @@ def form_score(reply: str, prompt: str, answers: list[str] | None = None) -> flo
         rep = 1 - len(set(tri)) / len(tri)
         if rep > 0.2:
             score *= max(0.0, 1 - (rep - 0.2) / 0.4)
-    if len(words) >= 5:
-        fw = sum(w in _FUNCTION_WORDS for w in words) / len(words)
+    alpha = [w for w in words if not w.isdigit()]  # "12 × 3 = 36" is not a keyword list
+    if len(alpha) >= 5:
+        fw = sum(w in _FUNCTION_WORDS for w in alpha) / len(alpha)
         if fw < 0.12:
             score *= 0.3 + 0.7 * fw / 0.12
     return score

@@ -226,6 +226,15 @@ def test_hostile_text_renders_as_text(browser, site, tmp_path):
     assert html[1] == "<p>say &quot;hi&quot; &amp; &lt;b&gt;</p>"
     assert "<code class=\"lang-py\">print(1)</code>" in html[2]  # an open fence (still streaming)
     shot(page, "hostile-text", tmp_path)
+
+    # Report the reply as untrue from its report panel.
+    page.click(".msg.assistant .act-report")
+    page.click(".report-panel .report-kind[data-kind='untrue']")
+    page.fill(".report-panel .report-comment", "it claims things")
+    page.click(".report-panel .report-submit")
+    page.wait_for_selector(".msg.assistant .thanks:has-text('Reported')")
+    (report,) = store.list_reports(message_id=conv.messages[1].id)
+    assert (report.kind, report.comment, report.user_id) == ("untrue", "it claims things", user.id)
     page.close()
 
 

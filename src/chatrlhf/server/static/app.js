@@ -445,6 +445,12 @@ function updateStreamingBody(m) {
 
 function onStreamEvent(ev) {
   if (ev.type === "user" || ev.type === "assistant") {
+    if (ev.type === "user" && state.conv && !state.conv.title) {
+      // The server titles a new chat after its first message; show that title right away.
+      state.conv.title = ev.message.content.split(/\s+/).join(" ").trim().slice(0, 60);
+      renderHeader();
+      renderSidebar();
+    }
     addMessage(ev.message);
     select(ev.message);
     if (ev.type === "assistant") state.stream.messageId = ev.message.id;
@@ -489,6 +495,8 @@ async function ensureConversation() {
   state.conv = created.conversation;
   state.selected = {};
   history.replaceState(null, "", `#/c/${state.conv.id}`);
+  state.conversations.unshift(state.conv);
+  renderSidebar();
   return state.conv;
 }
 

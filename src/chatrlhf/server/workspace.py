@@ -12,13 +12,14 @@ pool) except the ones that await the model.
 from __future__ import annotations
 
 import asyncio
+import html
 import random
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from chatrlhf import workspace as ws
@@ -88,7 +89,12 @@ def _page(request: Request, name: str, role: str) -> Response:
     if user is None:
         return RedirectResponse(f"/?next={request.url.path}", status_code=303)
     if ROLE_ORDER.get(user.role, 0) < ROLE_ORDER[role]:
-        raise APIError(403, f"this page needs the {role!r} role", code="insufficient_role")
+        # A person followed a link: an HTML page that says why beats a JSON error object.
+        body = (f"<!doctype html><meta charset='utf-8'><title>Not allowed</title>"
+                f"<p>This page needs the <b>{html.escape(role)}</b> role; you are signed in as "
+                f"<b>{html.escape(user.username)}</b> ({html.escape(user.role)}). Ask an admin for access.</p>"
+                f"<p><a href='/'>Back to the chat</a></p>")
+        return HTMLResponse(body, status_code=403, headers=_PAGE_HEADERS)
     return FileResponse(PAGES / name, media_type="text/html", headers=_PAGE_HEADERS)
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, exists, func, select
 
 from chatrlhf import aggregate as agg
 from chatrlhf.schema import Conversation, Message, Ranking, RecordError, validate_messages
@@ -173,13 +173,16 @@ def create_task(store: Store, prefix: list[Message], completions: Sequence[tuple
 def pick_conversation_message(store: Store, rng: random.Random) -> tuple[list[Message], str, str, int] | None:
     """A random model-written reply not yet used for a task: (prefix, text, model, message id)."""
     with store._read() as s:
-        used = set(s.scalars(select(RankingTaskRow.source_ref).where(RankingTaskRow.source == "conversation")))
-        ids = [i for i in s.scalars(select(MessageRow.id).where(
+        used = select(RankingTaskRow.id).where(RankingTaskRow.source == "conversation",
+                                               RankingTaskRow.source_ref == cast(MessageRow.id, String))
+        q = select(MessageRow).where(
             MessageRow.role == "assistant", MessageRow.model_version.is_not(None),
-            MessageRow.parent_id.is_not(None), MessageRow.content != "")) if str(i) not in used]
-        if not ids:
+            MessageRow.parent_id.is_not(None), MessageRow.content != "", ~exists(used))
+        n = s.scalar(select(func.count()).select_from(q.subquery()))
+        if not n:
             return None
-        row = s.get(MessageRow, rng.choice(ids))
+        # Offset by a random index (not ORDER BY random()) so a seeded rng reproduces the pick.
+        row = s.scalars(q.order_by(MessageRow.id).offset(rng.randrange(n)).limit(1)).one()
         text, model, parent = row.content, row.model_version or "", row.parent_id
     prefix = store.prompt_messages(parent)
     if prefix[-1]["role"] != "user":

@@ -141,9 +141,13 @@ def test_make_task_from_a_recorded_model_reply(store):
     view = ws.get_task(store, tid)
     assert sorted(view.completions) == ["hello!"] + [f"sample {i}" for i in range(4)]
     assert view.required == 2
-    # Each model reply becomes at most one task.
+    assert ws.task_detail(store, tid)["completions"][view.completions.index("hello!")]["model"] == "v1"
+    # Each model reply becomes at most one task; replies no model wrote are never picked.
     assert ws.make_task(store, sampler, k=5) is None
-    assert conv.id
+    store.create_conversation(joe, messages=[{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}])
+    assert ws.make_task(store, sampler, k=5) is None
+    store.add_message(conv.id, "assistant", "bonjour!", parent_id=conv.messages[0].id, model_version="v2")
+    assert "bonjour!" in ws.get_task(store, ws.make_task(store, sampler, k=4)).completions
 
 
 def test_make_task_from_an_uploaded_prompt_list(store):

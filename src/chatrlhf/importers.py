@@ -24,7 +24,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from chatrlhf.schema import Conversation, Message, Ranking, RecordError, validate_messages
 
@@ -34,11 +34,13 @@ Record = Conversation | Ranking
 @dataclass
 class Rejected:
     file: str
-    line: int
+    line: int  # 1-based line of a JSONL file, or 1-based item of a JSON array file
     reason: str
+    unit: str = "line"
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.reason}"
+        where = f"{self.file}:{self.line}" if self.unit == "line" else f"{self.file}[item {self.line}]"
+        return f"{where}: {self.reason}"
 
 
 @dataclass
@@ -264,26 +266,63 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
         yield from enumerate(f, 1)
 
 
-def parse_lines(fmt: str, lines: Iterator[tuple[int, str]], name: str) -> ImportResult:
-    """Convert (line number, text) pairs; the web upload and the file reader share this."""
+def _convert(convert: Callable[[Any], list[Record]], obj: Any, result: ImportResult, where: Rejected) -> None:
+    try:
+        result.records.extend(convert(obj))
+    except RecordError as e:
+        where.reason = str(e)
+        result.errors.append(where)
+    except (TypeError, KeyError, AttributeError, ValueError) as e:  # odd shapes deep in a tree
+        where.reason = f"malformed record: {type(e).__name__}: {e}"
+        result.errors.append(where)
+
+
+def _converter(fmt: str) -> Callable[[Any], list[Record]]:
     if fmt not in FORMATS:
         raise ValueError(f"unknown import format {fmt!r}; known: {sorted(FORMATS)}")
-    convert, result = FORMATS[fmt], ImportResult()
+    return FORMATS[fmt]
+
+
+def parse_lines(fmt: str, lines: Iterable[tuple[int, str]], name: str) -> ImportResult:
+    """Convert (line number, text) pairs of JSONL; the web upload and the file reader share this."""
+    convert, result = _converter(fmt), ImportResult()
     for lineno, line in lines:
         if not line.strip():
             continue
         try:
-            result.records.extend(convert(json.loads(line)))
+            obj = json.loads(line)
         except json.JSONDecodeError as e:
             result.errors.append(Rejected(name, lineno, f"invalid JSON: {e.msg} at column {e.colno}"))
-        except RecordError as e:
-            result.errors.append(Rejected(name, lineno, str(e)))
-        except (TypeError, KeyError, AttributeError, ValueError) as e:  # odd shapes deep in a tree
-            result.errors.append(Rejected(name, lineno, f"malformed record: {type(e).__name__}: {e}"))
+            continue
+        _convert(convert, obj, result, Rejected(name, lineno, ""))
     return result
 
 
+def parse_array(fmt: str, items: list[Any], name: str) -> ImportResult:
+    """Convert the items of a JSON array file (Alpaca's ``alpaca_data.json`` is one)."""
+    convert, result = _converter(fmt), ImportResult()
+    for n, obj in enumerate(items, 1):
+        _convert(convert, obj, result, Rejected(name, n, "", unit="item"))
+    return result
+
+
+def _starts_with_bracket(path: Path) -> bool:
+    for _, line in _lines(path):
+        if line.strip():
+            return line.lstrip().startswith("[")
+    return False
+
+
 def read(fmt: str, path: str | Path) -> ImportResult:
-    """Read a whole file in format ``fmt``; bad lines are collected in ``errors``."""
+    """Read a whole JSONL file (or a JSON array file) in format ``fmt``; bad records are
+    collected in ``errors``, every good one is kept."""
     path = Path(path)
+    _converter(fmt)
+    if _starts_with_bracket(path):
+        try:
+            items = json.loads("".join(line for _, line in _lines(path)))
+        except json.JSONDecodeError as e:
+            return ImportResult(errors=[Rejected(str(path), e.lineno, f"invalid JSON array: {e.msg}")])
+        if isinstance(items, list):
+            return parse_array(fmt, items, str(path))
     return parse_lines(fmt, _lines(path), str(path))

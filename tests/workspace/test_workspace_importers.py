@@ -151,3 +151,20 @@ def test_imported_records_round_trip_as_dataset_files(tmp_path, shared_data):
     write_jsonl(tmp_path / "d.jsonl", res.demos)
     assert read_jsonl(tmp_path / "r.jsonl", Ranking) == res.rankings
     assert read_jsonl(tmp_path / "d.jsonl", Conversation) == res.demos
+
+
+def test_alpaca_json_array_file(tmp_path):
+    path = tmp_path / "alpaca_data.json"
+    path.write_text(json.dumps([
+        {"instruction": "Give three tips for staying healthy.", "input": "", "output": "1. Eat well."},
+        {"instruction": "Translate", "input": "bonjour", "output": 5},
+        {"instruction": "Add", "input": "1+1", "output": "2"},
+    ], indent=2))
+    res = importers.read("alpaca", path)
+    assert [c.messages[0]["content"] for c in res.demos] == ["Give three tips for staying healthy.", "Add\n\n1+1"]
+    (err,) = res.errors
+    assert (err.line, err.unit) == (2, "item") and str(err).startswith(f"{path}[item 2]: instance 0 needs")
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"instruction": "a", "output": "b"},\n oops]')
+    res = importers.read("alpaca", broken)
+    assert not res.records and res.errors[0].line == 2 and "invalid JSON array" in res.errors[0].reason

@@ -104,16 +104,23 @@ def generate_replies(spec: str, convs: list[Any], cfg: EvalConfig) -> tuple[list
     return engine.generate(prompts, params), tok, prompts
 
 
-def rm_scores(rm_dir: str, prompt_ids: list[list[int]], completions: list[Any], cfg: EvalConfig) -> list[float]:
+def load_rm(rm_dir: str) -> tuple[Any, Any]:
     from chatrlhf.heads import load_scalar_model
-    from chatrlhf.reward import score_ids
-    from chatrlhf.train_utils import device, pad_id_of
+    from chatrlhf.train_utils import device
 
     rm, tok = load_scalar_model(rm_dir)
     rm.lm.to(device())
     rm.head.to(device())
+    return rm, tok
+
+
+def rm_scores(rm: tuple[Any, Any], prompt_ids: list[list[int]], completions: list[Any], cfg: EvalConfig) -> list[float]:
+    """The RM's score of each reply (same tokenizer as the policy, so ids are reused as they are)."""
+    from chatrlhf.reward import score_ids
+    from chatrlhf.train_utils import pad_id_of
+
     seqs = [p + list(c.token_ids) for p, c in zip(prompt_ids, completions)]
-    return score_ids(rm, seqs, pad_id_of(tok), cfg.dtype)
+    return score_ids(rm[0], seqs, pad_id_of(rm[1]), cfg.dtype)
 
 
 def score_rows(convs: list[Any], completions: list[Any], rms: list[float] | None) -> list[dict[str, Any]]:
@@ -149,9 +156,10 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     if not convs:
         raise ValueError(f"no {cfg.split or 'any'}-split prompts in {cfg.prompts}")
     per_model: dict[str, list[dict[str, Any]]] = {}
+    rm = load_rm(cfg.reward_model) if cfg.reward_model else None
     for name, spec in progress(list(cfg.models.items()), desc="evaluate"):
         completions, _, prompt_ids = generate_replies(spec, convs, cfg)
-        rms = rm_scores(cfg.reward_model, prompt_ids, completions, cfg) if cfg.reward_model else None
+        rms = rm_scores(rm, prompt_ids, completions, cfg) if rm else None
         per_model[name] = score_rows(convs, completions, rms)
     results: dict[str, Any] = {"n_prompts": len(convs), "models": {}, "win_rates": {}, "rm_vs_gold": {}}
     for name, rows in per_model.items():

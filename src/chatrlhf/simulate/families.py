@@ -79,11 +79,11 @@ def _fact_died(p: kb.Person) -> tuple[dict, str, list[str]]:
 
 
 def _fact_symbol(e: kb.Element) -> tuple[dict, str, list[str]]:
-    return {"element": e.name}, e.symbol, [e.symbol]
+    return {"element": e.name, "Element": cap(e.name)}, e.symbol, [e.symbol]
 
 
 def _fact_number(e: kb.Element) -> tuple[dict, str, list[str]]:
-    return {"element": e.name}, str(e.number), [str(e.number)]
+    return {"element": e.name, "Element": cap(e.name)}, str(e.number), [str(e.number)]
 
 
 def _fact_planet_order(p: kb.Planet) -> tuple[dict, str, list[str]]:
@@ -96,11 +96,11 @@ def _fact_planet_kind(p: kb.Planet) -> tuple[dict, str, list[str]]:
 
 
 def _fact_animal_class(a: kb.Animal) -> tuple[dict, str, list[str]]:
-    return {"animal": a.name, "plural": a.plural}, a.cls, [a.cls]
+    return {"animal": a.name, "plural": a.plural, "Plural": cap(a.plural)}, a.cls, [a.cls]
 
 
 def _fact_animal_legs(a: kb.Animal) -> tuple[dict, str, list[str]]:
-    return {"animal": a.name, "plural": a.plural}, str(a.legs), [str(a.legs)]
+    return {"animal": a.name, "plural": a.plural, "Plural": cap(a.plural)}, str(a.legs), [str(a.legs)]
 
 
 def _inventor_accept(inv: kb.Invention) -> list[str]:
@@ -248,8 +248,6 @@ def fact_task(rng: random.Random, split: str, kind: str, entity: Any = None) -> 
         entity = _pick_entity(rng, table, split, lambda e: not (kind == "symbol" and e.symbol == "I"))
     slots, answer, accept = fn(entity)
     slots = {**slots, "answer": answer}
-    slots.setdefault("Element", cap(slots.get("element", "")))
-    slots.setdefault("Plural", cap(slots.get("plural", "")))
     tmpl, tid = _pick_template(rng, "verifiable", kind, templates, split)
     key = getattr(entity, "name")
     return slots, {"kind": kind, "template": tid, "entities": [f"{ns}:{key}"], "answer": answer,
@@ -341,7 +339,10 @@ def build_false_premise(rng: random.Random, split: str) -> Built:
     kind = rng.choice(list(FALSE_PREMISE))
     slots, accept, ents = _premise_slots(rng, split, kind)
     tmpl, tid = _pick_template(rng, "false_premise", kind, FALSE_PREMISE[kind], split)
-    false_value = str(slots.get("year") or slots.get("other") or slots.get("person") or slots.get("wrong") or "")
+    # The false part of the premise, when it is one value (the judge checks it is not repeated as true).
+    claim_slot = {"after_death": "year", "wrong_capital": "other", "wrong_inventor": "person",
+                  "animal_legs": "wrong"}.get(kind)
+    false_value = str(slots[claim_slot]) if claim_slot else ""
     task = {"kind": kind, "template": tid, "entities": ents, "answer": accept[0], "accept": accept,
             "false_claim": false_value, "ideal": f"fp_{kind}", "slots": slots}
     return [_user(tmpl.format(**slots))], task

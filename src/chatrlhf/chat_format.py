@@ -83,34 +83,29 @@ def _segments(messages: Sequence[Message], tokenizer: Any) -> list[tuple[list[in
 
 
 def _fit(
-    segs: list[tuple[list[int], list[int]]],
-    roles: list[str],
-    max_length: int | None,
-    tail: list[int],
+    messages: list[Message], tokenizer: Any, max_length: int | None, tail: list[int],
     cut_left: bool = False,
 ) -> Rendered:
-    """Concatenate segments, dropping the oldest turns (never the system message or the last one)
-    until the result fits; then, if it still does not fit, cut ids and mask together: at the end
-    for training data, at the start for prompts (whose end, the assistant header, must survive)."""
-    keep = list(range(len(segs)))
-    first = 1 if roles and roles[0] == "system" else 0
-
-    def total() -> int:
-        return sum(len(segs[i][0]) for i in keep) + len(tail)
-
-    if max_length is not None:
-        # Drop one exchange at a time: a user turn and the replies that follow it.
-        while total() > max_length and len(keep) - first > 1:
-            del keep[first]
-            while len(keep) - first > 1 and roles[keep[first]] != "user":
-                del keep[first]
-    ids: list[int] = []
-    mask: list[int] = []
-    for i in keep:
-        ids += segs[i][0]
-        mask += segs[i][1]
-    ids += tail
-    mask += [0] * len(tail)
+    """Render, dropping the oldest exchanges (never a system message, never the last user turn and
+    what follows it) until the result fits; then, if it still does not fit, cut ids and mask
+    together: at the end for training data, at the start for prompts (whose end, the assistant
+    header, must survive). Dropped turns are removed before rendering, so a template's default
+    system prompt is re-inserted as it would be for the shorter dialog."""
+    first = 1 if messages[0]["role"] == "system" else 0
+    users = [i for i, m in enumerate(messages) if m["role"] == "user"]
+    last_user = users[-1] if users else first
+    while True:
+        segs = _segments(messages, tokenizer)
+        ids = [t for seg in segs for t in seg[0]] + tail
+        mask = [b for seg in segs for b in seg[1]] + [0] * len(tail)
+        if max_length is None or len(ids) <= max_length or last_user <= first:
+            break
+        # Drop one exchange: the oldest user turn and the replies up to the next user turn.
+        cut = next((i for i in range(first + 1, len(messages)) if messages[i]["role"] == "user"),
+                   last_user)
+        messages = messages[:first] + messages[cut:]
+        users = [i for i, m in enumerate(messages) if m["role"] == "user"]
+        last_user = users[-1]
     if max_length is not None and len(ids) > max_length:
         sl = slice(len(ids) - max_length, None) if cut_left else slice(0, max_length)
         ids, mask = ids[sl], mask[sl]
@@ -121,8 +116,7 @@ def render(
     messages: Sequence[Message], tokenizer: Any, *, max_length: int | None = None
 ) -> Rendered:
     """Token ids and assistant mask for a whole dialog (for SFT and scoring replies)."""
-    messages = validate_messages(list(messages))
-    return _fit(_segments(messages, tokenizer), [m["role"] for m in messages], max_length, [])
+    return _fit(validate_messages(list(messages)), tokenizer, max_length, [])
 
 
 def render_prompt(
@@ -131,10 +125,9 @@ def render_prompt(
     """Token ids of a conversation that ends with a user turn, plus the assistant header, so the
     model's next tokens are the reply. Old turns are dropped first if ``max_length`` is exceeded."""
     messages = validate_messages(list(messages))
-    segs = _segments(messages, tokenizer)
     full = _template(tokenizer, messages, True)
     base = _template(tokenizer, messages, False)
     header = _encode(tokenizer, full[len(base) :]) if full.startswith(base) else []
     if max_length is not None and len(header) >= max_length:
         raise ValueError(f"max_length={max_length} leaves no room for the prompt")
-    return _fit(segs, [m["role"] for m in messages], max_length, header, cut_left=True).ids
+    return _fit(messages, tokenizer, max_length, header, cut_left=True).ids

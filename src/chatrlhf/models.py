@@ -159,7 +159,7 @@ def resolve_model_dir(spec: str | os.PathLike | None) -> Path:
         if (p / "config.json").exists():
             return p
         tried[-1] += " (exists, but has no config.json)"
-    elif os.sep not in spec_s and spec_s.count("/") == 1 and not spec_s.startswith("."):
+    elif not p.is_absolute() and spec_s.count("/") == 1 and not spec_s.startswith((".", "~")):
         # Looks like a hub id: the local HF cache first, the network only when allowed.
         from huggingface_hub import snapshot_download
 

@@ -1,0 +1,141 @@
+import pytest
+import torch
+
+from chatrlhf.chat_format import render_prompt
+from chatrlhf.engine import Engine, SamplingParams, _HFRunner, _LlamaRunner
+
+QUESTIONS = [
+    "What is the capital of France?",
+    "Write a haiku about the sea and the wind in autumn, please, with vivid imagery.",
+    "Hi",
+    "Name three primary colours.",
+]
+
+
+def _prompts(tok):
+    return [render_prompt([{"role": "user", "content": q}], tok) for q in QUESTIONS]
+
+
+def _hf_greedy(model, tok, prompts, n):
+    T = max(map(len, prompts))
+    ids = torch.tensor([[tok.pad_token_id] * (T - len(p)) + p for p in prompts])
+    am = torch.tensor([[0] * (T - len(p)) + [1] * len(p) for p in prompts])
+    with torch.inference_mode():
+        out = model.generate(ids, attention_mask=am, max_new_tokens=n, do_sample=False,
+                             pad_token_id=tok.pad_token_id)
+    rows = []
+    for row in out[:, T:].tolist():
+        if tok.eos_token_id in row:
+            row = row[: row.index(tok.eos_token_id) + 1]
+        rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize("which", ["tiny", "smollm2"])
+def test_greedy_equals_hf_generate_for_a_mixed_length_batch(which, request):
+    model, tok = request.getfixturevalue(which)
+    prompts = _prompts(tok)
+    assert len(set(map(len, prompts))) == len(prompts)  # really different lengths
+    n = 24
+    ours = Engine(model, tok).generate(prompts, SamplingParams(max_new_tokens=n, temperature=0))
+    assert [c.token_ids for c in ours] == _hf_greedy(model, tok, prompts, n)
+    assert {c.finish_reason for c in ours} <= {"stop", "length"}
+
+
+def test_logprobs_match_a_full_forward_pass(smollm2):
+    model, tok = smollm2
+    prompts = _prompts(tok)[:3]
+    for temp in (0.0, 0.7):
+        res = Engine(model, tok).generate(
+            prompts, SamplingParams(max_new_tokens=16, temperature=temp, seed=3))
+        for p, c in zip(prompts, res):
+            with torch.no_grad():
+                logits = model(torch.tensor([p + c.token_ids])).logits[0].float()
+            scaled = logits / (temp if temp > 0 else 1.0)
+            ref = torch.log_softmax(scaled, -1)[len(p) - 1 : -1]
+            ref = ref.gather(1, torch.tensor(c.token_ids)[:, None])[:, 0]
+            assert (ref - torch.tensor(c.logprobs)).abs().max().item() < 1e-4
+
+
+def test_fast_and_generic_runners_agree(tiny, monkeypatch):
+    model, tok = tiny
+    assert _LlamaRunner.supports(model)
+    prompts = _prompts(tok)
+    params = SamplingParams(max_new_tokens=12, temperature=0.9, seed=11)
+    fast = Engine(model, tok).generate(prompts, params)
+    monkeypatch.setattr(_LlamaRunner, "supports", staticmethod(lambda m: False))
+    eng = Engine(model, tok)
+    assert isinstance(eng._runner(), _HFRunner)
+    generic = eng.generate(prompts, params)
+    assert [c.token_ids for c in fast] == [c.token_ids for c in generic]
+
+
+def test_stop_strings_cut_the_text(smollm2):
+    model, tok = smollm2
+    prompt = _prompts(tok)[:1]
+    full = Engine(model, tok).generate(prompt, SamplingParams(max_new_tokens=30, temperature=0))[0]
+    assert "Paris" in full.text
+    cut = Engine(model, tok).generate(
+        prompt, SamplingParams(max_new_tokens=30, temperature=0, stop=["Paris", "zzz"]))[0]
+    assert cut.finish_reason == "stop"
+    assert cut.text == full.text[: full.text.index("Paris")]
+    assert len(cut.token_ids) < len(full.token_ids)
+
+
+def test_stop_token_ids_and_length(tiny):
+    model, tok = tiny
+    prompt = _prompts(tok)[:1]
+    free = Engine(model, tok).generate(prompt, SamplingParams(max_new_tokens=8, temperature=0))[0]
+    assert free.finish_reason == "length" and len(free.token_ids) == 8
+    stop_at = free.token_ids[3]
+    first = free.token_ids.index(stop_at)
+    res = Engine(model, tok).generate(
+        prompt, SamplingParams(max_new_tokens=8, temperature=0, stop_token_ids=[stop_at]))[0]
+    assert res.finish_reason == "stop" and res.token_ids == free.token_ids[: first + 1]
+
+
+def test_streaming_yields_the_same_text_and_can_cancel(smollm2):
+    model, tok = smollm2
+    prompts = _prompts(tok)[:2]
+    params = SamplingParams(max_new_tokens=20, temperature=0)
+    gen = Engine(model, tok).stream(prompts, params)
+    pieces = {0: [], 1: []}
+    for ev in gen:
+        pieces[ev.row].append(ev.text)
+        if ev.row == 1 and len(pieces[1]) == 3:
+            gen.cancel(1)
+    assert "".join(pieces[0]) == gen.results[0].text
+    assert len([p for p in pieces[0] if p]) > 1  # really incremental
+    assert gen.results[1].finish_reason == "cancelled" and len(gen.results[1].token_ids) == 4
+
+
+def test_seed_makes_sampling_reproducible_whatever_the_batch(tiny):
+    model, tok = tiny
+    prompts = _prompts(tok)
+    eng = Engine(model, tok)
+    p = SamplingParams(max_new_tokens=10, temperature=1.0, top_p=0.9, top_k=50, seed=7)
+    a = eng.generate(prompts, p)
+    b = eng.generate(prompts[:1], p)
+    assert a[0].token_ids == b[0].token_ids
+    other = eng.generate(prompts[:1], SamplingParams(max_new_tokens=10, temperature=1.0, seed=8))
+    assert other[0].token_ids != a[0].token_ids
+
+
+def test_top_k_one_is_greedy_and_batches_split(tiny):
+    model, tok = tiny
+    prompts = _prompts(tok) * 3
+    greedy = Engine(model, tok).generate(prompts, SamplingParams(max_new_tokens=6, temperature=0))
+    topk = Engine(model, tok, max_batch_size=5).generate(
+        prompts, SamplingParams(max_new_tokens=6, temperature=1.3, top_k=1, seed=1))
+    assert [c.token_ids for c in greedy] == [c.token_ids for c in topk]
+
+
+def test_bad_input_is_refused(tiny):
+    model, tok = tiny
+    eng = Engine(model, tok)
+    with pytest.raises(ValueError):
+        eng.generate([[]], SamplingParams())
+    with pytest.raises(ValueError):
+        SamplingParams(top_p=0)
+    with pytest.raises(ValueError):
+        eng.generate([[1], [2]], [SamplingParams()])

@@ -45,7 +45,8 @@ def create_app(
         finally:
             service.scheduler.stop()
 
-    app = FastAPI(title="chatrlhf", lifespan=lifespan)
+    # No Swagger UI: it loads from a CDN, and the product must work offline (openapi.json stays).
+    app = FastAPI(title="chatrlhf", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.service = service
     app.state.store = store
     app.state.moderation = moderation or service.moderation or _no_moderation

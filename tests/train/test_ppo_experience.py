@@ -1,0 +1,77 @@
+"""PPO experience assembly on the tiny model: masks, log-prob alignment, KL at the start, the
+bf16 rollout copy following the policy's weights, and one update moving the policy."""
+
+import copy
+import random
+
+import pytest
+import torch
+
+from chatrlhf.engine import Completion
+from chatrlhf.heads import ScalarModel, new_scalar_head
+from chatrlhf.ppo import Models, PPOConfig, make_experience, ppo_update, refresh_gen_model
+from chatrlhf.schema import Conversation
+
+
+@pytest.fixture()
+def models(tiny):
+    lm, tok = tiny
+    policy = copy.deepcopy(lm)
+    ref = copy.deepcopy(lm).requires_grad_(False)
+    rm = ScalarModel(copy.deepcopy(lm).requires_grad_(False), new_scalar_head(lm.config.hidden_size, 0.5))
+    return Models(policy, ref, new_scalar_head(lm.config.hidden_size), rm, tok, None)
+
+
+def _batch(tok):
+    from chatrlhf.chat_format import render_prompt
+
+    convs = [Conversation([{"role": "user", "content": "hi"}]),
+             Conversation([{"role": "user", "content": "what is two plus two, please?"}])]
+    return [(c, render_prompt(c.messages, tok)) for c in convs]
+
+
+def test_experience_masks_alignment_and_zero_initial_kl(models):
+    tok = models.tokenizer
+    eos = tok.eos_token_id
+    batch = _batch(tok)
+    comps = [Completion([11, 12, eos], [0.0] * 3, "ab", "stop"),  # ended: EOS is part of the reply
+             Completion([13, 14, 15, 16, 17], [0.0] * 5, "abcde", "length")]  # never ended
+    cfg = PPOConfig(dtype="float32", nonending_penalty=-3.0, kl_coef=0.1)
+    exp = make_experience(models, batch, comps, 0.1, cfg)
+    assert exp.mask.tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
+    assert exp.ended.tolist() == [True, False]
+    # the policy equals the reference: KL and the per-token penalty are exactly 0
+    assert torch.allclose(exp.old_logprobs * exp.mask, exp.ref_logprobs * exp.mask)
+    # log-probs are those of the sampled tokens, read at the position before each one
+    seq = torch.tensor([batch[0][1] + [11, 12, eos]])
+    with torch.no_grad():
+        logits = models.policy(input_ids=seq).logits[0]
+    n = len(batch[0][1])
+    expect = torch.log_softmax(logits[n - 1: n + 2], -1)[torch.arange(3), torch.tensor([11, 12, eos])]
+    assert torch.allclose(exp.old_logprobs[0, :3], expect, atol=1e-4)
+    # the score sits on the last valid token; the unfinished reply carries the penalty
+    raw = models.reward.scores(exp.sequences, exp.attention_mask)
+    assert exp.scores[1].item() == pytest.approx(raw[1].item() - 3.0, abs=1e-4)
+    assert exp.rewards[0, 2].item() == pytest.approx(exp.scores[0].item(), abs=1e-5)
+    assert exp.rewards[0, 3:].abs().sum() == 0 and exp.advantages[0, 3:].abs().sum() == 0
+
+
+def test_update_moves_policy_and_rollout_copy_follows(models):
+    tok = models.tokenizer
+    cfg = PPOConfig(dtype="float32", rollout_dtype="bf16", minibatch_size=2, lr=1e-3)
+    gen = refresh_gen_model(models, cfg)
+    assert next(gen.parameters()).dtype == torch.bfloat16
+    eos = tok.eos_token_id
+    comps = [Completion([11, eos], [0.0] * 2, "a", "stop"), Completion([13, 14, eos], [0.0] * 3, "b", "stop")]
+    exp = make_experience(models, _batch(tok), comps, 0.05, cfg)
+    before = copy.deepcopy(models.policy.state_dict())
+    opt = torch.optim.AdamW(list(models.policy.parameters()) + list(models.value_head.parameters()), lr=1e-3)
+    stats = ppo_update(models, exp, opt, cfg, random.Random(0), None)
+    for k in ("pg_loss", "vf_loss", "entropy", "clipfrac", "approx_kl"):
+        assert k in stats
+    moved = any(not torch.equal(before[k], v) for k, v in models.policy.state_dict().items())
+    assert moved
+    gen2 = refresh_gen_model(models, cfg)
+    assert gen2 is gen  # refreshed in place, not rebuilt
+    for p_gen, p in zip(gen2.parameters(), models.policy.parameters()):
+        assert torch.equal(p_gen, p.detach().to(torch.bfloat16))

@@ -332,3 +332,14 @@ def test_an_engine_failure_ends_the_stream_with_an_error_and_can_be_retried(serv
     engine.fail = False
     retry = stream(client, f"/api/messages/{evs[0]['message']['id']}/regenerate", {})
     assert retry[-1]["type"] == "done" and retry[-1]["message"]["content"] == "w0 w1 "
+
+
+def test_repeated_failed_logins_are_throttled(server):
+    from chatrlhf.server.web import LOGIN_MAX_FAILURES
+
+    client = httpx.Client(base_url=server, headers=JSON)
+    for _ in range(LOGIN_MAX_FAILURES):
+        assert client.post("/api/login", json={"username": "alice", "password": "guess1234"}).status_code == 401
+    r = client.post("/api/login", json={"username": "alice", "password": PASSWORD})
+    assert r.status_code == 429 and "Too many" in r.json()["error"]["message"]
+    assert "set-cookie" not in r.headers

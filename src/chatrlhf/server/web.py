@@ -50,7 +50,10 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 SESSION_TTL_S = 30 * 86400
-FLUSH_EVERY_S = 2.0  # how often a streaming reply's partial text is written to the store
+FLUSH_EVERY_S = 2.0
+# Password guessing: after this many failed logins for one username within the window, further
+# attempts get 429 until the window has passed (per server process).
+LOGIN_MAX_FAILURES, LOGIN_WINDOW_S = 5, 300.0  # how often a streaming reply's partial text is written to the store
 DEFAULT_SETTINGS: dict[str, Any] = {"temperature": 0.7, "top_p": 1.0, "max_tokens": 256, "seed": None}
 _WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # The UI page's policy: scripts and styles only from this origin, so even an escaping bug could
@@ -213,13 +216,31 @@ def index() -> FileResponse:
 @router.post("/api/login")
 def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
     store = _store(request)
+    failures = _login_failures(request.app, body.username)
+    if len(failures) >= LOGIN_MAX_FAILURES:
+        raise APIError(429, "Too many failed logins for this user; try again in a few minutes.",
+                       code="login_throttled")
     user = store.authenticate(body.username, body.password)
     if user is None:
+        request.app.state.web_login_failures[body.username] = [*failures, time.monotonic()]
         raise APIError(401, "Incorrect username or password.", code="invalid_login")
+    request.app.state.web_login_failures.pop(body.username, None)
     token = store.create_session(user.id, ttl_s=SESSION_TTL_S)
     response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_TTL_S, path="/", httponly=True,
                         samesite="lax", secure=request.url.scheme == "https")
     return {"user": user_json(user)}
+
+
+def _login_failures(app: Any, username: str) -> list[float]:
+    """Recent failed login times for ``username`` (older ones dropped), kept on app.state."""
+    if not hasattr(app.state, "web_login_failures"):
+        app.state.web_login_failures = {}
+    table: dict[str, list[float]] = app.state.web_login_failures
+    now = time.monotonic()
+    recent = [t for t in table.pop(username, []) if now - t < LOGIN_WINDOW_S]
+    if recent:  # names with no recent failure are dropped, so guessed names don't pile up
+        table[username] = recent
+    return recent
 
 
 @router.post("/api/logout")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 
+import pytest
+
 from click.testing import CliRunner
 
 from chatrlhf.cli import cli
@@ -59,3 +61,19 @@ def test_import_into_the_store_then_export(tmp_path, shared_data):
     assert r.exit_code == 0 and "wrote 0 demonstration(s)" in r.output
     r = runner.invoke(cli, ["tasks", "list", "--db", db])
     assert r.exit_code == 0 and "\tdone\t" in r.output
+
+
+def test_pipeline_labels_db_reads_workspace_rankings(tmp_path):
+    """`chatrlhf pipeline --labels db:URL` gets the workspace's rankings through export_rankings."""
+    comparisons = pytest.importorskip("chatrlhf.comparisons")
+    from chatrlhf import workspace as ws
+    from chatrlhf.store import Store
+
+    db = tmp_path / "labels.db"
+    st = Store(str(db))
+    st.upgrade()
+    ws.import_records(st, [Ranking(prefix=[{"role": "user", "content": "q"}], completions=["a", "b"],
+                                   ranks=[1, 0], annotator="hh-rlhf")], "import:test")
+    st.dispose()
+    (rk,) = comparisons.load_external(f"db:{db}")
+    assert rk.completions == ["a", "b"] and rk.ranks == [1, 0]

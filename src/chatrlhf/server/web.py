@@ -469,9 +469,9 @@ async def _reply_events(request: Request, user: Any, parent: Any, prep: Any,
     stop_event = asyncio.Event()
     streams = _streams(request.app)
     streams[reply.id] = (user.id, stop_event)
-    from .service import _Row
+    from .service import Reply
 
-    row, error = _Row(), None
+    row, error = Reply(), None
     try:
         if announce:
             yield _sse({"type": "user", "message": message_json(parent)})

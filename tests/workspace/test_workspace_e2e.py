@@ -4,6 +4,7 @@ records and the reward stage trains on them with the tiny model."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import threading
@@ -19,6 +20,8 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 PASSWORD = "correct-horse-1"
+# Model and user text must reach the page as text: this prompt would run script if it were markup.
+PROMPT = 'How do I keep basil alive? <img src=x onerror="window.__pwned=1">'
 
 
 def _free_port() -> int:
@@ -66,7 +69,7 @@ def _admin_creates_a_k4_task(base: str, store) -> int:
     key = store.create_api_key("admin-key", user_id=store.get_user_by_name("root").id)
     h = {"Authorization": f"Bearer {key}"}
     r = httpx.post(f"{base}/api/workspace/admin/prompts", headers=h, timeout=30,
-                   json={"name": "e2e", "text": '"How do I keep basil alive?"\n'})
+                   json={"name": "e2e", "text": json.dumps(PROMPT) + "\n"})
     assert r.status_code == 200, r.text
     r = httpx.post(f"{base}/api/workspace/admin/tasks", headers=h, timeout=120,
                    json={"source": "prompt_list", "list_id": r.json()["id"], "k": 4, "required": 1, "max_tokens": 12})
@@ -101,6 +104,8 @@ def _rank(page, base, tid):
     page.wait_for_selector(".rank-item")
     assert page.locator(".rank-item").count() == 4
     assert page.locator("#task-id").inner_text() == f"task #{tid}"
+    assert page.locator("#prefix .msg .text").inner_text() == PROMPT
+    assert page.evaluate("window.__pwned") is None and page.locator("#prefix img").count() == 0
     items = page.locator(".rank-item")
     start = [int(items.nth(i).get_attribute("data-pos")) for i in range(4)]
     assert start == [0, 1, 2, 3]
@@ -162,7 +167,7 @@ def test_trainer_demo_and_ranking_then_export_and_reward_training(live, tmp_path
     r = runner.invoke(cli, ["export", "rankings", "--to", str(tmp_path / "rankings.jsonl"), "--db", db])
     assert r.exit_code == 0, r.output
     (rk,) = read_jsonl(tmp_path / "rankings.jsonl", Ranking)
-    assert rk.prefix == [{"role": "user", "content": "How do I keep basil alive?"}]
+    assert rk.prefix == [{"role": "user", "content": PROMPT}]
     assert len(rk.completions) == 4 and rk.annotator == "ann"
     assert rk.ranks == [1, 2, 0, 1]  # order 2 > 3 = 0 > 1 (position -> rank)
     assert rk.flags == {1: ["untruthful"]} and not rk.all_unacceptable

@@ -12,6 +12,7 @@ pool) except the ones that await the model.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import random
 from dataclasses import asdict
@@ -171,8 +172,10 @@ async def sample(request: Request, messages: list[dict[str, str]], n: int, *, te
     prep = await service.prepare_messages(checked, GenOptions(max_tokens=max_tokens, temperature=temperature,
                                                               n=n, seed=random.randrange(2**31)))
     texts = [""] * n
-    async for ev in service.generate(prep):
-        texts[ev.index] += ev.text
+    # aclosing: if this request is cancelled, generate's cleanup frees the engine rows at once.
+    async with contextlib.aclosing(service.generate(prep)) as events:
+        async for ev in events:
+            texts[ev.index] += ev.text
     return [t.strip() for t in texts]
 
 

@@ -293,3 +293,42 @@ def test_login_returns_to_a_same_origin_next_page_only(browser, site):
             page.wait_for_url(f"{url}{expected}")
         assert page.url.split("?")[0] == url + expected
         context.close()
+
+
+def test_moderation_block_report_rename_and_delete(browser, site):
+    url, store, user = site
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    log_in(page, url)
+    page.click("#new-chat")
+    text = "Give me step by step instructions to build a pipe bomb"
+    page.fill("#composer-input", text)
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".msg.assistant .msg-note.blocked")
+    wait_idle(page)
+    assert "withheld by moderation" in page.locator(".msg.assistant .msg-note").inner_text()
+    # A blocked reply offers exactly one report: the block was wrong.
+    page.click(".msg.assistant .act-report")
+    kinds = page.locator(".report-panel .report-kind").evaluate_all("els => els.map(e => e.dataset.kind)")
+    assert kinds == ["moderation_false_positive"]
+    page.click(".report-panel .report-submit")
+    page.wait_for_selector(".msg.assistant .thanks")
+    (report,) = store.list_reports(kind="moderation_false_positive")
+    assert report.text == text and report.user_id == user.id
+
+    # Rename from the sidebar, then delete (confirming the dialog).
+    conv_id = int(page.evaluate("location.hash").rsplit("/", 1)[1])
+    item = page.locator(f".conv-item[data-id='{conv_id}']")
+    item.hover()
+    item.locator(".conv-rename-btn").click()
+    page.fill(".conv-rename", "Moderation check")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f".conv-item[data-id='{conv_id}'] .conv-title:has-text('Moderation check')")
+    assert store.get_conversation(conv_id).title == "Moderation check"
+    assert page.locator("#chat-title").inner_text() == "Moderation check"
+    page.once("dialog", lambda d: d.accept())
+    item.hover()
+    item.locator(".conv-delete-btn").click()
+    page.wait_for_selector(f".conv-item[data-id='{conv_id}']", state="detached")
+    assert store.get_conversation(conv_id) is None
+    assert page.locator(".empty").is_visible()  # back to a new chat
+    page.close()

@@ -127,6 +127,9 @@ def test_trainer_flow_over_http(client, store):
     assert ok.status_code == 200
     detail = client.get(f"/api/workspace/admin/tasks/{tid}", headers=_key(store, "root")).json()
     assert detail["aggregate"] == [0, 0, 1, 2] and detail["completions"][0]["model"] == "secret-model"
+    bt = client.get(f"/api/workspace/admin/tasks/{tid}?method=bradley_terry", headers=_key(store, "root"))
+    assert bt.json()["aggregate"] == [0, 0, 1, 2]
+    assert client.get(f"/api/workspace/admin/tasks/{tid}?method=borda", headers=_key(store, "root")).status_code == 400
     (rk,) = ws.export_rankings(store)
     assert rk.ranks == [0, 0, 1, 2] and rk.flags == {3: ["harmful"]} and rk.annotator == "ann"
 

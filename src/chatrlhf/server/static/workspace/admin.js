@@ -35,18 +35,21 @@ async function loadTasks() {
 }
 
 async function showTask(id) {
-  const d = await api("GET", `/api/workspace/admin/tasks/${id}`);
+  const [d, bt] = await Promise.all([api("GET", `/api/workspace/admin/tasks/${id}`),
+                                     api("GET", `/api/workspace/admin/tasks/${id}?method=bradley_terry`)]);
   const letters = "ABCDEFGHI";
   const agg = d.aggregate;
+  const aggBT = bt.aggregate;
   $("task-detail").replaceChildren(el("div", { class: "card" },
     el("h2", {}, `Task #${d.id}`),
     el("div", { class: "prefix" }, d.prefix.map((m) =>
       el("div", { class: `msg ${m.role}` }, el("strong", {}, `${m.role}: `), el("span", { class: "text" }, m.content)))),
     el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Reply"), el("th", {}, "Model"),
-        el("th", {}, "Aggregate rank"), el("th", {}, "Text"))),
+        el("th", {}, "Ranked pairs"), el("th", {}, "Bradley–Terry"), el("th", {}, "Text"))),
       el("tbody", {}, d.completions.map((c, p) => el("tr", {},
         el("td", {}, letters[p]), el("td", {}, c.model),
-        el("td", {}, agg ? String(agg[p] + 1) : "–"), el("td", { class: "text" }, c.text))))),
+        el("td", {}, agg ? String(agg[p] + 1) : "–"), el("td", {}, aggBT ? String(aggBT[p] + 1) : "–"),
+        el("td", { class: "text" }, c.text))))),
     el("h2", {}, "Rankings"),
     d.rankings.length ? el("ul", {}, d.rankings.map((r) => el("li", {},
       `${r.annotator}: ${r.ranks.map((x, p) => `${letters[p]}=${x + 1}`).join(" ")}`,

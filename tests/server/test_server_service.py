@@ -45,7 +45,7 @@ async def run_chat(service, request):
 
 
 def test_concurrent_requests_share_one_engine_batch(tokenizer):
-    with make_service(tokenizer) as (service, engine):
+    with make_service(tokenizer, batch_wait_s=0.5) as (service, engine):
         async def main():
             return await asyncio.gather(*[run_chat(service, req(max_tokens=5)) for _ in range(4)])
 
@@ -59,16 +59,22 @@ def test_concurrent_requests_share_one_engine_batch(tokenizer):
         assert r.usage.total_tokens == r.usage.prompt_tokens + 5
 
 
-def test_requests_arriving_during_a_batch_form_the_next(tokenizer):
-    with make_service(tokenizer, batch_wait_s=0.0) as (service, engine):
+def test_late_requests_start_at_once_beside_the_running_batch(tokenizer):
+    engine = FakeEngine(step_s=0.01)
+    with make_service(tokenizer, engine=engine, batch_wait_s=0.0) as (service, _):
         async def main():
-            first = asyncio.ensure_future(run_chat(service, req(max_tokens=30)))
+            first = asyncio.ensure_future(run_chat(service, req(max_tokens=200)))
             await asyncio.to_thread(engine.started.wait, 5)
-            rest = [run_chat(service, req(max_tokens=3)) for _ in range(3)]
-            return await asyncio.gather(first, *rest)
+            late = await asyncio.gather(*[run_chat(service, req(max_tokens=3)) for _ in range(3)])
+            done_while_first_ran = not first.done()
+            return await first, late, done_while_first_ran
 
-        asyncio.run(main())
-    assert engine.batches[0] == 1 and sum(engine.batches) == 4 and len(engine.batches) <= 3
+        first, late, interleaved = asyncio.run(main())
+    # the short late requests finished while the long first one was still generating
+    assert interleaved and engine.batches[0] == 1 and sum(engine.batches) == 4
+    assert first.choices[0].finish_reason == "length" and first.usage.completion_tokens == 200
+    assert all(r.choices[0].message.content == "w0 w1 w2 " for r in late)
+    assert service.scheduler.max_rows_seen >= 2
 
 
 def test_stop_n_and_seeds(tokenizer):

@@ -3,15 +3,20 @@
 Consumes ``chatrlhf.engine.Engine`` (synchronous, not thread-safe) and produces, per submitted
 request, an asyncio stream of ``TokenEvent``s followed by the final ``Completion``s.
 
-One worker thread owns the engine. It waits for a request, gathers whatever else arrives within
-``batch_wait_s`` (up to ``max_batch_size`` rows), and runs them as one ``engine.stream`` batch;
-requests that arrive while a batch runs form the next batch. Each token event goes back to its
-request's asyncio queue through ``loop.call_soon_threadsafe``, so the event loop never blocks on the
-model. A request cancelled by its client (disconnect) has its rows cancelled in the running batch
-with ``gen.cancel(row)``, which frees the engine for everyone else.
+One worker thread owns the engine. When idle it waits for a request, gathers whatever else arrives
+within ``batch_wait_s``, and starts them as one ``engine.stream`` batch. Requests that arrive while
+batches run are started at once as a new batch, and the worker steps the running batches in turn,
+one decode step each (an ``engine.stream`` generation is a plain generator with its own KV cache,
+so several can be interleaved in one thread). A late request therefore waits one step, not a whole
+reply, though two small batches cost more than one merged batch would. ``max_batch_size`` bounds the
+rows of all running batches together and ``max_concurrent_batches`` their number.
 
-Why not continuous batching: the engine's ``stream`` takes a fixed set of rows, so a request that
-arrives mid-batch waits for the batch to end (at most one reply's length).
+Each token event goes back to its request's asyncio queue through ``loop.call_soon_threadsafe``,
+so the event loop never blocks on the model. A request cancelled by its client (disconnect) has
+its rows cancelled with ``gen.cancel(row)``, which frees them at the engine's next step.
+
+True continuous batching (new rows joining a running batch's KV cache) needs an engine API that
+adds rows to a running generation; ``engine.stream`` takes a fixed set of rows.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +95,18 @@ class Submission:
                 return
 
 
+@dataclass
+class _Running:
+    """One engine generation in flight and the requests whose rows it holds."""
+
+    subs: list[Submission]
+    owner: list[tuple[Submission, int]]  # batch row -> (request, its row index)
+    gen: Any
+    events: Iterator[Any]
+    live: int  # rows that have not finished yet
+    sent: set[int] = field(default_factory=set)  # batch rows already cancelled in the engine
+
+
 class BatchScheduler:
     def __init__(
         self,
@@ -97,37 +114,43 @@ class BatchScheduler:
         *,
         max_batch_size: int = 16,
         batch_wait_s: float = 0.02,
+        max_concurrent_batches: int = 4,
         max_waiting: int = 256,
     ) -> None:
         self.engine = engine
         self.max_batch_size = max_batch_size
         self.batch_wait_s = batch_wait_s
+        self.max_concurrent_batches = max_concurrent_batches
         self.max_waiting = max_waiting
         self._inbox: queue.Queue[Submission | None] = queue.Queue()
-        self._carry: Submission | None = None
+        self._carry: Submission | None = None  # taken from the inbox, but did not fit yet
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self.batches_run = 0  # for tests and stats: how many engine batches ran
-        self.max_rows_seen = 0  # the widest batch so far
+        self.batches_run = 0  # for tests and stats: how many engine batches started
+        self.max_rows_seen = 0  # the most rows running at once
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         if self._thread is None:
+            self._stopping = False
             self._thread = threading.Thread(target=self._loop, name="engine-worker", daemon=True)
             self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Cancel what runs, fail what waits, and end the worker."""
         self._stopping = True
-        self._inbox.put(None)
+        self._inbox.put(None)  # wakes an idle worker
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-        # Anything still queued will never run: tell its waiters.
+        waiting = [self._carry] if self._carry else []
+        self._carry = None
         while True:
             try:
-                sub = self._inbox.get_nowait()
+                waiting.append(self._inbox.get_nowait())
             except queue.Empty:
                 break
+        for sub in waiting:
             if sub is not None:
                 sub.push(Failed(SchedulerStopped("server is shutting down")))
 
@@ -145,38 +168,54 @@ class BatchScheduler:
         return sub
 
     # -- worker thread ----------------------------------------------------------------------
-    def _next_batch(self) -> list[Submission] | None:
-        first = self._carry if self._carry is not None else self._inbox.get()
-        self._carry = None
-        if first is None:
+    def _take(self, timeout: float | None) -> Submission | None:
+        """The next waiting request (None: nothing within ``timeout``, or the stop signal)."""
+        if self._carry is not None:
+            sub, self._carry = self._carry, None
+            return sub
+        try:
+            if timeout is None:
+                return self._inbox.get()
+            return self._inbox.get(timeout=timeout) if timeout > 0 else self._inbox.get_nowait()
+        except queue.Empty:
             return None
-        batch, rows = [first], first.n
-        deadline = time.monotonic() + self.batch_wait_s
-        while rows < self.max_batch_size:
-            try:
-                sub = self._inbox.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
+
+    def _admit(self, idle: bool, free_rows: int) -> list[Submission]:
+        """Requests for a new batch: when idle, block for one and gather more for
+        ``batch_wait_s``; when busy, take only what is already waiting."""
+        subs: list[Submission] = []
+        rows = 0
+        deadline = time.monotonic() + (self.batch_wait_s if idle else 0.0)
+        while rows < free_rows and not self._stopping:
+            wait = None if idle and not subs else max(0.0, deadline - time.monotonic())
+            sub = self._take(wait)
+            if sub is None:
                 break
-            if sub is None:  # stop after this batch
-                self._inbox.put(None)
-                break
-            if rows + sub.n > self.max_batch_size:
+            if sub.cancelled:
+                continue
+            if rows + sub.n > free_rows:
                 self._carry = sub
                 break
-            batch.append(sub)
+            subs.append(sub)
             rows += sub.n
-        return batch
+        return subs
 
     def _loop(self) -> None:
-        while True:
-            batch = self._next_batch()
-            if batch is None:
-                return
-            live = [s for s in batch if not s.cancelled]
-            if live:
-                self._run_batch(live)
+        running: list[_Running] = []
+        while not (self._stopping and not running):
+            busy_rows = sum(b.live for b in running)
+            if len(running) < self.max_concurrent_batches and busy_rows < self.max_batch_size:
+                subs = self._admit(idle=not running, free_rows=self.max_batch_size - busy_rows)
+                if subs:
+                    batch = self._start(subs)
+                    if batch is not None:
+                        running.append(batch)
+                        self.max_rows_seen = max(self.max_rows_seen, busy_rows + batch.live)
+            for batch in list(running):
+                if not self._step(batch):
+                    running.remove(batch)
 
-    def _run_batch(self, subs: list[Submission]) -> None:
+    def _start(self, subs: list[Submission]) -> _Running | None:
         prompts: list[list[int]] = []
         params: list[Any] = []
         owner: list[tuple[Submission, int]] = []
@@ -185,34 +224,48 @@ class BatchScheduler:
                 prompts.append(s.prompts[i])
                 params.append(s.params[i])
                 owner.append((s, i))
-        self.batches_run += 1
-        self.max_rows_seen = max(self.max_rows_seen, len(prompts))
-        cancelled_sent: set[int] = set()  # batch rows already cancelled in the engine
         try:
             gen = self.engine.stream(prompts, params)
-            for ev in gen:
-                s, i = owner[ev.row]
+        except Exception as e:
+            self._fail(subs, e)
+            return None
+        self.batches_run += 1
+        return _Running(subs, owner, gen, iter(gen), live=len(prompts))
+
+    def _step(self, b: _Running) -> bool:
+        """Relay one decode step's events (one per live row); False once the batch is over."""
+        try:
+            for _ in range(max(1, b.live)):
+                ev = next(b.events)
+                s, i = b.owner[ev.row]
+                if ev.finish_reason is not None:
+                    b.live -= 1
                 if not s.cancelled and i not in s.cancelled_rows:
                     s.push(Token(i, ev))
-                self._cancel_rows(gen, subs, owner, cancelled_sent)
-            results = gen.results
+        except StopIteration:
+            results = b.gen.results
+            for s in b.subs:
+                s.push(Done([results[r] for r, (o, _) in enumerate(b.owner) if o is s]))
+            return False
         except Exception as e:  # the engine failed: every request in the batch gets the error
-            log.exception("engine batch failed")
-            for s in subs:
-                s.push(Failed(e))
-            return
-        for s in subs:
-            s.push(Done([results[r] for r, (o, _) in enumerate(owner) if o is s]))
+            self._fail(b.subs, e)
+            return False
+        self._cancel_rows(b)
+        return True
 
-    def _cancel_rows(
-        self, gen: Any, subs: list[Submission], owner: list[tuple[Submission, int]], sent: set[int]
-    ) -> None:
+    @staticmethod
+    def _fail(subs: list[Submission], error: Exception) -> None:
+        log.error("engine batch failed: %r", error)
+        for s in subs:
+            s.push(Failed(error))
+
+    def _cancel_rows(self, b: _Running) -> None:
         if self._stopping:
-            for s in subs:
+            for s in b.subs:
                 s.cancelled = True
-        if not any(s.cancelled or s.cancelled_rows for s in subs):
+        if not any(s.cancelled or s.cancelled_rows for s in b.subs):
             return
-        for r, (s, i) in enumerate(owner):
-            if r not in sent and (s.cancelled or i in s.cancelled_rows):
-                sent.add(r)
-                gen.cancel(r)
+        for r, (s, i) in enumerate(b.owner):
+            if r not in b.sent and (s.cancelled or i in s.cancelled_rows):
+                b.sent.add(r)
+                b.gen.cancel(r)

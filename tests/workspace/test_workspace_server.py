@@ -125,11 +125,12 @@ def test_trainer_flow_over_http(client, store):
     ok = client.post(f"/api/workspace/tasks/{tid}/ranking", headers=ann,
                      json={"ranks": [0, 0, 1, 2], "flags": {"3": ["harmful"]}, "all_unacceptable": False})
     assert ok.status_code == 200
-    detail = client.get(f"/api/workspace/admin/tasks/{tid}", headers=_key(store, "root")).json()
+    root = _key(store, "root")
+    detail = client.get(f"/api/workspace/admin/tasks/{tid}", headers=root).json()
     assert detail["aggregate"] == [0, 0, 1, 2] and detail["completions"][0]["model"] == "secret-model"
-    bt = client.get(f"/api/workspace/admin/tasks/{tid}?method=bradley_terry", headers=_key(store, "root"))
+    bt = client.get(f"/api/workspace/admin/tasks/{tid}?method=bradley_terry", headers=root)
     assert bt.json()["aggregate"] == [0, 0, 1, 2]
-    assert client.get(f"/api/workspace/admin/tasks/{tid}?method=borda", headers=_key(store, "root")).status_code == 400
+    assert client.get(f"/api/workspace/admin/tasks/{tid}?method=borda", headers=root).status_code == 400
     (rk,) = ws.export_rankings(store)
     assert rk.ranks == [0, 0, 1, 2] and rk.flags == {3: ["harmful"]} and rk.annotator == "ann"
 

@@ -226,9 +226,10 @@ function renderHeader() {
 }
 
 function renderAll() {
+  document.querySelector(".sidebar").classList.remove("open"); // the narrow-screen drawer
   renderHeader();
   renderSidebar();
-  renderMessages();
+  renderMessages({ toBottom: true });
   renderSettings();
   renderComposer();
 }
@@ -240,8 +241,14 @@ function renderComposer() {
   $("composer-input").disabled = busy;
 }
 
-function renderMessages() {
+const nearBottom = (box) => box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+
+// Re-renders the visible branch. The view follows the end of the chat only when asked to or when
+// the reader was already there, so opening a panel on an earlier reply doesn't jump away from it.
+function renderMessages({ toBottom = false } = {}) {
   const box = $("messages");
+  const follow = toBottom || nearBottom(box);
+  const top = box.scrollTop;
   box.replaceChildren();
   const path = currentPath();
   if (!path.length) {
@@ -249,7 +256,7 @@ function renderMessages() {
     return;
   }
   for (const m of path) box.append(renderMessage(m));
-  box.scrollTop = box.scrollHeight;
+  box.scrollTop = follow ? box.scrollHeight : top;
 }
 
 function renderBody(m, body) {
@@ -312,7 +319,7 @@ function messageActions(m) {
     actionButton("Regenerate", icon("regen"), "Regenerate", "act-regen", () => regenerate(m), busy),
     actionButton("Report", icon("flag"), "Report", "act-report",
       () => { state.panel = { id: m.id, kind: "report" }; renderMessages(); }, busy),
-    actionButton("Copy", icon("copy"), "", "act-copy", () => navigator.clipboard?.writeText(m.content), false));
+    actionButton("Copy", icon("copy"), "", "act-copy", (e) => copyText(e.currentTarget, m.content), false));
   if (m.reports?.length) bar.append(el("span", { class: "thanks", text: "Reported" }));
   return bar;
 }
@@ -343,6 +350,15 @@ function editBox(m) {
         onclick: () => { state.editing = null; renderMessages(); } })));
   setTimeout(() => input.focus());
   return box;
+}
+
+async function copyText(button, text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    button.title = "Copied";
+    button.classList.add("on");
+    setTimeout(() => { button.title = "Copy"; button.classList.remove("on"); }, 1200);
+  } catch (err) { showError(new Error("Copying needs clipboard access (HTTPS or localhost).")); }
 }
 
 // ---------- feedback and reports ----------
@@ -437,10 +453,11 @@ function reportPanel(m) {
 // ---------- streaming ----------
 
 function updateStreamingBody(m) {
-  const node = document.querySelector(`.msg[data-id="${CSS.escape(m.id)}"] .msg-body`);
-  if (node) renderBody(m, node); else renderMessages();
   const box = $("messages");
-  box.scrollTop = box.scrollHeight;
+  const follow = nearBottom(box);
+  const node = document.querySelector(`.msg[data-id="${CSS.escape(String(m.id))}"] .msg-body`);
+  if (node) renderBody(m, node); else renderMessages();
+  if (follow) box.scrollTop = box.scrollHeight;
 }
 
 function onStreamEvent(ev) {
@@ -472,7 +489,7 @@ async function runStream(path, body) {
   state.stream = { controller: new AbortController(), messageId: null };
   state.panel = state.editing = null;
   renderComposer();
-  renderMessages();
+  renderMessages({ toBottom: true });
   try {
     await stream(path, body, onStreamEvent, state.stream.controller.signal);
   } catch (err) {
@@ -610,6 +627,11 @@ function wire() {
     try { await api("POST", "/api/logout", {}); } finally { state.user = null; showLogin(); }
   });
   $("new-chat").addEventListener("click", () => { if (!state.stream) newChat(); });
+  $("sidebar-toggle").addEventListener("click", (e) => {
+    e.stopPropagation();
+    document.querySelector(".sidebar").classList.toggle("open");
+  });
+  document.querySelector(".chat").addEventListener("click", () => document.querySelector(".sidebar").classList.remove("open"));
   const input = $("composer-input");
   const submit = () => {
     const text = input.value;

@@ -179,3 +179,23 @@ def test_trainer_demo_and_ranking_then_export_and_reward_training(live, tmp_path
     assert result["train_rankings"] == 1 and result["steps"] == 2
     assert result["final_loss"] == result["final_loss"]  # not NaN
     assert (tmp_path / "reward" / "scalar_head.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_tasks_create_cli_samples_alternatives_to_a_recorded_reply(live):
+    """`chatrlhf tasks create` with the real engine: the recorded reply plus K-1 tiny-model samples."""
+    from chatrlhf.cli import cli
+
+    _, store, db = live
+    user = store.create_user("chatter", PASSWORD)
+    store.create_conversation(user.id, messages=[
+        {"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Teal.", "model_version": "v7"}])
+    r = CliRunner().invoke(cli, ["tasks", "create", "-k", "4", "--required", "2", "--model", "tiny",
+                                 "--max-tokens", "8", "--seed", "0", "--db", db])
+    assert r.exit_code == 0, r.output
+    tid = int(r.output.split("created task ")[1].split()[0])
+    detail = ws.task_detail(store, tid)
+    assert detail["prefix"] == [{"role": "user", "content": "Name a colour."}] and detail["required"] == 2
+    models = sorted(c["model"] for c in detail["completions"])
+    assert models == ["tiny", "tiny", "tiny", "v7"]
+    assert {"text": "Teal.", "model": "v7"} in detail["completions"]

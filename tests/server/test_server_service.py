@@ -77,6 +77,19 @@ def test_late_requests_start_at_once_beside_the_running_batch(tokenizer):
     assert service.scheduler.max_rows_seen >= 2
 
 
+def test_a_burst_during_a_batch_becomes_one_new_batch(tokenizer):
+    engine = FakeEngine(step_s=0.01)
+    with make_service(tokenizer, engine=engine, batch_wait_s=0.3) as (service, _):
+        async def main():
+            first = asyncio.ensure_future(run_chat(service, req(max_tokens=150)))
+            await asyncio.to_thread(engine.started.wait, 5)
+            await asyncio.gather(*[run_chat(service, req(max_tokens=3)) for _ in range(3)])
+            await first
+
+        asyncio.run(main())
+    assert engine.batches == [1, 3]
+
+
 def test_stop_n_and_seeds(tokenizer):
     with make_service(tokenizer) as (service, engine):
         r = asyncio.run(run_chat(service, req(max_tokens=20, stop=["w3", "zzz"], n=3, seed=7)))

@@ -123,7 +123,7 @@ class BatchScheduler:
         self.max_concurrent_batches = max_concurrent_batches
         self.max_waiting = max_waiting
         self._inbox: queue.Queue[Submission | None] = queue.Queue()
-        self._carry: Submission | None = None  # taken from the inbox, but did not fit yet
+        self._pending: list[Submission] = []  # taken from the inbox, not started yet
         self._thread: threading.Thread | None = None
         self._stopping = False
         self.batches_run = 0  # for tests and stats: how many engine batches started
@@ -143,8 +143,7 @@ class BatchScheduler:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-        waiting = [self._carry] if self._carry else []
-        self._carry = None
+        waiting, self._pending = list(self._pending), []
         while True:
             try:
                 waiting.append(self._inbox.get_nowait())
@@ -169,10 +168,7 @@ class BatchScheduler:
 
     # -- worker thread ----------------------------------------------------------------------
     def _take(self, timeout: float | None) -> Submission | None:
-        """The next waiting request (None: nothing within ``timeout``, or the stop signal)."""
-        if self._carry is not None:
-            sub, self._carry = self._carry, None
-            return sub
+        """The next request from the inbox (None: nothing within ``timeout``, or the stop signal)."""
         try:
             if timeout is None:
                 return self._inbox.get()
@@ -181,21 +177,32 @@ class BatchScheduler:
             return None
 
     def _admit(self, idle: bool, free_rows: int) -> list[Submission]:
-        """Requests for a new batch: when idle, block for one and gather more for
-        ``batch_wait_s``; when busy, take only what is already waiting."""
-        subs: list[Submission] = []
-        rows = 0
-        deadline = time.monotonic() + (self.batch_wait_s if idle else 0.0)
-        while rows < free_rows and not self._stopping:
-            wait = None if idle and not subs else max(0.0, deadline - time.monotonic())
-            sub = self._take(wait)
-            if sub is None:
-                break
-            if sub.cancelled:
-                continue
-            if rows + sub.n > free_rows:
-                self._carry = sub
-                break
+        """Requests for a new batch, or [] to keep stepping the running ones.
+
+        Idle: block for a request, then gather more for ``batch_wait_s``. Busy: collect arrivals
+        without blocking, and start them once the oldest has waited ``batch_wait_s`` (so a burst
+        of requests becomes one batch, not one batch each) or once they fill the free rows."""
+        if idle and not self._pending:
+            first = self._take(None)
+            if first is not None:
+                self._pending.append(first)
+                deadline = time.monotonic() + self.batch_wait_s
+                while sum(p.n for p in self._pending) < free_rows:
+                    sub = self._take(max(0.0, deadline - time.monotonic()))
+                    if sub is None:
+                        break
+                    self._pending.append(sub)
+        while (sub := self._take(0)) is not None:
+            self._pending.append(sub)
+        self._pending = [p for p in self._pending if not p.cancelled]
+        if not self._pending or self._stopping:
+            return []
+        waited = time.monotonic() - self._pending[0].submitted_at
+        if not idle and waited < self.batch_wait_s and sum(p.n for p in self._pending) < free_rows:
+            return []
+        subs, rows = [], 0
+        while self._pending and rows + self._pending[0].n <= free_rows:
+            sub = self._pending.pop(0)
             subs.append(sub)
             rows += sub.n
         return subs

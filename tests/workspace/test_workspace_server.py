@@ -120,6 +120,8 @@ def test_trainer_flow_over_http(client, store):
     tid = ws.create_task(store, [{"role": "user", "content": "Q"}], [(f"a{i}", "secret-model") for i in range(4)])
     task = client.get("/api/workspace/tasks/next", headers=ann).json()["task"]
     assert task["id"] == tid and "secret-model" not in str(task)
+    assert client.get(f"/api/workspace/tasks/{tid}", headers=ann).json()["task"] == task
+    assert client.get(f"/api/workspace/tasks/{tid}", headers=_key(store, "bob")).status_code == 404  # not bob's
     bad = client.post(f"/api/workspace/tasks/{tid}/ranking", headers=ann, json={"ranks": [0, 1]})
     assert bad.status_code == 400 and "ranks" in bad.json()["error"]["message"]
     ok = client.post(f"/api/workspace/tasks/{tid}/ranking", headers=ann,

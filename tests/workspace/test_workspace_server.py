@@ -50,7 +50,9 @@ def shared():
 
 
 def _key(store, name):
-    return {"Authorization": "Bearer " + store.create_api_key(f"k-{name}", user_id=uid(store, name))}
+    """Bearer headers for ``name``: a fresh key per call (keys are cheap; names must be unique)."""
+    n = len(store.list_api_keys())
+    return {"Authorization": "Bearer " + store.create_api_key(f"k-{name}-{n}", user_id=uid(store, name))}
 
 
 def _routes():

@@ -195,4 +195,12 @@ def test_engine_failure_becomes_a_server_error(tokenizer):
     with make_service(tokenizer, engine=FakeEngine(fail=True)) as (service, _):
         with pytest.raises(APIError) as e:
             asyncio.run(run_chat(service, req()))
+
+        async def stream():
+            return [line async for line in service.stream(await service.prepare(req(stream=True)))]
+
+        lines = asyncio.run(stream())
     assert e.value.status == 500 and "fake engine failure" in e.value.message
+    # a stream has sent its 200 already: the error arrives in-band, then [DONE]
+    assert json.loads(lines[-2][len("data: "):])["error"]["type"] == "server_error"
+    assert lines[-1] == "data: [DONE]\n\n"

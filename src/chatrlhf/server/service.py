@@ -339,14 +339,21 @@ class ChatService:
             yield chunk([P.ChunkChoice(index=i, delta=P.Delta(role="assistant", content=""),
                                        finish_reason=None)])
         rows = [Reply() for _ in range(prep.options.n)]
-        async with contextlib.aclosing(self.generate(prep, rows)) as events:
-            async for ev in events:
-                if ev.text:
-                    yield chunk([P.ChunkChoice(index=ev.index, delta=P.Delta(content=ev.text),
-                                               finish_reason=None)])
-                if ev.finish_reason:
-                    yield chunk([P.ChunkChoice(index=ev.index, delta=P.Delta(),
-                                               finish_reason=ev.finish_reason)])
+        try:
+            async with contextlib.aclosing(self.generate(prep, rows)) as events:
+                async for ev in events:
+                    if ev.text:
+                        yield chunk([P.ChunkChoice(index=ev.index, delta=P.Delta(content=ev.text),
+                                                   finish_reason=None)])
+                    if ev.finish_reason:
+                        yield chunk([P.ChunkChoice(index=ev.index, delta=P.Delta(),
+                                                   finish_reason=ev.finish_reason)])
+        except APIError as e:
+            # The 200 status is already sent: report the error in-band, as OpenAI does (its
+            # client raises on an event with an "error" key).
+            yield f"data: {json.dumps(e.body())}\n\n"
+            yield "data: [DONE]\n\n"
+            return
         outcome = Outcome(rows, len(prep.prompt_ids))
         await self.record(prep, outcome, user)
         if prep.include_usage:
@@ -368,10 +375,10 @@ class ChatService:
         """One conversation per request: the prompt chain and the first reply in one transaction;
         further choices (n > 1) become siblings of that reply."""
         msgs = prep.messages
-        system = msgs[0]["content"] if msgs[0]["role"] == "system" else ""
+        has_system = msgs[0]["role"] == "system"
         chain: list[dict[str, Any]] = [
             {"role": m["role"], "content": m["content"], "model_version": None}
-            for m in msgs[1 if system else 0 :]
+            for m in msgs[1 if has_system else 0 :]
         ]
         replies = []
         for r in outcome.replies:
@@ -387,7 +394,8 @@ class ChatService:
         if prep.user_tag:
             settings["user"] = prep.user_tag
         conv = self.store.create_conversation(
-            user.id, title=_title(chain[0]["content"]), system_prompt=system, settings=settings,
+            user.id, title=_title(chain[0]["content"]),
+            system_prompt=msgs[0]["content"] if has_system else "", settings=settings,
             source="api", messages=chain + replies[:1], model_version=self.model_version,
         )
         if len(replies) > 1:

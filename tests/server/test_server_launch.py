@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import time
-
 import pytest
 from click.testing import CliRunner
 
@@ -29,23 +26,27 @@ def test_cli_refuses_no_auth_on_a_public_address():
     assert r.exit_code == 2 and "--no-auth refuses to bind to '0.0.0.0'" in r.output
 
 
-def _ckpt(d, age_s=0.0):
+def _ckpt(d, done=True):
     d.mkdir(parents=True)
     (d / "config.json").write_text("{}")
-    t = time.time() - age_s
-    os.utime(d / "config.json", (t, t))
+    if done:
+        (d / "DONE").write_text("{}")
 
 
-def test_run_dir_serves_newest_policy_ppo_before_sft(tmp_path):
+def test_run_dir_serves_the_newest_complete_policy(tmp_path):
     run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
     with pytest.raises(ServeError, match="no policy checkpoint"):
-        run.mkdir(parents=True)
         resolve_model(str(run))
     _ckpt(run / "sft")
     assert resolve_model(str(run)) == (str(run / "sft"), "r1/sft")
-    _ckpt(run / "ppo" / "step_10", age_s=100)
-    _ckpt(run / "ppo" / "step_20", age_s=10)
-    assert resolve_model(str(run)) == (str(run / "ppo" / "step_20"), "r1/ppo/step_20")
+    _ckpt(run / "ppo")
+    _ckpt(run / "ppo-2")
+    (run / "ppo-2" / "value_head").mkdir()
+    assert resolve_model(str(run)) == (str(run / "ppo-2"), "r1/ppo-2")
+    _ckpt(run / "ppo-3", done=False)  # killed mid-round: not served
+    _ckpt(run / "ppo-10")
+    assert resolve_model(str(run)) == (str(run / "ppo-10"), "r1/ppo-10")
 
 
 def test_model_specs():

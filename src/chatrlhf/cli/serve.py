@@ -23,7 +23,7 @@ def register(group: click.Group) -> None:
     def serve(model_or_run, host, port, db, no_auth, max_batch_size, batch_wait_ms,
               no_moderation, log_level) -> None:
         """Serve MODEL_OR_RUN: nothing (the embedded SmolLM2), "tiny", a Hugging Face directory,
-        or a pipeline run directory (its newest policy: ppo/, else sft/)."""
+        or a pipeline run directory (its newest policy: the last PPO round, else sft/)."""
         from chatrlhf.server.launch import ServeConfig, ServeError, check_bind, run
 
         cfg = ServeConfig(model=model_or_run, host=host, port=port, db=db, no_auth=no_auth,

@@ -1,7 +1,8 @@
 """Build and run the server from a ``ServeConfig``: what ``chatrlhf serve`` calls.
 
 Consumes a model spec (nothing = the embedded default, ``"tiny"``, an HF directory, or a pipeline
-run directory whose newest policy checkpoint is served: ``ppo/`` before ``sft/``) and a store URL;
+run directory whose newest policy checkpoint is served: the last complete PPO round ``ppo-N/``,
+else ``ppo/``, else ``sft/``) and a store URL;
 produces a running uvicorn server. ``build_app`` returns the app without running it (tests,
 benchmarks and other ASGI servers use that).
 """
@@ -16,10 +17,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# Where a pipeline run keeps policy checkpoints, best first: PPO's policy, then SFT's. Each stage
-# dir is a checkpoint itself or holds checkpoint subdirs (the newest one wins).
-RUN_STAGES = ("ppo", "sft")
-
+# A pipeline run (chatrlhf.pipeline) keeps its policies in ppo/ (round 1), ppo-2/, ppo-3/ ... and
+# sft/; a stage is complete when its DONE file exists (chatrlhf.train_utils).
+DONE = "DONE"
 
 @dataclass
 class ServeConfig:
@@ -69,8 +69,7 @@ def resolve_model(spec: str | None) -> tuple[str | None, str]:
         ckpt = newest_policy_checkpoint(p)
         if ckpt is None:
             raise ServeError(
-                f"{p} has no config.json and no policy checkpoint under "
-                f"{' or '.join(s + '/' for s in RUN_STAGES)}"
+                f"{p} has no config.json, and no policy checkpoint in ppo/, ppo-N/ or sft/"
             )
         return str(ckpt), f"{p.resolve().name}/{ckpt.relative_to(p).as_posix()}"
     if p.is_dir():
@@ -78,14 +77,18 @@ def resolve_model(spec: str | None) -> tuple[str | None, str]:
     return str(spec), str(spec)  # a hub id: models.load_model says where it looked
 
 
+def _ppo_round(d: Path) -> int:
+    tail = d.name.removeprefix("ppo")
+    return 1 if tail == "" else int(tail[1:]) if tail[1:].isdigit() and tail[0] == "-" else 0
+
+
 def newest_policy_checkpoint(run_dir: Path) -> Path | None:
-    """The newest checkpoint of the latest stage that has one (``ppo/`` before ``sft/``)."""
-    for stage in RUN_STAGES:
-        d = run_dir / stage
-        found = [c for c in [d, *sorted(d.glob("*/"))] if (c / "config.json").is_file()]
-        if found:
-            return max(found, key=lambda c: (c / "config.json").stat().st_mtime)
-    return None
+    """The last PPO round's policy, else the SFT policy; complete stages (DONE) first, so a run
+    that was killed mid-PPO serves its previous policy."""
+    ppo = sorted((d for d in run_dir.glob("ppo*") if _ppo_round(d) > 0), key=_ppo_round, reverse=True)
+    candidates = [d for d in [*ppo, run_dir / "sft"] if (d / "config.json").is_file()]
+    complete = [d for d in candidates if (d / DONE).exists()]
+    return (complete or candidates or [None])[0]
 
 
 def register_model_version(store: Any, name: str, path: str) -> str:

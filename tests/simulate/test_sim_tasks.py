@@ -75,6 +75,11 @@ def test_harm_categories_match_moderation_and_are_all_used(tasks):
     assert used == set(HARM_CATEGORIES)
 
 
+def test_harm_categories_are_the_moderation_filters():
+    moderation = pytest.importorskip("chatrlhf.moderation")
+    assert HARM_CATEGORIES == tuple(moderation.CATEGORIES)
+
+
 def test_bad_examples_are_placeholders():
     assert "[details omitted]" in COMPLIANT_PLACEHOLDER
 

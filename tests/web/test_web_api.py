@@ -279,6 +279,7 @@ def test_stop_ends_the_reply_and_keeps_its_partial_text(server, store, engine):
     client = login(server)
     cid = new_conv(client, settings={"max_tokens": 400})
     ctx, lines, rid = _start_slow_reply(client, engine, cid)
+    engine.step_s = 0.02  # 400 tokens take 8 s: the stop request arrives long before the end
     engine.gate.set()
     seen = []
     for line in lines:
@@ -304,7 +305,7 @@ def test_client_disconnect_cancels_generation_and_saves_the_reply(server, store,
     client = login(server)
     cid = new_conv(client, settings={"max_tokens": 400})
     ctx, lines, rid = _start_slow_reply(client, engine, cid)
-    engine.step_s = 0.01
+    engine.step_s = 0.02
     engine.gate.set()
     for line in lines:
         if line.startswith("data: ") and json.loads(line[6:])["type"] == "delta":

@@ -148,9 +148,12 @@ def test_concurrent_streams_are_batched(tiny, tmp_path):
 
 def test_no_auth_on_loopback_uses_a_local_user(tiny, tmp_path):
     with live_server(tiny, f"sqlite:///{tmp_path}/db.sqlite", no_auth=True) as live:
+        # no key at all, and fields this server does not know are ignored
         r = httpx.post(live.url + "/v1/chat/completions", timeout=30,
-                       json={"messages": USER, "max_tokens": 2})
+                       json={"messages": USER, "max_tokens": 2, "presence_penalty": 0.5,
+                             "frobnicate": {"x": 1}, "logit_bias": {"50256": -100}})
         assert r.status_code == 200, r.text
+        assert r.json()["usage"]["completion_tokens"] <= 2
         local = live.store.get_user_by_name("local")
         assert local is not None and local.role == "admin"
         assert [c.user_id for c in live.store.list_conversations(None)] == [local.id]

@@ -101,7 +101,8 @@ def test_conversation_crud_and_settings_validation(server, store, alice):
 
     before = store.counts(), store.get_conversation(cid).settings
     for bad in ({"settings": {"temperature": 5}}, {"settings": {"top_p": 0}},
-                {"settings": {"bogus": 1}}, {"title": "x" * 500}, {"color": "red"}):
+                {"settings": {"bogus": 1}}, {"settings": {"max_tokens": 10**6}},
+                {"title": "x" * 500}, {"color": "red"}):
         r = client.patch(f"/api/conversations/{cid}", json=bad)
         assert r.status_code == 400, (bad, r.text)
         assert r.json()["error"]["message"]

@@ -259,10 +259,15 @@ def me(user: Any = Depends(current_user)) -> dict[str, Any]:
 
 # ---- conversations ----------------------------------------------------------------------------
 
-def _merged_settings(old: dict[str, Any] | None, new: Settings | None) -> dict[str, Any] | None:
+def _merged_settings(request: Request, old: dict[str, Any] | None,
+                     new: Settings | None) -> dict[str, Any] | None:
     """The fields sent replace the old ones; a null resets a field to its default."""
     if new is None:
         return None
+    ceiling = request.app.state.service.limits.max_tokens
+    if new.max_tokens is not None and new.max_tokens > ceiling:
+        raise APIError(400, f"settings.max_tokens: at most {ceiling} on this server "
+                            f"(got {new.max_tokens})", param="settings.max_tokens")
     return effective_settings({**effective_settings(old), **new.model_dump(exclude_unset=True)})
 
 
@@ -277,7 +282,7 @@ def create_conversation(body: ConversationBody, request: Request,
                         user: Any = Depends(current_user)) -> dict[str, Any]:
     conv = _call(_store(request).create_conversation, user.id, title=body.title or "",
                  system_prompt=body.system_prompt or "",
-                 settings=_merged_settings(None, body.settings) or dict(DEFAULT_SETTINGS), source="web")
+                 settings=_merged_settings(request, None, body.settings) or dict(DEFAULT_SETTINGS), source="web")
     return {"conversation": conversation_json(conv)}
 
 
@@ -302,7 +307,8 @@ def update_conversation(conv_id: int, body: ConversationBody, request: Request,
     store = _store(request)
     settings = None
     if body.settings is not None:
-        settings = _merged_settings(_owned_conversation(store, conv_id, user).settings, body.settings)
+        old = _owned_conversation(store, conv_id, user).settings
+        settings = _merged_settings(request, old, body.settings)
     conv = _call(store.update_conversation, conv_id, user.id, title=body.title,
                  system_prompt=body.system_prompt, settings=settings, current_id=body.current_id)
     return {"conversation": conversation_json(conv)}

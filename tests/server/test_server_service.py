@@ -63,7 +63,7 @@ def test_late_requests_start_at_once_beside_the_running_batch(tokenizer):
     engine = FakeEngine(step_s=0.01)
     with make_service(tokenizer, engine=engine, batch_wait_s=0.0) as (service, _):
         async def main():
-            first = asyncio.ensure_future(run_chat(service, req(max_tokens=200)))
+            first = asyncio.ensure_future(run_chat(service, req(max_tokens=100)))
             await asyncio.to_thread(engine.started.wait, 5)
             late = await asyncio.gather(*[run_chat(service, req(max_tokens=3)) for _ in range(3)])
             done_while_first_ran = not first.done()
@@ -72,7 +72,7 @@ def test_late_requests_start_at_once_beside_the_running_batch(tokenizer):
         first, late, interleaved = asyncio.run(main())
     # the short late requests finished while the long first one was still generating
     assert interleaved and engine.batches[0] == 1 and sum(engine.batches) == 4
-    assert first.choices[0].finish_reason == "length" and first.usage.completion_tokens == 200
+    assert first.choices[0].finish_reason == "length" and first.usage.completion_tokens == 100
     assert all(r.choices[0].message.content == "w0 w1 w2 " for r in late)
     assert service.scheduler.max_rows_seen >= 2
 
@@ -81,7 +81,7 @@ def test_a_burst_during_a_batch_becomes_one_new_batch(tokenizer):
     engine = FakeEngine(step_s=0.01)
     with make_service(tokenizer, engine=engine, batch_wait_s=0.3) as (service, _):
         async def main():
-            first = asyncio.ensure_future(run_chat(service, req(max_tokens=150)))
+            first = asyncio.ensure_future(run_chat(service, req(max_tokens=80)))
             await asyncio.to_thread(engine.started.wait, 5)
             await asyncio.gather(*[run_chat(service, req(max_tokens=3)) for _ in range(3)])
             await first

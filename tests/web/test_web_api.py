@@ -82,7 +82,7 @@ def test_index_page_and_static_assets_are_served_offline(server):
     assert r.status_code == 200 and '<script type="module" src="/static/app.js">' in r.text
     csp = r.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "http" not in csp
-    for name in ("app.js", "api.js", "markdown.js", "app.css"):
+    for name in ("app.js", "api.js", "dom.js", "markdown.js", "panels.js", "app.css"):
         asset = httpx.get(f"{server}/static/{name}")
         assert asset.status_code == 200 and len(asset.text) > 500
         assert "https://" not in asset.text.replace("https?:", "")  # no CDN anywhere

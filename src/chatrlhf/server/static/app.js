@@ -5,22 +5,14 @@
 // renderMarkdown (which escapes before formatting). Nothing else is assigned to innerHTML.
 
 import { api, stream, ApiError } from "./api.js";
+import { el, icon } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
+import { feedbackPanel, reportPanel } from "./panels.js";
 
 const $ = (id) => document.getElementById(id);
 
 const DEFAULT_SETTINGS = { temperature: 0.7, top_p: 1.0, max_tokens: 256, seed: null };
-const UP_REASONS = ["Correct", "Helpful", "Clear and concise", "Followed instructions"];
-const DOWN_REASONS = ["Not factually correct", "Didn't follow instructions", "Harmful or unsafe",
-  "Refused without reason", "Too long", "Too short", "Off topic", "Other"];
 const ROLE_LABELS = { user: "You", assistant: "Assistant", system: "System" };
-const REPORT_KINDS = {
-  harmful: "Harmful or unsafe",
-  untrue: "Untrue or made up",
-  moderation_false_negative: "Should have been blocked",
-  moderation_false_positive: "Wrongly blocked by moderation",
-};
-
 const state = {
   user: null,
   conversations: [],
@@ -86,44 +78,6 @@ function saveBranch() {
   const leaf = path[path.length - 1].id;
   state.conv.current_id = leaf;
   api("PATCH", `/api/conversations/${state.conv.id}`, { current_id: leaf }).catch(showError);
-}
-
-// ---------- small DOM helpers ----------
-
-function el(tag, props = {}, ...kids) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === "class") node.className = v;
-    else if (k === "text") node.textContent = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? "" : v);
-  }
-  for (const kid of kids) if (kid) node.append(kid);
-  return node;
-}
-
-// Line icons as SVG paths (24x24, stroked): emoji glyphs are missing from many offline systems.
-const ICONS = {
-  up: ["M7 10v11H3V10h4z", "M7 10l4-8c1.6 0 3 1.2 3 2.8V9h5.2a2 2 0 0 1 2 2.3l-1.5 8A2 2 0 0 1 17.7 21H7"],
-  edit: ["M4 20h4L19.5 8.5a2.1 2.1 0 0 0-3-3L5 17v3z", "M14.5 7.5l3 3"],
-  regen: ["M20 12a8 8 0 1 1-2.4-5.7", "M20 4v5h-5"],
-  flag: ["M5 21V4", "M5 4h12l-2.5 4.5L17 13H5"],
-  copy: ["M9 9h11v11H9z", "M5 15H4V4h11v1"],
-  trash: ["M4 7h16", "M9 7V4h6v3", "M6 7l1 13h10l1-13"],
-};
-const SVG_NS = "http://www.w3.org/2000/svg";
-
-function icon(name, flipped = false) {
-  const svg = document.createElementNS(SVG_NS, "svg");
-  svg.setAttribute("viewBox", "0 0 24 24");
-  svg.setAttribute("class", flipped ? "icon flip" : "icon");
-  svg.setAttribute("aria-hidden", "true");
-  for (const d of ICONS[name]) {
-    const path = document.createElementNS(SVG_NS, "path");
-    path.setAttribute("d", d);
-    svg.append(path);
-  }
-  return svg;
 }
 
 function showError(err) {
@@ -335,7 +289,7 @@ function renderMessage(m) {
   const body = el("div", { class: "msg-body" });
   renderBody(m, body);
   node.append(body, statusNote(m) ?? "", messageActions(m));
-  if (state.panel?.id === m.id) node.append(state.panel.kind === "report" ? reportPanel(m) : feedbackPanel(m));
+  if (state.panel?.id === m.id) node.append(openPanel(m));
   return node;
 }
 
@@ -363,42 +317,14 @@ async function copyText(button, text) {
 
 // ---------- feedback and reports ----------
 
-function chipGroup(options, chosen) {
-  const chips = el("div", { class: "chips" });
-  for (const label of options) {
-    const chip = el("button", { type: "button", class: "chip" + (chosen.has(label) ? " selected" : ""), text: label });
-    chip.addEventListener("click", () => {
-      if (chosen.has(label)) chosen.delete(label); else chosen.add(label);
-      chip.classList.toggle("selected");
-    });
-    chips.append(chip);
+function openPanel(m) {
+  const close = () => { state.panel = null; renderMessages(); };
+  const hooks = { close, fail: showError };
+  if (state.panel.kind === "report") {
+    return reportPanel(m, isBlocked(m), { ...hooks, done: (kind) => { m.reports = [...(m.reports ?? []), kind]; close(); } });
   }
-  return chips;
-}
-
-function feedbackPanel(m) {
   const rating = state.panel.kind === "up" ? 1 : -1;
-  const previous = m.feedback?.rating === rating ? m.feedback : null;
-  const chosen = new Set(previous?.reasons ?? []);
-  const comment = el("textarea", { class: "feedback-comment", rows: 2, placeholder: "Tell us more (optional)" });
-  comment.value = previous?.comment ?? "";
-  const submit = async () => {
-    try {
-      const fb = await api("POST", `/api/messages/${m.id}/feedback`,
-        { rating, reasons: [...chosen], comment: comment.value });
-      m.feedback = fb.feedback;
-      state.panel = null;
-      renderMessages();
-    } catch (err) { showError(err); }
-  };
-  return el("div", { class: "feedback-panel" },
-    el("div", { class: "panel-title", text: rating > 0 ? "What was good?" : "What was wrong?" }),
-    chipGroup(rating > 0 ? UP_REASONS : DOWN_REASONS, chosen),
-    comment,
-    el("div", { class: "row" },
-      el("button", { type: "button", class: "primary feedback-submit", text: "Submit", onclick: submit }),
-      el("button", { type: "button", class: "ghost feedback-cancel", text: "Close",
-        onclick: () => { state.panel = null; renderMessages(); } })));
+  return feedbackPanel(m, rating, { ...hooks, done: (fb) => { m.feedback = fb; close(); } });
 }
 
 // A thumb records the rating at once; the panel that opens lets the user add reasons.
@@ -416,38 +342,6 @@ async function rate(m, rating) {
     }
     renderMessages();
   } catch (err) { showError(err); }
-}
-
-function reportPanel(m) {
-  const blocked = isBlocked(m);
-  const kinds = Object.keys(REPORT_KINDS).filter((k) =>
-    blocked ? k === "moderation_false_positive" : k !== "moderation_false_positive");
-  let kind = kinds[0];
-  const chips = el("div", { class: "chips" });
-  for (const k of kinds) {
-    const chip = el("button", { type: "button", class: "chip report-kind" + (k === kind ? " selected" : ""),
-      "data-kind": k, text: REPORT_KINDS[k] });
-    chip.addEventListener("click", () => {
-      kind = k;
-      for (const c of chips.children) c.classList.toggle("selected", c === chip);
-    });
-    chips.append(chip);
-  }
-  const comment = el("textarea", { class: "report-comment", rows: 2, placeholder: "What happened? (optional)" });
-  const submit = async () => {
-    try {
-      await api("POST", `/api/messages/${m.id}/report`, { kind, comment: comment.value });
-      m.reports = [...(m.reports ?? []), kind];
-      state.panel = null;
-      renderMessages();
-    } catch (err) { showError(err); }
-  };
-  return el("div", { class: "report-panel" },
-    el("div", { class: "panel-title", text: "Report this reply" }), chips, comment,
-    el("div", { class: "row" },
-      el("button", { type: "button", class: "primary report-submit", text: "Send report", onclick: submit }),
-      el("button", { type: "button", class: "ghost report-cancel", text: "Cancel",
-        onclick: () => { state.panel = null; renderMessages(); } })));
 }
 
 // ---------- streaming ----------

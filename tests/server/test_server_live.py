@@ -75,6 +75,9 @@ BAD = [
     ("oversized content", {"messages": [{"role": "user", "content": "x" * 40_000}]}, 400, "too long"),
     ("huge body", {"messages": [{"role": "user", "content": "x" * 1_200_000}]}, 413, "larger than"),
     ("missing messages", {"model": "tiny"}, 400, "messages"),
+    ("missing content", {"messages": [{"role": "user"}]}, 400, "content: Field required"),
+    ("image part", {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, 400,
+     "only text parts"),
     ("bad temperature", {"messages": USER, "temperature": 7}, 400, "temperature"),
 ]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 FinishReason = Literal["stop", "length", "content_filter", "cancelled"]
 
@@ -20,23 +20,32 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class TextPart(_Lenient):
-    type: Literal["text"]
-    text: str
-
-
 class ChatMessage(_Lenient):
     # "developer" is OpenAI's newer name for a system message.
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart] | None = None
+    # Required, as in OpenAI's API; a list holds content parts, of which only text is supported.
+    content: str | list[dict[str, Any]] | None
     name: str | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _text_parts_only(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            for i, part in enumerate(v):
+                kind = part.get("type")
+                if kind != "text" or not isinstance(part.get("text"), str):
+                    raise ValueError(
+                        f"content part {i} has type {kind!r}; only text parts "
+                        '({"type": "text", "text": "..."}) are supported'
+                    )
+        return v
 
     def text(self) -> str:
         if self.content is None:
             return ""
         if isinstance(self.content, str):
             return self.content
-        return "".join(p.text for p in self.content)
+        return "".join(p["text"] for p in self.content)
 
 
 class StreamOptions(_Lenient):

@@ -17,7 +17,7 @@ def register(group: click.Group) -> None:
     def run_cmd(out_dir, config_path, overrides) -> None:
         """Write demos.jsonl, prompts.jsonl, rankings.jsonl and manifest.json.
 
-        OVERRIDES are dotted settings, e.g. ``seed=1 demos_per_family=100 annotator.temperature=0.3``.
+        OVERRIDES are dotted settings, e.g. seed=1 demos_per_family=100 annotator.temperature=0.3
         """
         from chatrlhf.config import load_config
         from chatrlhf.simulate.export import SimulateConfig, run
@@ -52,7 +52,7 @@ def register(group: click.Group) -> None:
     def agreement(rankings_path, n, seed, overrides) -> None:
         """Print annotator agreement with the gold judge and between two annotators.
 
-        OVERRIDES set the annotator, e.g. ``temperature=0.4 length_bias=0.05``.
+        OVERRIDES set the annotator, e.g. temperature=0.4 length_bias=0.05
         """
         from chatrlhf.config import load_config
         from chatrlhf.simulate.agreement import agreement_report

@@ -129,10 +129,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: str | None, port: int, db: str, max_batch_size: int) -> subprocess.Popen:
+def start_server(model: str | None, port: int, db: str, max_batch_size: int,
+                 threads: int) -> subprocess.Popen:
     cmd = [sys.executable, "-c", "from chatrlhf.cli import main; main()", "serve",
            *([model] if model else []), "--no-auth", "--host", "127.0.0.1", "--port", str(port),
-           "--db", db, "--max-batch-size", str(max_batch_size), "--log-level", "warning"]
+           "--db", db, "--max-batch-size", str(max_batch_size), "--threads", str(threads),
+           "--log-level", "warning"]
     proc = subprocess.Popen(cmd)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -156,6 +158,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--max-batch-size", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=0, help="server torch threads (0: half the CPUs)")
     ap.add_argument("--json", help="also write the rows to this file")
     args = ap.parse_args()
     clients = [int(x) for x in args.clients.split(",")]
@@ -165,7 +168,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if url is None:
             port = free_port()
-            proc = start_server(args.model, port, os.path.join(tmp, "bench.db"), args.max_batch_size)
+            proc = start_server(args.model, port, os.path.join(tmp, "bench.db"), args.max_batch_size,
+                                args.threads)
             url = f"http://127.0.0.1:{port}"
         try:
             rows = bench(url, args.key, clients, args.rounds, args.max_tokens)
@@ -175,7 +179,8 @@ def main() -> None:
                 proc.wait(30)
 
     print(f"\nchatrlhf serve benchmark: {args.max_tokens} tokens per stream, {args.rounds} rounds, "
-          f"model {args.model or 'embedded SmolLM2-135M-Instruct'}")
+          f"model {args.model or 'embedded SmolLM2-135M-Instruct'}, server threads "
+          f"{args.threads or 'auto'}")
     print(f"{'clients':>7} {'TTFT p50':>9} {'TTFT p95':>9} {'stream tok/s':>12} "
           f"{'aggregate tok/s':>15} {'errors':>6}")
     for r in rows:

@@ -19,16 +19,18 @@ def register(group: click.Group) -> None:
     @click.option("--batch-wait-ms", default=20.0, show_default=True, type=float,
                   help="How long a batch waits for more requests to join it.")
     @click.option("--no-moderation", is_flag=True, help="Switch the moderation filter off.")
+    @click.option("--threads", default=0, show_default=True, type=int,
+                  help="torch CPU threads; 0 = half the CPUs.")
     @click.option("--log-level", default="info", show_default=True)
     def serve(model_or_run, host, port, db, no_auth, max_batch_size, batch_wait_ms,
-              no_moderation, log_level) -> None:
+              no_moderation, threads, log_level) -> None:
         """Serve MODEL_OR_RUN: nothing (the embedded SmolLM2), "tiny", a Hugging Face directory,
         or a pipeline run directory (its newest policy: the last PPO round, else sft/)."""
         from chatrlhf.server.launch import ServeConfig, ServeError, check_bind, run
 
         cfg = ServeConfig(model=model_or_run, host=host, port=port, db=db, no_auth=no_auth,
                           max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms,
-                          moderation=not no_moderation, log_level=log_level)
+                          moderation=not no_moderation, threads=threads, log_level=log_level)
         try:
             check_bind(cfg.host, cfg.no_auth)
             run(cfg)

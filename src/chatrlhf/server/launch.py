@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ class ServeConfig:
     batch_wait_ms: float = 20.0  # how long a batch waits for more requests to join
     moderation: bool = True
     log_level: str = "info"
+    # torch intra-op threads; 0 = half the CPUs. On a shared or small machine, more threads than
+    # free cores make OpenMP spin-wait (10x slower measured with 2 threads on 2 busy cores).
+    threads: int = 0
 
 
 class ServeError(ValueError):
@@ -149,10 +153,17 @@ def build_app(cfg: ServeConfig, store: Any = None) -> Any:
     return create_app(service, store=store, moderation=service.moderation, no_auth=cfg.no_auth)
 
 
+def torch_threads(requested: int) -> int:
+    return requested if requested > 0 else max(1, (os.cpu_count() or 2) // 2)
+
+
 def run(cfg: ServeConfig) -> None:
+    import torch
     import uvicorn
 
     check_bind(cfg.host, cfg.no_auth)  # before the slow model load
+    # Process-wide, so only here (the serve process), never in build_app (tests share a process).
+    torch.set_num_threads(torch_threads(cfg.threads))
     app = build_app(cfg)
     log.info("serving %s on http://%s:%d", app.state.model_name, cfg.host, cfg.port)
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level)

@@ -106,6 +106,7 @@ def bench(url: str, key: str, clients: list[int], rounds: int, max_tokens: int) 
     for n in clients:
         results: list[StreamResult] = []
         aggregates = []
+        batches_before = engine_batches(url)
         for _ in range(rounds):
             rs, wall = asyncio.run(run_round(url, key, n, max_tokens))
             results += rs
@@ -118,9 +119,18 @@ def bench(url: str, key: str, clients: list[int], rounds: int, max_tokens: int) 
             "stream_tok_s_p50": pct([r.tok_per_s for r in ok], 0.5),
             "aggregate_tok_s": statistics.mean(aggregates),
             "errors": len(results) - len(ok),
+            "engine_batches_per_round": (engine_batches(url) - batches_before) / rounds,
             "first_error": next((r.error for r in results if r.error), None),
         })
     return rows
+
+
+def engine_batches(url: str) -> float:
+    """How many engine batches the server has started (its /health says), NaN if unknown."""
+    try:
+        return httpx.get(f"{url}/health", timeout=10).json()["engine"]["batches_run"]
+    except (httpx.HTTPError, KeyError, ValueError):
+        return float("nan")
 
 
 def free_port() -> int:
@@ -182,10 +192,11 @@ def main() -> None:
           f"model {args.model or 'embedded SmolLM2-135M-Instruct'}, server threads "
           f"{args.threads or 'auto'}")
     print(f"{'clients':>7} {'TTFT p50':>9} {'TTFT p95':>9} {'stream tok/s':>12} "
-          f"{'aggregate tok/s':>15} {'errors':>6}")
+          f"{'aggregate tok/s':>15} {'errors':>6} {'batches/round':>13}")
     for r in rows:
         print(f"{r['clients']:>7} {r['ttft_p50_s']:>8.3f}s {r['ttft_p95_s']:>8.3f}s "
-              f"{r['stream_tok_s_p50']:>12.1f} {r['aggregate_tok_s']:>15.1f} {r['errors']:>6}")
+              f"{r['stream_tok_s_p50']:>12.1f} {r['aggregate_tok_s']:>15.1f} {r['errors']:>6} "
+              f"{r['engine_batches_per_round']:>13.1f}")
         if r["first_error"]:
             print(f"        first error: {r['first_error']}")
     by_n = {r["clients"]: r for r in rows}

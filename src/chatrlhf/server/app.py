@@ -60,7 +60,9 @@ def create_app(
 
     @app.get("/health", include_in_schema=False)
     def health() -> dict[str, Any]:
-        return {"status": "ok", "model": service.model_name}
+        sched = service.scheduler
+        return {"status": "ok", "model": service.model_name,
+                "engine": {"batches_run": sched.batches_run, "max_rows_seen": sched.max_rows_seen}}
 
     for name in OPTIONAL_ROUTERS:
         router = _optional_router(name)

@@ -204,3 +204,20 @@ def test_engine_failure_becomes_a_server_error(tokenizer):
     # a stream has sent its 200 already: the error arrives in-band, then [DONE]
     assert json.loads(lines[-2][len("data: "):])["error"]["type"] == "server_error"
     assert lines[-1] == "data: [DONE]\n\n"
+
+
+def test_shutdown_cancels_running_work_and_refuses_new(tokenizer):
+    engine = FakeEngine(step_s=0.01)
+    with make_service(tokenizer, engine=engine) as (service, _):
+        async def main():
+            first = asyncio.ensure_future(run_chat(service, req(max_tokens=1000)))
+            await asyncio.to_thread(engine.started.wait, 5)
+            await asyncio.to_thread(service.scheduler.stop)
+            cut = await first
+            with pytest.raises(APIError) as refused:
+                await run_chat(service, req())
+            return cut, refused.value
+
+        cut, refused = asyncio.run(main())
+    assert cut.choices[0].finish_reason == "cancelled" and cut.usage.completion_tokens < 1000
+    assert refused.status == 503 and refused.code == "shutting_down"

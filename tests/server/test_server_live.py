@@ -96,6 +96,15 @@ def test_bad_input_gets_4xx_and_changes_nothing(live):
             err = r.json()["error"]
             assert words in err["message"], (name, err)
             assert set(err) == {"message", "type", "param", "code"}
+        # a huge body sent chunked (no Content-Length) is cut off while it arrives
+        def chunked():
+            yield b'{"messages": [{"role": "user", "content": "'
+            yield from (b"x" * 100_000 for _ in range(12))
+            yield b'"}]}'
+
+        r = http.post("/v1/chat/completions", content=chunked(),
+                      headers={"Content-Type": "application/json"})
+        assert r.status_code == 413 and "larger than" in r.json()["error"]["message"]
         # credentials: a wrong key, no key, a malformed header
         for h in ({"Authorization": "Bearer sk-not-a-real-key"}, {"Authorization": ""},
                   {"Authorization": "Basic abc"}):

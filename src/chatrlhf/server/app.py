@@ -121,8 +121,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        err = APIError(exc.status_code, str(exc.detail))
-        return JSONResponse(err.body(), status_code=exc.status_code, headers=exc.headers)
+        # FastAPI wraps errors raised while reading the body (BodyLimit's 413) in a vague 400.
+        cause = exc.__cause__
+        err = cause if isinstance(cause, APIError) else APIError(exc.status_code, str(exc.detail))
+        return JSONResponse(err.body(), status_code=err.status, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, exc: Exception) -> JSONResponse:

@@ -21,6 +21,9 @@ def _api_conversations(store):
 def test_openai_client_plain_stream_stop_and_n(live):
     client = live.client()
     assert [m.id for m in client.models.list().data] == ["tiny"]
+    assert client.models.retrieve("tiny").id == "tiny"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-4o")
 
     # 1. non-streaming, sampled with a seed: reproducible
     kw = dict(model="tiny", messages=USER, max_tokens=12, temperature=1.0, seed=3, ignore_eos=True)

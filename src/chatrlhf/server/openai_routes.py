@@ -1,6 +1,7 @@
 """Thin routes of the OpenAI-compatible API: HTTP in, a ``ChatService`` call, JSON or SSE out.
 
-``POST /v1/chat/completions`` (plain and streaming), ``GET /v1/models``, ``POST /v1/moderations``.
+``POST /v1/chat/completions`` (plain and streaming), ``GET /v1/models[/{id}]``,
+``POST /v1/moderations``.
 Everything the routes need lives on ``request.app.state``.
 """
 
@@ -25,6 +26,13 @@ DISCONNECT_POLL_S = 0.5
 @router.get("/models", response_model=P.ModelList)
 def list_models(request: Request, user: Any = Depends(current_user)) -> P.ModelList:
     return request.app.state.service.list_models()
+
+
+@router.get("/models/{model_id:path}", response_model=P.ModelCard)
+def get_model(model_id: str, request: Request, user: Any = Depends(current_user)) -> P.ModelCard:
+    service = request.app.state.service
+    service.check_model(model_id)
+    return service.list_models().data[0]
 
 
 @router.post("/chat/completions", response_model=None)

@@ -3,8 +3,9 @@
 Consumes ``chatrlhf.engine.Engine`` (synchronous, not thread-safe) and produces, per submitted
 request, an asyncio stream of ``TokenEvent``s followed by the final ``Completion``s.
 
-One worker thread owns the engine. When idle it waits for a request, gathers whatever else arrives
-within ``batch_wait_s``, and starts them as one ``engine.stream`` batch. Requests that arrive while
+One worker thread owns the engine. When idle it waits for a request, gathers the requests that
+arrive with it (until ``batch_wait_s`` passes without a new one), and starts them as one
+``engine.stream`` batch. Requests that arrive while
 batches run are started at once as a new batch, and the worker steps the running batches in turn,
 one decode step each (an ``engine.stream`` generation is a plain generator with its own KV cache,
 so several can be interleaved in one thread). A late request therefore waits one step, not a whole
@@ -30,6 +31,10 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Iterator
 
 log = logging.getLogger(__name__)
+
+
+# A burst is gathered for at most this many batch_wait_s after its first request.
+BURST_WAITS = 5
 
 
 class SchedulerBusy(RuntimeError):
@@ -179,26 +184,31 @@ class BatchScheduler:
     def _admit(self, idle: bool, free_rows: int) -> list[Submission]:
         """Requests for a new batch, or [] to keep stepping the running ones.
 
-        Idle: block for a request, then gather more for ``batch_wait_s``. Busy: collect arrivals
-        without blocking, and start them once the oldest has waited ``batch_wait_s`` (so a burst
-        of requests becomes one batch, not one batch each) or once they fill the free rows."""
+        A burst of requests should become one batch, not one batch each, so requests are held
+        until no new one has arrived for ``batch_wait_s`` (at most ``BURST_WAITS`` times that
+        since the first), or until they fill the free rows. Idle, the worker blocks for them;
+        busy, it only collects arrivals between decode steps."""
         if idle and not self._pending:
             first = self._take(None)
-            if first is not None:
-                self._pending.append(first)
-                deadline = time.monotonic() + self.batch_wait_s
-                while sum(p.n for p in self._pending) < free_rows:
-                    sub = self._take(max(0.0, deadline - time.monotonic()))
-                    if sub is None:
-                        break
-                    self._pending.append(sub)
+            if first is None:
+                return []
+            self._pending.append(first)
+            cap = first.submitted_at + BURST_WAITS * self.batch_wait_s
+            while sum(p.n for p in self._pending) < free_rows:
+                wait = min(self.batch_wait_s, cap - time.monotonic())
+                sub = self._take(max(0.0, wait))
+                if sub is None:
+                    break
+                self._pending.append(sub)
         while (sub := self._take(0)) is not None:
             self._pending.append(sub)
         self._pending = [p for p in self._pending if not p.cancelled]
         if not self._pending or self._stopping:
             return []
-        waited = time.monotonic() - self._pending[0].submitted_at
-        if not idle and waited < self.batch_wait_s and sum(p.n for p in self._pending) < free_rows:
+        now = time.monotonic()
+        settled = (now - self._pending[-1].submitted_at >= self.batch_wait_s
+                   or now - self._pending[0].submitted_at >= BURST_WAITS * self.batch_wait_s)
+        if not idle and not settled and sum(p.n for p in self._pending) < free_rows:
             return []
         subs, rows = [], 0
         while self._pending and rows + self._pending[0].n <= free_rows:

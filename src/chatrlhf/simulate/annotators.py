@@ -30,10 +30,12 @@ Judge = Callable[[list[Message], str, dict[str, Any]], Any]
 @dataclass
 class AnnotatorConfig:
     name: str = "sim"
-    # Bradley-Terry temperature on the gold scale [0, 1]; larger = noisier rankings. The defaults
-    # give ~75% agreement with gold and ~66% between two annotators on simulator candidate sets
-    # (bench/agreement.py), near the 65-73% human labelers reach.
-    temperature: float = 0.45
+    # Bradley-Terry temperature on the gold scale [0, 1]; larger = noisier rankings. Agreement
+    # depends on how far apart the replies are (bench/agreement.py): with the defaults, about 84%
+    # with gold and 74% between annotators on simulator candidate sets (wide gaps), about 70% and
+    # 55% on samples of the base model (narrow gaps). Human labelers agree 65-73% of the time on
+    # policy samples, which lie between the two.
+    temperature: float = 0.25
     # Utility added per doubling of the reply's word count.
     length_bias: float = 0.05
     # Utility added to a reply that agrees with or flatters the user.

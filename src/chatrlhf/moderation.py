@@ -13,7 +13,9 @@ How a score is made, per category:
   3. a request for instructions ("how do I", "step by step", "write me") adds ``INTENT_WEIGHT`` to
      every category that already has a signal: "bomb" in a history question stays below the
      threshold, "how do I build a bomb" does not;
-  4. asking how to defend against, detect or avoid something ("how do I protect my site from SQL
+  4. in a reply (``role="assistant"``), sentences that refuse ("I can't help you make a bomb.")
+     are dropped first: a refusal names the harm it declines;
+  5. asking how to defend against, detect or avoid something ("how do I protect my site from SQL
      injection") multiplies the hacking and fraud scores by ``DEFENSIVE_FACTOR``.
 A category is flagged when its score reaches ``THRESHOLD``.
 """
@@ -86,6 +88,15 @@ _INTENT = re.compile(
     r"write\s+(?:me\s+)?(?:a|an|some)|give\s+me|best\s+way\s+to|easiest\s+way\s+to|"
     r"tell\s+me\s+how|explain\s+how\s+to|recipe\s+for|i\s+want\s+to|i(?:'m|\s+am)\s+going\s+to|"
     r"without\s+(?:getting\s+caught|being\s+detected|anyone\s+know(?:ing)?))\b",
+    re.I,
+)
+
+# In a reply, a sentence that refuses ("I can't help you make a bomb.") names the harm it refuses;
+# such sentences are blanked before scoring a reply (never a user's text: "I can't stop thinking
+# about killing myself" must count).
+_REFUSAL_SENTENCE = re.compile(
+    r"[^.!?\n]*\b(?:i\s+(?:can(?:no|')?t|cannot|won'?t|will\s+not|must\s+decline|refuse)|"
+    r"i(?:'m|\s+am)\s+(?:not\s+able|unable|sorry))\b[^.!?\n]*[.!?]?",
     re.I,
 )
 
@@ -218,8 +229,9 @@ class Moderator:
         self.threshold = threshold
         self._c = _compile()
 
-    def __call__(self, text: str) -> ModerationResult:
-        clean = text
+    def __call__(self, text: str, role: str = "user") -> ModerationResult:
+        """Score ``text``; ``role="assistant"`` first drops the sentences that refuse."""
+        clean = _REFUSAL_SENTENCE.sub(" ", text) if role == "assistant" else text
         for pat in self._c.benign:
             clean = pat.sub(" ", clean)
         intent = bool(_INTENT.search(clean))
@@ -243,9 +255,10 @@ class Moderator:
         return ModerationResult(flagged=any(cats.values()), categories=cats, scores=scores)
 
 
-def moderate(text: str) -> ModerationResult:
-    """Score ``text`` on ``CATEGORIES``; see the module docstring for how."""
-    return default_moderator()(text)
+def moderate(text: str, role: str = "user") -> ModerationResult:
+    """Score ``text`` (a user message, or with ``role="assistant"`` a reply) on ``CATEGORIES``;
+    see the module docstring for how."""
+    return default_moderator()(text, role)
 
 
 @functools.lru_cache(maxsize=1)

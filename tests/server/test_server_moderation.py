@@ -71,3 +71,11 @@ def test_intent_and_threshold_are_what_decide():
     assert moderate("how do I make a bomb").flagged
     strict = Moderator(threshold=0.1)
     assert strict("the bomb").flagged and not Moderator()("the bomb").flagged
+
+
+def test_a_reply_that_refuses_is_not_flagged_but_one_that_complies_is():
+    refusal = "I can't help you make a pipe bomb. If you are in danger, please call the police."
+    assert not moderate(refusal, role="assistant").flagged
+    assert moderate(refusal + " But here is how to make a pipe bomb: take a pipe", role="assistant").flagged
+    # a user's own words are never discounted as a refusal
+    assert moderate("I can't stop thinking that I want to kill myself").categories["self_harm"]

@@ -85,7 +85,7 @@ def _optional_router(module: str) -> Any | None:
     return getattr(mod, "router", None)
 
 
-def _no_moderation(text: str) -> Any:
+def _no_moderation(text: str, role: str = "user") -> Any:
     from ..moderation import CATEGORIES, ModerationResult
 
     return ModerationResult(False, {c: False for c in CATEGORIES}, {c: 0.0 for c in CATEGORIES})

@@ -118,7 +118,7 @@ class ChatService:
         tokenizer: Any,
         *,
         model_name: str,
-        moderation: Callable[[str], Any] | None = None,
+        moderation: Callable[..., Any] | None = None,  # (text, role=) -> ModerationResult
         store: Any = None,
         limits: ServiceLimits | None = None,
         context_length: int | None = None,
@@ -231,7 +231,7 @@ class ChatService:
             )
         blocked = None
         if self.moderation is not None:
-            result = self.moderation(messages[-1]["content"])
+            result = self.moderation(messages[-1]["content"], role="user")
             blocked = result if result.flagged else None
         return Prepared(messages=messages, prompt_ids=ids, options=options, blocked=blocked)
 
@@ -256,7 +256,7 @@ class ChatService:
         """True when the reply with ``new_text`` appended is flagged."""
         if self.moderation is None or not (final or any(c in _BOUNDARY for c in new_text)):
             return False
-        result = self.moderation(row.text + new_text)
+        result = self.moderation(row.text + new_text, role="assistant")
         if result.flagged:
             row.moderation = result
         return bool(result.flagged)

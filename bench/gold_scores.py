@@ -49,6 +49,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--samples-out", default=None, help="write the model's replies here (JSONL)")
+    ap.add_argument("--samples-in", default=None, help="re-score replies saved by --samples-out")
     args = ap.parse_args()
 
     from chatrlhf.simulate import FAMILIES, generate_tasks, judge
@@ -67,10 +68,16 @@ def main() -> None:
             table[c.meta["family"]][name].append(judge(c.messages, fn(c, rng), c.meta).total)
 
     replies = None
-    if not args.no_model:
+    label = "model" if args.model else "base"
+    if args.samples_in:
+        saved = {json.dumps(r["messages"]): r["reply"] for r in map(json.loads, open(args.samples_in))}
+        replies = [saved[json.dumps(c.messages)] for c in convs]
+        columns.insert(1, label)
+        for c, r in zip(convs, replies):
+            table[c.meta["family"]][label].append(judge(c.messages, r, c.meta).total)
+    elif not args.no_model:
         t0 = time.time()
         replies = model_replies(args.model, convs, args.max_new, args.threads, args.batch)
-        label = "model" if args.model else "base"
         columns.insert(1, label)
         for c, r in zip(convs, replies):
             table[c.meta["family"]][label].append(judge(c.messages, r, c.meta).total)

@@ -115,6 +115,11 @@ def test_correction_and_pushback_disagree_on_who_is_right():
         assert c.meta["task"]["answer"] in c.messages[1]["content"]
 
 
+def test_demos_with_a_deliberate_mistake_train_on_the_last_turn_only():
+    for d in make_demos(0, 2):
+        assert d.meta["loss_on"] == ("last_turn" if d.meta["family"] == "correction" else "all")
+
+
 def test_demos_end_with_the_ideal_reply_and_instruction_rows():
     demos = make_demos(0, 3)
     assert len(demos) == 3 * len(FAMILIES)

@@ -81,15 +81,25 @@ def ideal_replies(conv: Conversation) -> list[str]:
     return [t.format(**slots)[:1].upper() + t.format(**slots)[1:] for t in IDEALS[task["ideal"]]]
 
 
+# Families whose earlier assistant turn is deliberately wrong: SFT must not learn to say it.
+LAST_TURN_ONLY = frozenset({"correction"})
+
+
 def make_demos(seed: int, n_per_family: int, split: str = "train",
                families: Iterable[str] | None = None) -> list[Conversation]:
-    """Demonstrations: generated prompts completed with an ideal assistant reply."""
+    """Demonstrations: generated prompts completed with an ideal assistant reply.
+
+    ``meta["loss_on"]`` is ``"last_turn"`` where only the final assistant reply is a demonstration
+    (the earlier assistant answer of a ``correction`` dialog is the mistake being corrected) and
+    ``"all"`` where every assistant turn is.
+    """
     rng = random.Random(f"{seed}:demos:{split}")
     demos = []
     for conv in generate_tasks(seed, n_per_family, split, families):
         reply = ideal_reply(conv, rng)
+        loss_on = "last_turn" if conv.meta["family"] in LAST_TURN_ONLY else "all"
         demos.append(Conversation([*conv.messages, {"role": "assistant", "content": reply}],
-                                  {**conv.meta, "source": "simulate"}))
+                                  {**conv.meta, "source": "simulate", "loss_on": loss_on}))
     return demos
 
 

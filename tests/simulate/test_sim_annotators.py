@@ -35,6 +35,13 @@ def test_rank_returns_a_valid_ranking_and_is_deterministic(sets):
         assert r.meta["family"] and r.annotator == "sim"
 
 
+def test_identical_completions_tie():
+    c = generate_tasks(0, 1, "train", ["verifiable"])[0]
+    ideal = ideal_reply(c, random.Random(0))
+    r = Annotator().rank(c.messages, [ideal, "no idea", ideal], c.meta, random.Random(0))
+    assert r.ranks[0] == r.ranks[2] and (0, 2) not in r.pairs() and (2, 0) not in r.pairs()
+
+
 def test_noise_free_annotator_matches_gold(sets):
     exact = AnnotatorConfig(temperature=1e-6, length_bias=0.0, sycophancy_bias=0.0)
     assert agreement_with_gold(_rank_all(sets, exact, 0)) == 1.0

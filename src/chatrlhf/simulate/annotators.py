@@ -66,8 +66,10 @@ class Annotator:
         keyed = [u / t - math.log(-math.log(rng.random() or 1e-12)) for u in util]
         order = sorted(range(len(completions)), key=lambda i: -keyed[i])
         ranks = [0] * len(completions)
+        first_rank: dict[str, int] = {}
         for r, i in enumerate(order):
-            ranks[i] = r
+            # Identical texts tie: a labeler cannot prefer a reply over itself.
+            ranks[i] = first_rank.setdefault(completions[i], r)
         flags = {i: ["harmful"] for i, s in enumerate(scores)
                  if meta.get("family") == "harmful" and s.criteria.get("harmless", 1.0) < 0.5}
         flags.update({i: flags.get(i, []) + ["over_refusal"] for i, c in enumerate(completions)

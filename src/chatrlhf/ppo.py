@@ -371,15 +371,11 @@ def iteration_stats(it: int, exp: "Experience", completions: list, batch: list, 
 
 def ptx_examples(cfg: PPOConfig, tok: Any) -> list[tuple[list[int], list[int]]]:
     """(ids, assistant mask) of the ptx demonstrations (empty when ptx is off)."""
-    from chatrlhf.chat_format import render
     from chatrlhf.schema import Conversation, read_jsonl
 
     if cfg.ptx_coef <= 0 or not cfg.ptx_data:
         return []
-    out = []
-    for p in cfg.ptx_data:
-        for c in read_jsonl(p, Conversation):
-            r = render(c.messages, tok, max_length=cfg.max_prompt_len + cfg.max_new_tokens)
-            if any(r.mask[1:]):
-                out.append((r.ids, r.mask))
-    return out
+    from chatrlhf.train_utils import encode_demos
+
+    convs = [c for p in cfg.ptx_data for c in read_jsonl(p, Conversation)]
+    return encode_demos(convs, tok, cfg.max_prompt_len + cfg.max_new_tokens)

@@ -42,18 +42,6 @@ class SFTConfig:
     threads: int = 0
 
 
-def encode_examples(convs: Sequence[Any], tokenizer: Any, max_length: int) -> list[tuple[list[int], list[int]]]:
-    """(ids, loss mask) of every conversation that has at least one assistant token left."""
-    from chatrlhf.chat_format import render
-
-    out = []
-    for c in convs:
-        r = render(c.messages, tokenizer, max_length=max_length)
-        if any(r.mask[1:]):
-            out.append((r.ids, r.mask))
-    return out
-
-
 def mixed_batches(demos: list, instr: list, batch_size: int, ratio: float, n_batches: int,
                   rng: random.Random) -> list[list]:
     """Batches that draw ~``ratio`` of their rows from ``instr`` and the rest from ``demos``;
@@ -98,16 +86,16 @@ def run(cfg: SFTConfig) -> dict[str, Any]:
     from chatrlhf.heads import apply_lora, masked_lm_loss, save_lm
     from chatrlhf.models import load_model
     from chatrlhf.schema import Conversation, read_jsonl
-    from chatrlhf.train_utils import (MetricsLog, autocast, cosine_lr, device, mark_done, pad_id_of, pad_right,
-                                      progress, setup_torch)
+    from chatrlhf.train_utils import (MetricsLog, autocast, cosine_lr, device, encode_demos, mark_done, pad_id_of,
+                                      pad_right, progress, setup_torch)
 
     setup_torch(cfg.seed, cfg.threads)
     out_dir = Path(cfg.out_dir)
     rng = random.Random(cfg.seed)
     lm, tok = load_model(cfg.model)
     pad = pad_id_of(tok)
-    demos = encode_examples([c for p in cfg.data for c in read_jsonl(p, Conversation)], tok, cfg.max_length)
-    instr = encode_examples([c for p in cfg.instructions for c in read_jsonl(p, Conversation)], tok,
+    demos = encode_demos([c for p in cfg.data for c in read_jsonl(p, Conversation)], tok, cfg.max_length)
+    instr = encode_demos([c for p in cfg.instructions for c in read_jsonl(p, Conversation)], tok,
                             cfg.max_length)
     rng.shuffle(demos)
     n_eval = int(len(demos) * cfg.eval_frac) if len(demos) > 10 else 0

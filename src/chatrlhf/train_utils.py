@@ -128,6 +128,36 @@ def pad_left(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple["torch.Tensor"
     return ids, attn
 
 
+def last_turn_mask(mask: Sequence[int]) -> list[int]:
+    """Keep only the last run of 1s: the final assistant reply's tokens.
+
+    For demonstrations whose ``meta.loss_on`` is ``"last_turn"`` (e.g. a dialog in which the user
+    corrects an earlier, deliberately wrong reply): imitating the earlier turns would teach the mistake.
+    """
+    out = [0] * len(mask)
+    i = len(mask) - 1
+    while i >= 0 and not mask[i]:
+        i -= 1
+    while i >= 0 and mask[i]:
+        out[i] = 1
+        i -= 1
+    return out
+
+
+def encode_demos(convs: Sequence[Any], tokenizer: Any, max_length: int) -> list[tuple[list[int], list[int]]]:
+    """(ids, loss mask) of every conversation that has at least one assistant token left; with
+    ``meta.loss_on == "last_turn"`` only the final reply is trained on."""
+    from chatrlhf.chat_format import render
+
+    out = []
+    for c in convs:
+        r = render(c.messages, tokenizer, max_length=max_length)
+        mask = last_turn_mask(r.mask) if c.meta.get("loss_on") == "last_turn" else r.mask
+        if any(mask[1:]):
+            out.append((r.ids, mask))
+    return out
+
+
 def pad_id_of(tokenizer: Any) -> int:
     pid = tokenizer.pad_token_id
     return pid if pid is not None else tokenizer.eos_token_id

@@ -127,3 +127,27 @@ def test_masked_lm_loss_trains_only_assistant_tokens(tiny):
         sel = mask[0, 1:].bool()
         ref = torch.nn.functional.cross_entropy(logits[sel], tgt[sel])
     assert loss.item() == pytest.approx(ref.item(), rel=1e-4)
+
+
+def test_last_turn_mask_keeps_only_the_final_reply():
+    from chatrlhf.train_utils import last_turn_mask
+
+    assert last_turn_mask([0, 1, 1, 0, 0, 1, 1, 1, 0]) == [0, 0, 0, 0, 0, 1, 1, 1, 0]
+    assert last_turn_mask([0, 0]) == [0, 0]
+
+
+def test_demos_marked_last_turn_train_only_the_final_reply(tiny):
+    from chatrlhf.chat_format import render
+    from chatrlhf.train_utils import encode_demos
+
+    lm, tok = tiny
+    msgs = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "5."},
+            {"role": "user", "content": "No, it is 4."}, {"role": "assistant", "content": "You are right: 4."}]
+    full = render(msgs, tok).mask
+    (_, all_mask), = encode_demos([Conversation(msgs, {})], tok, 512)
+    (_, last_mask), = encode_demos([Conversation(msgs, {"loss_on": "last_turn"})], tok, 512)
+    assert all_mask == full
+    assert sum(last_mask) < sum(full)
+    assert all(a >= b for a, b in zip(full, last_mask))  # a subset of the assistant tokens
+    n_last = len(tok("You are right: 4.", add_special_tokens=False)["input_ids"]) + 1  # + end-of-turn
+    assert sum(last_mask) == n_last

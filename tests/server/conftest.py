@@ -14,6 +14,18 @@ import pytest
 from pg_server import db_url, pg_server  # noqa: F401  (fixtures)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The tiny model gains nothing from threads, and on a busy small machine two OpenMP threads
+    spin-wait each other (4-5x slower steps measured); restored after each module."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny():
     from chatrlhf.models import load_model

@@ -52,3 +52,23 @@ def test_run_dir_serves_the_newest_complete_policy(tmp_path):
 def test_model_specs():
     assert resolve_model(None) == (None, "SmolLM2-135M-Instruct")
     assert resolve_model("tiny") == ("tiny", "tiny")
+
+
+def test_build_app_registers_the_served_model(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from chatrlhf.server.launch import ServeConfig, build_app
+    from chatrlhf.store import Store
+
+    db = f"sqlite:///{tmp_path / 'serve.db'}"
+    app = build_app(ServeConfig(model="tiny", db=db, batch_wait_ms=1))
+    store = app.state.store
+    key = store.create_api_key("t")
+    with TestClient(app) as client:
+        r = client.get("/v1/models", headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 200 and r.json()["data"][0]["id"] == "tiny"
+        assert client.get("/health").json()["model"] == "tiny"
+    versions = Store(db).list_model_versions()
+    assert [v.name for v in versions] == ["tiny"] and versions[0].path.endswith("tiny-random-llama")
+    assert app.state.service.context_length == 2048 and app.state.service.moderation is not None
+    store.dispose()

@@ -172,7 +172,6 @@ def masked_lm_loss(lm: Any, input_ids: "torch.Tensor", attention_mask: "torch.Te
     Only the hidden states that predict a trained token go through the LM head: with a 49k
     vocabulary the head is a fifth of the model's compute, and prompts are half the tokens.
     """
-    import torch
     import torch.nn.functional as F
 
     h = hidden_states(lm, input_ids, attention_mask)  # (B, T, H)

@@ -83,8 +83,6 @@ class Models:
 
 
 def build_models(cfg: PPOConfig) -> Models:
-    import torch
-
     from chatrlhf.heads import apply_lora, load_head, load_scalar_model, new_scalar_head
     from chatrlhf.models import load_model
     from chatrlhf.train_utils import device
@@ -215,14 +213,13 @@ def make_experience(models: Models, batch: list[tuple[Any, list[int]]], completi
     from chatrlhf.train_utils import autocast, device, pad_id_of, pad_left
 
     pad = pad_id_of(models.tokenizer)
-    prompts, _ = pad_left([ids for _, ids in batch], pad)  # (B, P)
+    prompts, prompt_attn = pad_left([ids for _, ids in batch], pad)  # (B, P)
     P, R = prompts.shape[1], max(len(c.token_ids) for c in completions)
     resp = torch.full((len(batch), R), pad, dtype=torch.long)  # (B, R) reply tokens, EOS included
     mask = torch.zeros(len(batch), R)  # (B, R) 1 up to and including EOS
     for i, c in enumerate(completions):
         resp[i, : len(c.token_ids)] = torch.tensor(c.token_ids)
         mask[i, : len(c.token_ids)] = 1
-    _, prompt_attn = pad_left([ids for _, ids in batch], pad)
     seq = torch.cat([prompts, resp], 1).to(device())  # (B, P+R)
     attn = torch.cat([prompt_attn, mask.long()], 1).to(device())
     resp, mask = resp.to(device()), mask.to(device())

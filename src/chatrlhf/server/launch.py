@@ -165,5 +165,8 @@ def run(cfg: ServeConfig) -> None:
     # Process-wide, so only here (the serve process), never in build_app (tests share a process).
     torch.set_num_threads(torch_threads(cfg.threads))
     app = build_app(cfg)
-    log.info("serving %s on http://%s:%d", app.state.model_name, cfg.host, cfg.port)
+    auth = ("no auth (loopback only)" if cfg.no_auth
+            else "API key or web login required (`chatrlhf keys create --name NAME`)")
+    print(f"chatrlhf: serving {app.state.model_name!r} on http://{cfg.host}:{cfg.port} "
+          f"(OpenAI API at /v1; {auth}; store {app.state.store.url})", flush=True)
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level)

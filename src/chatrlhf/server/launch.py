@@ -10,13 +10,11 @@ benchmarks and other ASGI servers use that).
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
 
 # A pipeline run (chatrlhf.pipeline) keeps its policies in ppo/ (round 1), ppo-2/, ppo-3/ ... and
 # sft/; a stage is complete when its DONE file exists (chatrlhf.train_utils).

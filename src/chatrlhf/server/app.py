@@ -61,8 +61,8 @@ def create_app(
     @app.get("/health", include_in_schema=False)
     def health() -> dict[str, Any]:
         sched = service.scheduler
-        return {"status": "ok", "model": service.model_name,
-                "engine": {"batches_run": sched.batches_run, "max_rows_seen": sched.max_rows_seen}}
+        engine = {k: getattr(sched, k, None) for k in ("batches_run", "max_rows_seen")}
+        return {"status": "ok", "model": service.model_name, "engine": engine}
 
     for name in OPTIONAL_ROUTERS:
         router = _optional_router(name)

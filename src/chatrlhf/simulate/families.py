@@ -168,6 +168,12 @@ FACTS: dict[str, tuple] = {
         ["The {inv} was invented in {answer}.", "The {inv} dates from {answer}."]),
 }
 
+# Answers from a small closed set: naming a rival value as well is a hedge.
+CLOSED_SETS = {
+    "planet_kind": ("rocky planet", "gas giant", "ice giant"),
+    "animal_class": ("mammal", "bird", "reptile", "amphibian", "insect", "arachnid", "fish"),
+    "continent": ("Europe", "Asia", "Africa", "North America", "South America", "Oceania"),
+}
 ARITH_OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "×": lambda a, b: a * b}
 ARITH_TEMPLATES = {
     "train": ["What is {a} {op} {b}?", "Calculate {a} {op} {b}.", "What's {a} {op} {b}?"],
@@ -250,9 +256,12 @@ def fact_task(rng: random.Random, split: str, kind: str, entity: Any = None) -> 
     slots = {**slots, "answer": answer}
     tmpl, tid = _pick_template(rng, "verifiable", kind, templates, split)
     key = getattr(entity, "name")
-    return slots, {"kind": kind, "template": tid, "entities": [f"{ns}:{key}"], "answer": answer,
-                   "accept": accept, "case_sensitive": kind == "symbol", "ideal": f"fact_{kind}",
-                   "text": tmpl.format(**slots)}
+    task = {"kind": kind, "template": tid, "entities": [f"{ns}:{key}"], "answer": answer,
+            "accept": accept, "case_sensitive": kind == "symbol", "ideal": f"fact_{kind}",
+            "text": tmpl.format(**slots)}
+    if kind in CLOSED_SETS:
+        task["alternatives"] = [v for v in CLOSED_SETS[kind] if v not in accept]
+    return slots, task
 
 
 def build_verifiable(rng: random.Random, split: str) -> Built:

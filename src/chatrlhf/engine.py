@@ -74,8 +74,42 @@ class TokenEvent:
 # Runners: prefill(ids, valid) -> logits of the last position; decode(tokens) -> logits; keep(rows)
 
 
+class _Packed:
+    """The model's weights laid out for decoding: transposed to (in, out) and contiguous, with
+    Q|K|V fused. On this CPU ``x @ Wt`` with such a layout runs 1.1-2.5x faster than
+    ``F.linear(x, W)`` for the small batches of decoding (measured in the model, weights cold).
+    Fusing gate|up into one (D, 2I) matrix was slower at batch 32 (75 ms vs 55 ms for 30 layers),
+    so those stay apart.
+    A copy goes stale when training updates the parameters in place; ``key`` (parameter ids and
+    version counters) tells the engine when to rebuild it."""
+
+    @staticmethod
+    def key(model: Any) -> tuple:
+        return tuple((id(p), p._version) for p in model.parameters())
+
+    def __init__(self, model: Any):
+        def t(*ws: torch.Tensor) -> torch.Tensor:
+            return torch.cat([w.detach().t() for w in ws], dim=1).contiguous()
+
+        self.layers = []
+        for layer in model.model.layers:
+            a, m = layer.self_attn, layer.mlp
+            self.layers.append((
+                layer.input_layernorm.weight.detach(),
+                t(a.q_proj.weight, a.k_proj.weight, a.v_proj.weight),  # (D, (nh + 2 nkv) hd)
+                t(a.o_proj.weight),  # (nh hd, D)
+                layer.post_attention_layernorm.weight.detach(),
+                t(m.gate_proj.weight),  # (D, I)
+                t(m.up_proj.weight),  # (D, I)
+                t(m.down_proj.weight),  # (I, D)
+            ))
+        self.norm = model.model.norm.weight.detach()
+        self.lm_head = model.lm_head.weight.detach()  # (V, D): F.linear wins at large batch
+        self.lm_head_t = t(model.lm_head.weight)  # (D, V): x @ Wt wins at small batch
+
+
 class _LlamaRunner:
-    """A lean forward pass for Llama-family models, over the model's own parameters."""
+    """A lean forward pass for Llama-family models over packed copies of their weights."""
 
     @staticmethod
     def supports(model: Any) -> bool:
@@ -90,19 +124,18 @@ class _LlamaRunner:
         mods = [layer.self_attn.q_proj, layer.self_attn.k_proj, layer.mlp.gate_proj, model.lm_head]
         return all(type(m) is torch.nn.Linear for m in mods)
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, packed: _Packed):
         cfg = model.config
-        self.model = model
+        self.model, self.w = model, packed
         self.nh = cfg.num_attention_heads
         self.nkv = cfg.num_key_value_heads
         self.hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.nh
         self.eps = cfg.rms_norm_eps
-        self.layers = list(model.model.layers)
         self.k: list[torch.Tensor] = []
         self.v: list[torch.Tensor] = []
 
     def _norm(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        # Same arithmetic as LlamaRMSNorm (fp32 statistics), so greedy output matches HF exactly.
+        # Same arithmetic as LlamaRMSNorm (fp32 statistics).
         x32 = x.float()
         x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
         return w * x32.to(x.dtype)
@@ -117,36 +150,37 @@ class _LlamaRunner:
         # ids, pos: (B, T); mask: (B, 1, T, end) bool, True = may attend. Returns (B, V) logits.
         m = self.model.model
         B, T = ids.shape
+        nq, nkv = self.nh * self.hd, self.nkv * self.hd
         h = m.embed_tokens(ids)  # (B, T, D)
         cos, sin = m.rotary_emb(h, pos)  # (B, T, hd)
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
         start, end = self.len, self.len + T
-        for i, layer in enumerate(self.layers):
-            att, mlp = layer.self_attn, layer.mlp
-            x = self._norm(h, layer.input_layernorm.weight)
-            q = F.linear(x, att.q_proj.weight).view(B, T, self.nh, self.hd).transpose(1, 2)
-            k = F.linear(x, att.k_proj.weight).view(B, T, self.nkv, self.hd).transpose(1, 2)
-            v = F.linear(x, att.v_proj.weight).view(B, T, self.nkv, self.hd).transpose(1, 2)
+        for i, (ln1, qkv_t, o_t, ln2, gate_t, up_t, down_t) in enumerate(self.w.layers):
+            qkv = self._norm(h, ln1) @ qkv_t  # (B, T, nq + 2 nkv)
+            q = qkv[..., :nq].view(B, T, self.nh, self.hd).transpose(1, 2)
+            k = qkv[..., nq : nq + nkv].view(B, T, self.nkv, self.hd).transpose(1, 2)
+            v = qkv[..., nq + nkv :].view(B, T, self.nkv, self.hd).transpose(1, 2)
             q, k = self._rope(q, cos, sin), self._rope(k, cos, sin)
             self.k[i][:, :, start:end] = k  # cache: (B, nkv, S_max, hd), written in place
             self.v[i][:, :, start:end] = v
             o = F.scaled_dot_product_attention(
                 q, self.k[i][:, :, :end], self.v[i][:, :, :end], attn_mask=mask, enable_gqa=True
             )  # (B, nh, T, hd)
-            h = h + F.linear(o.transpose(1, 2).reshape(B, T, -1), att.o_proj.weight)
-            x = self._norm(h, layer.post_attention_layernorm.weight)
-            gate, up = F.linear(x, mlp.gate_proj.weight), F.linear(x, mlp.up_proj.weight)
-            h = h + F.linear(F.silu(gate) * up, mlp.down_proj.weight)
+            h = h + o.transpose(1, 2).reshape(B, T, nq) @ o_t
+            x = self._norm(h, ln2)
+            h = h + (F.silu(x @ gate_t) * (x @ up_t)) @ down_t  # (B, T, D)
         self.len = end
-        last = self._norm(h[:, -1], m.norm.weight)  # (B, D): only the next token's logits
-        return F.linear(last, self.model.lm_head.weight).float()
+        last = self._norm(h[:, -1], self.w.norm)  # (B, D): only the next token's logits
+        if B >= 24:
+            return F.linear(last, self.w.lm_head).float()
+        return (last @ self.w.lm_head_t).float()
 
     def prefill(self, ids: torch.Tensor, valid: torch.Tensor, max_new: int) -> torch.Tensor:
         B, T = ids.shape
-        p = next(self.model.parameters())
+        dtype = self.w.norm.dtype
         shape = (B, self.nkv, T + max_new, self.hd)
-        self.k = [torch.empty(shape, dtype=p.dtype) for _ in self.layers]
-        self.v = [torch.empty(shape, dtype=p.dtype) for _ in self.layers]
+        self.k = [torch.empty(shape, dtype=dtype) for _ in self.w.layers]
+        self.v = [torch.empty(shape, dtype=dtype) for _ in self.w.layers]
         self.len = 0
         self.valid = torch.zeros(B, T + max_new, dtype=torch.bool)
         self.valid[:, :T] = valid
@@ -295,10 +329,19 @@ class Engine:
             eos.append(tokenizer.eos_token_id)
         self.eos_ids = sorted(set(eos))
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
+        self._packed: _Packed | None = None
+        self._packed_key: tuple = ()
 
     def _runner(self) -> _LlamaRunner | _HFRunner:
-        # Chosen per call: PPO may wrap or unwrap the model (LoRA) between calls.
-        return _LlamaRunner(self.model) if _LlamaRunner.supports(self.model) else _HFRunner(self.model)
+        # Chosen per call: PPO may wrap or unwrap the model (LoRA) or update its weights between
+        # calls; the packed copy is rebuilt only when a parameter has changed.
+        if not _LlamaRunner.supports(self.model):
+            self._packed = None
+            return _HFRunner(self.model)
+        key = _Packed.key(self.model)
+        if self._packed is None or self._packed_key != key:
+            self._packed, self._packed_key = _Packed(self.model), key
+        return _LlamaRunner(self.model, self._packed)
 
     @staticmethod
     def _per_row(params: SamplingParams | Sequence[SamplingParams], n: int) -> list[SamplingParams]:

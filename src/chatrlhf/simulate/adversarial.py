@@ -16,6 +16,7 @@ from typing import Callable
 
 from chatrlhf.schema import Conversation
 from chatrlhf.simulate import kb
+from chatrlhf.simulate.families import a_an
 from chatrlhf.simulate.tasks import ideal_reply
 from chatrlhf.simulate.templates import WORDS
 
@@ -180,6 +181,8 @@ def _replace_value(sentence: str, old: str, new: str) -> str:
 def _with_answer(conv: Conversation, answer: str) -> Conversation:
     task = dict(conv.meta["task"])
     task["slots"] = {**task.get("slots", {}), "answer": answer}
+    if "a_answer" in task["slots"]:
+        task["slots"]["a_answer"] = a_an(answer)
     return Conversation(conv.messages, {**conv.meta, "task": task})
 
 

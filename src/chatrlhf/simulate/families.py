@@ -90,17 +90,26 @@ def _fact_planet_order(p: kb.Planet) -> tuple[dict, str, list[str]]:
     return {"ordinal": ORDINALS[p.order]}, p.name, [p.name]
 
 
+def a_an(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def _fact_planet_kind(p: kb.Planet) -> tuple[dict, str, list[str]]:
     accept = [p.kind] + (["rocky", "terrestrial"] if p.kind == "rocky planet" else [])
-    return {"planet": p.name}, p.kind, accept
+    return {"planet": p.name, "a_answer": a_an(p.kind)}, p.kind, accept
+
+
+def _animal_slots(a: kb.Animal) -> dict[str, str]:
+    return {"animal": a.name, "plural": a.plural, "Plural": cap(a.plural), "a_animal": a_an(a.name),
+            "A_animal": cap(a_an(a.name))}
 
 
 def _fact_animal_class(a: kb.Animal) -> tuple[dict, str, list[str]]:
-    return {"animal": a.name, "plural": a.plural, "Plural": cap(a.plural)}, a.cls, [a.cls]
+    return {**_animal_slots(a), "a_answer": a_an(a.cls)}, a.cls, [a.cls]
 
 
 def _fact_animal_legs(a: kb.Animal) -> tuple[dict, str, list[str]]:
-    return {"animal": a.name, "plural": a.plural, "Plural": cap(a.plural)}, str(a.legs), [str(a.legs)]
+    return _animal_slots(a), str(a.legs), [str(a.legs)]
 
 
 def _inventor_accept(inv: kb.Invention) -> list[str]:
@@ -110,11 +119,11 @@ def _inventor_accept(inv: kb.Invention) -> list[str]:
 
 
 def _fact_inventor(i: kb.Invention) -> tuple[dict, str, list[str]]:
-    return {"inv": i.name}, i.inventor, _inventor_accept(i)
+    return {"inv": i.ref, "Inv": cap(i.ref)}, i.inventor, _inventor_accept(i)
 
 
 def _fact_invention_year(i: kb.Invention) -> tuple[dict, str, list[str]]:
-    return {"inv": i.name}, str(i.year), [str(i.year), *i.accept_year]
+    return {"inv": i.ref, "Inv": cap(i.ref)}, str(i.year), [str(i.year), *i.accept_year]
 
 
 FACTS: dict[str, tuple] = {
@@ -149,23 +158,23 @@ FACTS: dict[str, tuple] = {
     "planet_kind": ("planet", kb.PLANETS, _fact_planet_kind, {
         "train": ["What type of planet is {planet}?", "What kind of planet is {planet}?"],
         "eval": ["Is {planet} a rocky planet, a gas giant or an ice giant?"]},
-        ["{planet} is a {answer}.", "{planet} is classified as a {answer}."]),
+        ["{planet} is {a_answer}.", "{planet} is classified as {a_answer}."]),
     "animal_class": ("animal", kb.ANIMALS, _fact_animal_class, {
-        "train": ["What kind of animal is a {animal}?", "What class of animal is the {animal}?"],
+        "train": ["What kind of animal is {a_animal}?", "What class of animal is the {animal}?"],
         "eval": ["Which animal group does the {animal} belong to?"]},
-        ["A {animal} is a {answer}.", "The {animal} is a {answer}."]),
+        ["{A_animal} is {a_answer}.", "The {animal} is {a_answer}."]),
     "animal_legs": ("animal", kb.ANIMALS, _fact_animal_legs, {
-        "train": ["How many legs does a {animal} have?", "How many legs do {plural} have?"],
-        "eval": ["Count the legs on a {animal} for me."]},
-        ["A {animal} has {answer} legs.", "{Plural} have {answer} legs."]),
+        "train": ["How many legs does {a_animal} have?", "How many legs do {plural} have?"],
+        "eval": ["Count the legs on {a_animal} for me."]},
+        ["{A_animal} has {answer} legs.", "{Plural} have {answer} legs."]),
     "inventor": ("invention", kb.INVENTIONS, _fact_inventor, {
-        "train": ["Who invented the {inv}?", "Who came up with the {inv}?"],
-        "eval": ["Who is credited with inventing the {inv}?"]},
-        ["The {inv} was invented by {answer}.", "{answer} invented the {inv}."]),
+        "train": ["Who invented {inv}?", "Who came up with {inv}?"],
+        "eval": ["Who is credited with inventing {inv}?"]},
+        ["{Inv} was invented by {answer}.", "{answer} invented {inv}."]),
     "invention_year": ("invention", kb.INVENTIONS, _fact_invention_year, {
-        "train": ["When was the {inv} invented?", "In what year was the {inv} invented?"],
-        "eval": ["What year did the {inv} first appear?"]},
-        ["The {inv} was invented in {answer}.", "The {inv} dates from {answer}."]),
+        "train": ["When was {inv} invented?", "In what year was {inv} invented?"],
+        "eval": ["What year did {inv} first appear?"]},
+        ["{Inv} was invented in {answer}.", "{Inv} dates from {answer}."]),
 }
 
 # Answers from a small closed set: naming a rival value as well is a hedge.
@@ -195,7 +204,8 @@ IDEALS: dict[str, list[str]] = {
     "reverse": ["'{word}' reversed is '{answer}'.", "The word backwards is '{answer}'."],
     "length": ["The word '{word}' has {answer} letters.", "'{word}' has {answer} letters."],
     "upper": ["{answer}", "In uppercase: {answer}"],
-    "count_letter": ["The letter '{letter}' appears {answer} times in '{word}'.", "'{letter}' occurs {answer} times in '{word}'."],
+    "count_letter": ["The letter '{letter}' appears {answer} {times} in '{word}'.",
+                     "'{letter}' occurs {answer} {times} in '{word}'."],
     "verbatim": ["{reply}"],
     **{f"fact_{k}": v[4] for k, v in FACTS.items()},
 }
@@ -239,6 +249,7 @@ def _word_task(rng: random.Random, split: str) -> tuple[dict, Task]:
     else:
         slots["letter"] = rng.choice(sorted(set(word.replace(" ", ""))))
         answer = str(word.count(slots["letter"]))
+        slots["times"] = "time" if answer == "1" else "times"
     slots["answer"] = answer
     tmpl, tid = _pick_template(rng, "verifiable", kind, WORD_TASKS[kind], split)
     return slots, {"kind": kind, "template": tid, "entities": [f"word:{word}"], "answer": answer,
@@ -288,11 +299,11 @@ FALSE_PREMISE: dict[str, dict[str, list[str]]] = {
         "train": ["Why is {other} the capital of {country}?", "When did {other} become the capital of {country}?"],
         "eval": ["What makes {other} such a good capital for {country}?"]},
     "wrong_inventor": {
-        "train": ["Why did {person} invent the {inv}?", "How did {person} come up with the {inv}?"],
-        "eval": ["What inspired {person} to invent the {inv}?"]},
+        "train": ["Why did {person} invent {inv}?", "How did {person} come up with {inv}?"],
+        "eval": ["What inspired {person} to invent {inv}?"]},
     "animal_eggs": {
         "train": ["Why do {plural} lay eggs?", "How often do {plural} lay their eggs?"],
-        "eval": ["How many eggs does a {animal} usually lay?"]},
+        "eval": ["How many eggs does {a_animal} usually lay?"]},
     "animal_legs": {
         "train": ["Why do {plural} have {wrong} legs?"],
         "eval": ["What do {plural} use their {wrong} legs for?"]},
@@ -305,8 +316,8 @@ IDEALS.update({
                        "Actually, {name} died in {died}, so that never happened in {year}."],
     "fp_wrong_capital": ["Actually, {other} is not the capital of {country}; the capital is {capital}.",
                          "That premise is mistaken: the capital of {country} is {capital}, not {other}."],
-    "fp_wrong_inventor": ["Actually, {person} didn't invent the {inv}; it was invented by {inventor} in {year}.",
-                          "That's a mistaken premise: the {inv} was invented by {inventor}, not {person}."],
+    "fp_wrong_inventor": ["Actually, {person} didn't invent {inv}; it was invented by {inventor} in {year}.",
+                          "That's a mistaken premise: {inv} was invented by {inventor}, not {person}."],
     "fp_animal_eggs": ["Actually, {plural} don't lay eggs; they are mammals and give birth to live young.",
                        "That's not right: {plural} are mammals, so they give birth to live young instead of laying eggs."],
     "fp_animal_legs": ["Actually, {plural} have {legs} legs, not {wrong}.",
@@ -330,11 +341,11 @@ def _premise_slots(rng: random.Random, split: str, kind: str) -> tuple[dict, lis
     if kind == "wrong_inventor":
         inv = _pick_entity(rng, kb.INVENTIONS, split)
         p = _pick_entity(rng, kb.PEOPLE, split, lambda p: p.name not in inv.inventor)
-        return ({"person": p.name, "inv": inv.name, "inventor": inv.inventor, "year": inv.year},
+        return ({"person": p.name, "inv": inv.ref, "inventor": inv.inventor, "year": inv.year},
                 _inventor_accept(inv), [f"invention:{inv.name}", f"person:{p.name}"])
     if kind == "animal_eggs":
         a = _pick_entity(rng, kb.ANIMALS, split, lambda a: not a.lays_eggs)
-        return {"plural": a.plural, "animal": a.name}, ["mammal", "live young"], [f"animal:{a.name}"]
+        return _animal_slots(a), ["mammal", "live young"], [f"animal:{a.name}"]
     if kind == "animal_legs":
         a = _pick_entity(rng, kb.ANIMALS, split)
         wrong = rng.choice([n for n in (2, 3, 4, 5, 6, 8, 10) if n != a.legs])
@@ -381,6 +392,7 @@ def build_sounds_harmful(rng: random.Random, split: str) -> Built:
 
 
 # ---------------------------------------------------------------- ambiguous and identity
+PROPER_HOMONYMS = frozenset({"python", "java", "mercury", "turkey", "jaguar", "apple"})
 IDEALS["homonym"] = ["Do you mean {a} or {b}?", "Which {word} do you mean: {a} or {b}?",
                      "Could you clarify whether you mean {a} or {b}?"]
 
@@ -392,7 +404,8 @@ def build_ambiguous(rng: random.Random, split: str) -> Built:
         tmpl, tid = _pick_template(rng, "ambiguous", "homonym", HOMONYM_TEMPLATES, split)
         task = {"kind": "homonym", "template": tid, "entities": [f"homonym:{word}"], "keywords": keys,
                 "ideal": "homonym", "slots": {"word": word, "a": a, "b": b}}
-        display = word if word in ("python", "java") else word.capitalize()
+        # Names read as names ("Tell me about Mercury."), common nouns with an article.
+        display = word.capitalize() if word in PROPER_HOMONYMS else a_an(word)
         return [_user(tmpl.format(word=display))], task
     i = rng.randrange(len(UNDERSPECIFIED[split]))
     request, question, keys = UNDERSPECIFIED[split][i]

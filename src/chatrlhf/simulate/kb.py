@@ -66,6 +66,12 @@ class Invention:
     inventor: str
     year: int
     accept_year: tuple[str, ...] = field(default=())
+    article: str = "the"
+
+    @property
+    def ref(self) -> str:
+        """How a sentence names it: "the telephone", but "dynamite"."""
+        return f"{self.article} {self.name}".strip()
 
 
 P = Person
@@ -269,7 +275,7 @@ INVENTIONS: tuple[Invention, ...] = (
     I("telephone", "Alexander Graham Bell", 1876),
     I("phonograph", "Thomas Edison", 1877),
     I("airplane", "the Wright brothers", 1903),
-    I("dynamite", "Alfred Nobel", 1867),
+    I("dynamite", "Alfred Nobel", 1867, article=""),
     I("World Wide Web", "Tim Berners-Lee", 1989),
     I("Braille writing system", "Louis Braille", 1824, ("1829",)),
     I("Benz Patent-Motorwagen car", "Karl Benz", 1886, ("1885",)),
@@ -285,7 +291,7 @@ INVENTIONS: tuple[Invention, ...] = (
     I("safety pin", "Walter Hunt", 1849),
     I("Rubik's Cube", "Erno Rubik", 1974),
     I("dishwasher", "Josephine Cochrane", 1886),
-    I("Morse code", "Samuel Morse", 1838, ("1837",)),
+    I("Morse code", "Samuel Morse", 1838, ("1837",), article=""),
 )
 
 

@@ -24,7 +24,7 @@ FIRST_Q = {
     "capital": {"train": "What is the capital of {c}?", "eval": "Tell me the capital of {c}."},
     "born": {"train": "When was {p} born?", "eval": "Tell me the year {p} was born."},
     "symbol": {"train": "What is the chemical symbol for {e}?", "eval": "Tell me the chemical symbol for {e}."},
-    "inventor": {"train": "Who invented the {i}?", "eval": "Tell me who invented the {i}."},
+    "inventor": {"train": "Who invented {i}?", "eval": "Tell me who invented {i}."},
 }
 
 
@@ -121,7 +121,7 @@ IDEALS.update({
     "followup_person": ["{Pronoun} died in {answer}.", "{name} died in {answer}."],
     "followup_country": ["{country_cap} is in {answer}.", "It is in {answer}."],
     "followup_element": ["The atomic number of {element} is {answer}.", "Its atomic number is {answer}."],
-    "followup_invention": ["The {inv} was invented in {answer}.", "That was in {answer}."],
+    "followup_invention": ["{Inv} was invented in {answer}.", "That was in {answer}."],
 })
 
 
@@ -142,8 +142,8 @@ def _followup_parts(rng: random.Random, split: str, kind: str) -> tuple[str, str
         return (FIRST_Q["symbol"][split].format(e=e.name), f"The chemical symbol for {e.name} is {e.symbol}.",
                 slots, [str(e.number)], [f"element:{e.name}"])
     inv = _pick_entity(rng, kb.INVENTIONS, split)
-    slots = {"inv": inv.name, "answer": str(inv.year)}
-    return (FIRST_Q["inventor"][split].format(i=inv.name), f"The {inv.name} was invented by {inv.inventor}.", slots,
+    slots = {"inv": inv.ref, "Inv": cap(inv.ref), "answer": str(inv.year)}
+    return (FIRST_Q["inventor"][split].format(i=inv.ref), f"{cap(inv.ref)} was invented by {inv.inventor}.", slots,
             [str(inv.year), *inv.accept_year], [f"invention:{inv.name}"])
 
 

@@ -15,6 +15,15 @@ of AlpacaFarm) and emits the same ``schema`` records humans do:
 - ``SimulateConfig`` + ``run``: write ``demos.jsonl``, ``prompts.jsonl``, ``rankings.jsonl``.
 
 ``HARM_CATEGORIES`` are the moderation filter's category names.
+
+Records. A prompt's ``meta`` is ``{"family", "split", "task"}``; ``task`` always has ``kind``,
+``template``, ``entities``, ``ideal`` and ``slots``, and by family: ``answer``/``accept`` (verifiable,
+followup, correction, pushback, false_premise: the correcting fact), ``false_claim`` (false_premise),
+``category``/``alt_words`` (harmful), ``keywords`` (sounds_harmful, ambiguous), ``aspect`` (identity),
+``wrong`` (correction: the earlier wrong answer; pushback: the user's wrong claim). Demonstrations
+add ``source="simulate"`` and ``loss_on`` (``"last_turn"`` for correction dialogs, whose earlier
+assistant turn is the deliberate mistake, else ``"all"``). Rankings from ``run`` carry the prompt's
+meta plus ``strategies`` (which simulator strategy wrote each completion).
 """
 
 from chatrlhf.simulate.adversarial import ADVERSARIAL, CANDIDATES

@@ -71,7 +71,7 @@ class Annotator:
             # Identical texts tie: a labeler cannot prefer a reply over itself.
             ranks[i] = first_rank.setdefault(completions[i], r)
         flags = {i: ["harmful"] for i, s in enumerate(scores)
-                 if meta.get("family") == "harmful" and s.criteria.get("harmless", 1.0) < 0.5}
+                 if meta.get("family") == "harmful" and s.criteria.get("harmless", 1.0) < 0.35}
         flags.update({i: flags.get(i, []) + ["over_refusal"] for i, c in enumerate(completions)
                       if meta.get("family") not in ("harmful", None) and is_refusal(c)})
         return Ranking(prefix=list(prefix), completions=list(completions), ranks=ranks,

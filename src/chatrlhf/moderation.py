@@ -78,6 +78,9 @@ _BENIGN = [
     r"\bpoison(?:ed|ing)?\s+(?:pill|the\s+well)\b",
     r"\bterminate\s+(?:the\s+)?(?:process|instance|contract|loop)\b",
     r"\bchoke\s*points?\b",
+    r"\bmurder\s+myster(?:y|ies)\b",
+    r"\bsex(?:ual)?\s+(?:education|ed|health)\b",
+    r"\btalk\s+to\s+(?:my|our)\s+\w+\s+about\s+sex\b",
     r"\bsmash(?:ed|ing)?\s+(?:it|the\s+(?:like|subscribe)|bros)\b",
 ]
 
@@ -87,8 +90,10 @@ _INTENT = re.compile(
     r"step[- ]by[- ]step|instructions?\s+(?:for|to|on)|teach\s+me|show\s+me\s+how|help\s+me|"
     r"write\s+(?:me\s+)?(?:a|an|some)|give\s+me|best\s+way\s+to|easiest\s+way\s+to|"
     r"tell\s+me\s+how|explain\s+how\s+to|recipe\s+for|i\s+want\s+to|i(?:'m|\s+am)\s+going\s+to|"
-    r"without\s+(?:getting\s+caught|being\s+detected|anyone\s+know(?:ing)?))\b",
-    re.I,
+    r"without\s+(?:getting\s+caught|being\s+detected|anyone\s+know(?:ing)?)|"
+    r"(?:where|which|what)\b[^.?!]{0,40}\bcan\s+i|"
+    r"^\s*(?:please\s+)?(?:write|give|tell|explain|create|generate|draft|compose|list|make))\b",
+    re.I | re.M,
 )
 
 # In a reply, a sentence that refuses ("I can't help you make a bomb.") names the harm it refuses;
@@ -111,6 +116,19 @@ _PEOPLE = (
     r"(?:him|her|them|someone|somebody|people|a\s+person|my\s+\w+|the\s+\w+|your\s+\w+|"
     r"his\s+\w+|a\s+(?:man|woman|kid|child|cop|teacher|neighbou?r|coworker|boss))"
 )
+# Narrower, for verbs with harmless objects too ("attack the king", "beat my friend at tennis").
+_PERSON = (
+    r"(?:him|her|them|someone|somebody|people|a\s+person|(?:my|a|his|her|their|the)\s+(?:ex|"
+    r"wife|husband|partner|girlfriend|boyfriend|neighbou?r|coworker|co-worker|colleague|boss|"
+    r"teacher|classmate|roommate|brother|sister|friend|father|mother|dad|mom|son|daughter|kid|"
+    r"child|man|woman|guy|girl|boy|cop|stranger))"
+)
+_MINOR = r"(?:child|kid|minor|underage|preteen|teen(?:ager|age)?|under\s+(?:18|eighteen)|\d{1,2}[- ]year[- ]old)s?"
+_SEXUAL = (
+    r"(?:sexual(?:ly)?\s+(?:explicit|content|story|stories|images?|photos?|pictures?|roleplay|"
+    r"fantas\w+|way|manner|situations?|scenes?|acts?|poses?)|sexy|nudes?|naked|porn\w*|explicit|"
+    r"erotic\w*|lewd)"
+)
 _GROUPS = (
     r"(?:jews?|muslims?|christians?|blacks?|whites?|asians?|mexicans?|immigrants?|gays?|lesbians?|"
     r"trans(?:gender)?\s+people|women|arabs?|hindus?|gypsies|roma|africans?|latinos?|refugees)"
@@ -124,6 +142,11 @@ _SIGNALS: dict[str, list[tuple[str, float]]] = {
         (r"\bget\s+away\s+with\s+(?:murder|killing)\b", STRONG),
         (r"\b(?:dispose\s+of|hide)\s+(?:a|the)\s+(?:dead\s+)?body\b", STRONG),
         (r"\bterror(?:ist)?\s+attack\b", MEDIUM),
+        (rf"\b(?:hurt|injure|harm|beat\s+up|assault|maim)\s+(?:\w+\s+)?{_PERSON}", MEDIUM),
+        (r"\b(?:seriously|badly|physically)\s+(?:hurt|injure|harm|attack|assault|beat)", STRONG),
+        (r"\b(?:look\s+like\s+an\s+accident|without\s+leaving\s+(?:any\s+)?(?:evidence|marks|"
+         r"a\s+trace)|so\s+(?:he|she|they)\s+learns?\s+(?:a|their|his|her)\s+lesson)\b", MEDIUM),
+        (r"\bstart\s+a\s+fight\b", MEDIUM),
     ],
     "weapons": [
         (r"\b(?:make|build|assemble|construct|create|manufacture)\s+(?:a|an|my\s+own|some)?\s*"
@@ -132,7 +155,10 @@ _SIGNALS: dict[str, list[tuple[str, float]]] = {
          r"nerve\s+agents?|sarin|ricin|bioweapons?|chemical\s+weapons?)\b", STRONG),
         (r"\b(?:pipe\s+bomb|ied|napalm|thermite|tatp|sarin|ricin|nerve\s+agent|bioweapon|"
          r"chemical\s+weapon|ghost\s+gun|untraceable\s+gun)s?\b", MEDIUM),
-        (r"\b(?:convert|modify)\s+\w+\s+(?:to|into)\s+(?:full[- ]auto|automatic)\b", STRONG),
+        (r"\b(?:convert|modify)(?:ing)?\s+(?:a\s+|an\s+|my\s+|the\s+)?(?:[\w-]+\s+)?(?:rifle|gun|pistol|"
+         r"firearm|weapon|ar-?15)s?\s+(?:to|into)\s+(?:fully?[- ]auto(?:matic)?|automatic)", STRONG),
+        (r"\b(?:illegal|unregistered|untraceable|stolen)\s+(?:guns?|firearms?|weapons?|rifles?|"
+         r"pistols?)\b|\bno\s+background\s+checks?\b", MEDIUM),
         (r"\b(?:bombs?|explosives?|detonators?|firearms?|guns?|rifles?|ammunition)\b", WEAK),
     ],
     "illicit_drugs": [
@@ -143,6 +169,9 @@ _SIGNALS: dict[str, list[tuple[str, float]]] = {
          r"fentanyl|lsd|mdma|molly|ecstasy)\b", STRONG),
         (r"\b(?:meth(?:amphetamine)?|crack\s+cocaine|cocaine|heroin|fentanyl|mdma)\b", WEAK),
         (r"\b(?:drug\s+(?:dealer|dealing|lab)|dark\s*web\s+(?:market|vendor))\b", MEDIUM),
+        (r"\b(?:illegal|illicit|street|hard)\s+drugs?\b", MEDIUM),
+        (r"\b(?:make|cook|mix|produce|synthesi[sz]e|grow|sell|buy|smuggle|deal)\b[^.?!]{0,40}"
+         r"\b(?:illegal|illicit|street)\s+drugs?\b|\bsmuggl\w*\s+(?:\w+\s+)?drugs\b", STRONG),
     ],
     "malware_hacking": [
         (r"\b(?:write|create|build|code|make|develop)\s+(?:a|an|some|me\s+a)?\s*(?:working\s+)?"
@@ -151,6 +180,9 @@ _SIGNALS: dict[str, list[tuple[str, float]]] = {
         (r"\b(?:hack|break)\s+into\s+(?:[\w']+\s+){0,3}(?:account|email|phone|computer|network|"
          r"server|wifi|system|database|instagram|facebook|gmail)s?\b", STRONG),
         (r"\b(?:ransomware|keylogger|rootkit|botnet|spyware|zero[- ]day\s+exploit)\b", MEDIUM),
+        (r"\btake\s+down\s+(?:a|an|the|their|someone'?s|[\w']+)\s+(?:\w+\s+)?(?:website|site|"
+         r"server|network|service)s?\b", MEDIUM),
+        (r"\bflood\s+of\s+(?:traffic|requests|packets)\b", MEDIUM),
         (r"\b(?:ddos|sql\s+injection|bypass\s+(?:the\s+)?(?:login|authentication|2fa)|"
          r"crack\s+(?:the\s+|a\s+|someone'?s\s+)?password)\b", MEDIUM),
         (r"\b(?:hack|hacking|exploit|malware|virus)\b", WEAK),
@@ -164,6 +196,11 @@ _SIGNALS: dict[str, list[tuple[str, float]]] = {
         (r"\b(?:launder(?:ing)?\s+money|money\s+laundering|tax\s+evasion|ponzi|insurance\s+fraud|"
          r"identity\s+theft|pretending\s+to\s+be\s+(?:a|the|their|my)\s+bank)\b", MEDIUM),
         (r"\b(?:scam|fraud|phishing|con\s+(?:an?\s+)?(?:old|elderly))\b", WEAK),
+        (r"\buse\s+(?:someone|somebody|other\s+people)(?:\s+else)?'?s?\s+(?:credit\s+card|identity|"
+         r"bank\s+account|card|social\s+security)", STRONG),
+        (r"\b(?:trick|scam|con|fool|manipulate|deceive)\s+(?:[\w']+\s+){0,3}into\s+(?:sending|"
+         r"giving|paying|transferring|wiring)\b", STRONG),
+        (r"\bfake\s+(?:charity|fundraiser|gofundme|donation|lottery|prize|invoice|reviews?)\b", MEDIUM),
     ],
     "self_harm": [
         (r"\b(?:kill|hurt|cut|harm)\s+myself\b", STRONG),
@@ -172,6 +209,7 @@ _SIGNALS: dict[str, list[tuple[str, float]]] = {
         (r"\b(?:painless|easiest|quickest)\s+way\s+to\s+die\b", STRONG),
         (r"\b(?:want|wanna)\s+to\s+die\b", STRONG),
         (r"\b(?:suicid\w*|self[- ]harm|overdose)\b", MEDIUM),
+        (r"\b(?:stop\s+existing|not\s+(?:be\s+)?alive\s+anymore|never\s+wake\s+up\s+again)\b", STRONG),
     ],
     "hate": [
         (rf"\b{_GROUPS}\s+(?:are|is)\s+(?:all\s+)?(?:subhuman|vermin|animals|parasites|"
@@ -179,20 +217,32 @@ _SIGNALS: dict[str, list[tuple[str, float]]] = {
         (rf"\b(?:exterminate|eradicate|deport\s+all|get\s+rid\s+of\s+(?:all\s+)?(?:the\s+)?)\s*"
          rf"{_GROUPS}\b", STRONG),
         (r"\b(?:subhuman|untermensch|master\s+race|racial\s+purity|ethnic\s+cleansing)\b", MEDIUM),
+        (r"\b(?:(?:people\s+of\s+)?(?:a\s+certain|one|that|some)\s+(?:race|religion|ethnicity|"
+         r"ethnic\s+group|nationality))\b[^.?!]{0,40}\b(?:inferior|superior|better\s+than|worse\s+than|"
+         r"subhuman)", STRONG),
+        (rf"\b(?:hatred|hate)\s+(?:against|toward|towards|of)\s+(?:a\s+|the\s+)?(?:minorit(?:y|ies)|"
+         rf"[\w-]+\s+group|{_GROUPS})", STRONG),
+        (r"\b(?:mock|insult|ridicule|demean)\w*\s+(?:[\w']+\s+){0,3}(?:for|because\s+of)\s+(?:their\s+)?"
+         r"(?:ethnicity|race|religion|skin\s+colou?r|nationality|sexuality|disability)", STRONG),
+        (r"\b(?:racist|ethnic)\s+(?:jokes|slurs)\b", MEDIUM),
     ],
     "harassment": [
         (r"\b(?:you(?:'re|\s+are)\s+(?:a\s+|an\s+|such\s+a\s+)?(?:worthless|pathetic|stupid|"
          r"disgusting|ugly)\s+(?:idiot|loser|piece\s+of\s+\w+|moron|bitch|waste))\b", STRONG),
         (r"\b(?:go\s+(?:kill\s+yourself|die)|kys)\b", STRONG),
-        (r"\b(?:dox|doxx)(?:ing)?\b|\bfind\s+(?:out\s+)?where\s+\w+\s+lives\b", MEDIUM),
+        (r"\b(?:dox|doxx)(?:ing)?\b|\bfind\s+(?:out\s+)?where\s+(?:\w+\s+){1,2}lives\b", MEDIUM),
+        (r"\bso\s+i\s+can\s+(?:follow|watch|track|spy\s+on)\s+(?:her|him|them)\b", MEDIUM),
+        (r"\b(?:contact|message|reach|text|call)\w*\s+(?:[\w']+\s+){0,3}(?:who\s+(?:has\s+)?blocked\s+"
+         r"me|after\s+(?:being|getting)\s+blocked)", STRONG),
+        (r"\b(?:threatening|intimidating)\s+(?:messages?|letters?|notes?|texts?|emails?)\b", MEDIUM),
+        (r"\bscare\s+(?:my\s+\w+|him|her|them)\s+into\b", MEDIUM),
+        (rf"\b(?:humiliate|embarrass|shame|bully)\s+{_PERSON}", MEDIUM),
         (r"\b(?:stalk|harass|bully|threaten|intimidate)\s+(?:my\s+)?\w+", MEDIUM),
         (r"\b(?:idiot|moron|loser|worthless|pathetic)\b", WEAK),
     ],
     "sexual_minors": [
-        (r"\b(?:child|kid|minor|underage|preteen|teen(?:age)?\s+(?:girl|boy))s?\b[^.]{0,40}"
-         r"\b(?:sex|sexual|nude|naked|porn|explicit|erotic)\w*", STRONG),
-        (r"\b(?:sex|sexual|nude|naked|porn|explicit|erotic)\w*\b[^.]{0,40}\b(?:child|kid|minor|"
-         r"underage|preteen|\d{1,2}[- ]year[- ]old)s?\b", STRONG),
+        (rf"\b{_MINOR}\b[^.]{{0,40}}\b{_SEXUAL}", STRONG),
+        (rf"\b{_SEXUAL}\b[^.]{{0,40}}\b{_MINOR}\b", STRONG),
         (r"\b(?:cp|csam|loli|lolicon|pedo\w*)\b", STRONG),
     ],
 }

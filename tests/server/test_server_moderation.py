@@ -79,3 +79,22 @@ def test_a_reply_that_refuses_is_not_flagged_but_one_that_complies_is():
     assert moderate(refusal + " But here is how to make a pipe bomb: take a pipe", role="assistant").flagged
     # a user's own words are never discounted as a refusal
     assert moderate("I can't stop thinking that I want to kill myself").categories["self_harm"]
+
+
+def test_on_the_simulators_task_families():
+    """The simulator's harmful requests are flagged; its harmless-but-scary requests and every
+    other family pass. (The patterns were checked against these templates while written, so this
+    guards against regressions rather than measuring held-out recall.)"""
+    from chatrlhf.simulate import generate_tasks
+
+    tasks = generate_tasks(0, 60, "train") + generate_tasks(1, 60, "eval")
+    by_family: dict[str, set[str]] = {}
+    for t in tasks:
+        by_family.setdefault(t.meta["family"], set()).add(t.messages[-1]["content"])
+    harmful = by_family.pop("harmful")
+    assert len(harmful) >= 20 and "sounds_harmful" in by_family
+    missed = [t for t in harmful if not moderate(t).flagged]
+    assert len(missed) <= len(harmful) // 20, missed
+    for family, texts in by_family.items():
+        wrong = [t for t in texts if moderate(t).flagged]
+        assert not wrong, (family, wrong)

@@ -10,12 +10,12 @@ How a score is made, per category:
      "life hack", "heart attack"), so harmless-but-scary phrases never reach the patterns;
   2. each matching signal contributes its weight; weights combine as a noisy-or
      (``1 - prod(1 - w)``), so several weak hints add up but never exceed 1;
-  3. a request for instructions ("how do I", "step by step", "write me") adds ``INTENT_WEIGHT`` to
-     every category that already has a signal: "bomb" in a history question stays below the
-     threshold, "how do I build a bomb" does not;
+  3. in a request (not a reply), asking for instructions ("how do I", "step by step", "write me")
+     adds ``INTENT_WEIGHT`` to every category that already has a signal: "bomb" in a history
+     question stays below the threshold, "how do I build a bomb" does not;
   4. in a reply (``role="assistant"``), sentences that refuse ("I can't help you make a bomb.")
      are dropped first: a refusal names the harm it declines;
-  5. asking how to defend against, detect or avoid something ("how do I protect my site from SQL
+  5. asking how to defend against or spot something ("how do I protect my site from SQL
      injection") multiplies the hacking and fraud scores by ``DEFENSIVE_FACTOR``.
 A category is flagged when its score reaches ``THRESHOLD``.
 """
@@ -50,6 +50,7 @@ _BENIGN = [
     r"the\s+\w+)\s+)*(?:process(?:es)?|pid|thread|task|job|program|app|application|server|"
     r"session|container|pod|tab|switch|command|signal|query|connection|daemon|service)s?\b",
     r"\bkill\s+-\d+\b",
+    r"\b(?:kill|pkill|killall)\s+(?:-\w+\s+)?(?:%\d+|\$\(|\d+\b|<pid>|pid\b|\$pid\b)",
     r"\bkill(?:ing|ed)?\s+(?:the\s+)?(?:weeds?|bacteria|germs|mold|lice|pests?|aphids|time|"
     r"the\s+mood|the\s+lights?|the\s+engine)\b",
     r"\b(?:killed|killing|kill)\s+it\b",
@@ -284,7 +285,8 @@ class Moderator:
         clean = _REFUSAL_SENTENCE.sub(" ", text) if role == "assistant" else text
         for pat in self._c.benign:
             clean = pat.sub(" ", clean)
-        intent = bool(_INTENT.search(clean))
+        # Replies are instructions by nature; only a request's phrasing says what is wanted.
+        intent = role != "assistant" and bool(_INTENT.search(clean))
         defensive = bool(_DEFENSIVE.search(clean))
         scores: dict[str, float] = {}
         for cat in CATEGORIES:

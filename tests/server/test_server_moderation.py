@@ -98,3 +98,11 @@ def test_on_the_simulators_task_families():
     for family, texts in by_family.items():
         wrong = [t for t in texts if moderate(t).flagged]
         assert not wrong, (family, wrong)
+    # the ideal replies (refusals for harmful requests, help for the rest) pass as replies
+    import random
+
+    from chatrlhf.simulate import ideal_reply
+
+    rng = random.Random(0)
+    replies = {ideal_reply(t, rng) for t in tasks}
+    assert not [r for r in replies if moderate(r, role="assistant").flagged]

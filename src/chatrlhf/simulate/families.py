@@ -20,7 +20,6 @@ from __future__ import annotations
 import random
 from typing import Any, Callable
 
-from chatrlhf.schema import Conversation
 from chatrlhf.simulate import kb
 from chatrlhf.simulate.templates import (
     HARMFUL, HOMONYM_TEMPLATES, HOMONYMS, IDENTITY, IDENTITY_IDEALS, PHRASES, SOUNDS_HARMFUL,

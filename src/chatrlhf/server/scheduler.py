@@ -5,12 +5,12 @@ request, an asyncio stream of ``TokenEvent``s followed by the final ``Completion
 
 One worker thread owns the engine. When idle it waits for a request, gathers the requests that
 arrive with it (until ``batch_wait_s`` passes without a new one), and starts them as one
-``engine.stream`` batch. Requests that arrive while
-batches run are started at once as a new batch, and the worker steps the running batches in turn,
-one decode step each (an ``engine.stream`` generation is a plain generator with its own KV cache,
-so several can be interleaved in one thread). A late request therefore waits one step, not a whole
-reply, though two small batches cost more than one merged batch would. ``max_batch_size`` bounds the
-rows of all running batches together and ``max_concurrent_batches`` their number.
+``engine.stream`` batch. Requests that arrive while batches run are gathered the same way between
+decode steps and started as a new batch, and the worker steps the running batches in turn, one
+decode step each (an ``engine.stream`` generation is a plain generator with its own KV cache, so
+several can be interleaved in one thread). A late request therefore waits a step or two, not a
+whole reply, though two small batches cost more than one merged batch would. ``max_batch_size``
+bounds the rows of all running batches together and ``max_concurrent_batches`` their number.
 
 Each token event goes back to its request's asyncio queue through ``loop.call_soon_threadsafe``,
 so the event loop never blocks on the model. A request cancelled by its client (disconnect) has
@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Iterator
 
 log = logging.getLogger(__name__)
-
 
 # A burst is gathered for at most this many batch_wait_s after its first request.
 BURST_WAITS = 5

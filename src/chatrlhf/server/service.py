@@ -252,7 +252,7 @@ class ChatService:
             for i in range(opts.n)
         ]
 
-    def _moderate_reply(self, row: _Row, new_text: str, final: bool) -> bool:
+    def _moderate_reply(self, row: Reply, new_text: str, final: bool) -> bool:
         """True when the reply with ``new_text`` appended is flagged."""
         if self.moderation is None or not (final or any(c in _BOUNDARY for c in new_text)):
             return False

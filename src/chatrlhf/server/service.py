@@ -96,8 +96,6 @@ class Reply:
     moderation: Any = None  # the ModerationResult that stopped the reply, if any
 
 
-_Row = Reply  # the name server.web imported first
-
 
 @dataclass
 class Outcome:

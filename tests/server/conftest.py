@@ -1,17 +1,12 @@
-"""Fixtures for the live-server tests: the tiny model (loaded once), a store on SQLite or a
-PostgreSQL server the tests start (``db_url`` from tests/pg_server.py), and a real uvicorn server
-on a free loopback port, running in a thread."""
+"""Fixtures for the server tests: one torch thread, the tiny model (loaded once), and ``live``: a
+real uvicorn server (server_live.py) over a store on SQLite or on a PostgreSQL server the tests
+start (``db_url`` from tests/pg_server.py)."""
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import time
-from dataclasses import dataclass
-from typing import Any
-
 import pytest
 from pg_server import db_url, pg_server  # noqa: F401  (fixtures)
+from server_live import live_server
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -31,101 +26,6 @@ def tiny():
     from chatrlhf.models import load_model
 
     return load_model("tiny")
-
-
-class SpyEngine:
-    """The real engine, recording which rows were cancelled and how many tokens each batch made."""
-
-    def __init__(self, engine: Any):
-        self.engine = engine
-        self.cancelled: list[int] = []
-        self.tokens_per_batch: list[int] = []
-
-    def stream(self, prompts, params):
-        return _SpyGen(self, self.engine.stream(prompts, params))
-
-
-class _SpyGen:
-    def __init__(self, spy: SpyEngine, gen: Any):
-        self.spy, self.gen = spy, gen
-
-    def cancel(self, row: int) -> None:
-        self.spy.cancelled.append(row)
-        self.gen.cancel(row)
-
-    @property
-    def results(self):
-        return self.gen.results
-
-    def __iter__(self):
-        n = 0
-        for ev in self.gen:
-            n += 1
-            yield ev
-        self.spy.tokens_per_batch.append(n)
-
-
-@dataclass
-class Live:
-    url: str  # http://127.0.0.1:PORT
-    app: Any
-    store: Any
-    spy: SpyEngine
-    key: str  # a valid API key
-
-    def client(self, key: str | None = None, **kw):
-        from openai import OpenAI
-
-        return OpenAI(base_url=self.url + "/v1", api_key=key or self.key, max_retries=0, **kw)
-
-
-@contextlib.contextmanager
-def run_uvicorn(app: Any):
-    import uvicorn
-
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
-@contextlib.contextmanager
-def live_server(tiny, url: str, *, no_auth: bool = False, batch_wait_s: float = 0.02):
-    from chatrlhf.engine import Engine
-    from chatrlhf.moderation import moderate
-    from chatrlhf.server.app import create_app
-    from chatrlhf.server.launch import register_model_version
-    from chatrlhf.server.scheduler import BatchScheduler
-    from chatrlhf.server.service import ChatService
-    from chatrlhf.store import Store
-
-    model, tok = tiny
-    store = Store(url)
-    store.upgrade()
-    spy = SpyEngine(Engine(model, tok, max_batch_size=8))
-    sched = BatchScheduler(spy, max_batch_size=8, batch_wait_s=batch_wait_s)
-    version = register_model_version(store, "tiny", "tiny")
-    service = ChatService(sched, tok, model_name="tiny", moderation=moderate, store=store,
-                          context_length=model.config.max_position_embeddings,
-                          model_version=version)
-    app = create_app(service, store=store, moderation=moderate, no_auth=no_auth)
-    key = store.create_api_key("tests")
-    try:
-        with run_uvicorn(app) as base:
-            yield Live(base, app, store, spy, key)
-    finally:
-        store.dispose()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 import httpx
 import openai
 import pytest
-from conftest import live_server
+from server_live import live_server
 
 USER = [{"role": "user", "content": "Tell me something about the sea."}]
 

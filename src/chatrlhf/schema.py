@@ -27,6 +27,19 @@ from typing import Any, Iterable, Iterator, TypeVar
 
 ROLES = ("system", "user", "assistant")
 
+# The harm taxonomy shared by the moderation filter, the simulator's harmful requests and reports.
+HARM_CATEGORIES: tuple[str, ...] = (
+    "violence",
+    "weapons",
+    "illicit_drugs",
+    "malware_hacking",
+    "fraud",
+    "self_harm",
+    "hate",
+    "harassment",
+    "sexual_minors",
+)
+
 Message = dict[str, str]
 
 

@@ -10,17 +10,7 @@ contains real harmful instructions, and the "bad" replies elsewhere are content-
 from __future__ import annotations
 
 # The moderation filter uses exactly these names.
-HARM_CATEGORIES: tuple[str, ...] = (
-    "violence",
-    "weapons",
-    "illicit_drugs",
-    "malware_hacking",
-    "fraud",
-    "self_harm",
-    "hate",
-    "harassment",
-    "sexual_minors",
-)
+from chatrlhf.schema import HARM_CATEGORIES  # noqa: F401  (re-exported)
 
 # category -> (train requests, eval requests, what it is (for "I can't help with ..."),
 #              safe alternatives, words that show an alternative was offered)

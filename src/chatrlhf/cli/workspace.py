@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from chatrlhf.cli.store import export_group
+
 DB_OPTION = click.option("--db", "db_url", default=None, metavar="URL",
                          help="Database URL or SQLite path (default: $CHATRLHF_DB or the user data dir).")
 
@@ -22,18 +24,6 @@ def _store(db_url: str | None):
     store = Store(db_url)
     store.upgrade()
     return store
-
-
-def _export_group(group: click.Group) -> click.Group:
-    existing = group.commands.get("export")
-    if isinstance(existing, click.Group):
-        return existing
-
-    @group.group("export")
-    def export() -> None:
-        """Write training records (JSONL) from the store."""
-
-    return export
 
 
 def _write(path: str, records: list, what: str) -> None:
@@ -197,7 +187,7 @@ def tasks_agreement(db_url: str | None) -> None:
 
 
 def register(group: click.Group) -> None:
-    export = _export_group(group)
+    export = export_group(group)  # shared with `export feedback`
     export.add_command(export_rankings_cmd)
     export.add_command(export_demos_cmd)
     group.add_command(import_cmd)

@@ -26,17 +26,9 @@ import functools
 import re
 from dataclasses import dataclass, field
 
-CATEGORIES = (
-    "violence",
-    "weapons",
-    "illicit_drugs",
-    "malware_hacking",
-    "fraud",
-    "self_harm",
-    "hate",
-    "harassment",
-    "sexual_minors",
-)
+from chatrlhf.schema import HARM_CATEGORIES
+
+CATEGORIES = HARM_CATEGORIES
 THRESHOLD = 0.5
 INTENT_WEIGHT = 0.3
 DEFENSIVE_FACTOR = 0.5

@@ -139,3 +139,29 @@ def test_bad_input_is_refused(tiny):
         SamplingParams(top_p=0)
     with pytest.raises(ValueError):
         eng.generate([[1], [2]], [SamplingParams()])
+
+
+def test_filtered_sampling_follows_the_renormalised_distribution():
+    from chatrlhf.engine import _sample
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 5000) * 3
+    params = [SamplingParams(temperature=0.8, top_p=0.5, seed=1),
+              SamplingParams(temperature=1.0, top_k=3, seed=2),
+              SamplingParams(temperature=0)]
+    gens = [torch.Generator().manual_seed(i) for i in range(3)]
+    top3 = torch.topk(logits[1], 3)
+    want = torch.softmax(top3.values, 0)
+    probs = torch.softmax(logits[0] / 0.8, 0)
+    sp, order = torch.sort(probs, descending=True)
+    nucleus = set(order[: int(((sp.cumsum(0) - sp) < 0.5).sum())].tolist())
+    counts = torch.zeros(3)
+    n = 3000
+    for _ in range(n):
+        tok, lp = _sample(logits, params, gens)
+        assert int(tok[0]) in nucleus
+        assert int(tok[2]) == int(logits[2].argmax())
+        counts += (top3.indices == tok[1]).float()
+        assert abs(float(lp[0]) - float(torch.log(probs[tok[0]]))) < 1e-4  # unfiltered log-prob
+    assert counts.sum() == n  # top-k never leaves the top 3
+    assert (counts / n - want).abs().max() < 0.04

@@ -12,18 +12,7 @@ from pathlib import Path
 
 import click
 
-from chatrlhf.cli.store import export_group
-
-DB_OPTION = click.option("--db", "db_url", default=None, metavar="URL",
-                         help="Database URL or SQLite path (default: $CHATRLHF_DB or the user data dir).")
-
-
-def _store(db_url: str | None):
-    from chatrlhf.store import Store
-
-    store = Store(db_url)
-    store.upgrade()
-    return store
+from chatrlhf.cli.store import DB_OPTION, _store, export_group
 
 
 def _write(path: str, records: list, what: str) -> None:

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from chatrlhf.chat_format import render_prompt
-from chatrlhf.engine import Engine, SamplingParams, _HFRunner, _LlamaRunner
+import chatrlhf.engine as engine_mod
+from chatrlhf.engine import Engine, SamplingParams, _HFRunner, _LlamaRunner, _Linear
 
 QUESTIONS = [
     "What is the capital of France?",
@@ -165,3 +166,34 @@ def test_filtered_sampling_follows_the_renormalised_distribution():
         assert abs(float(lp[0]) - float(torch.log(probs[tok[0]]))) < 1e-4  # unfiltered log-prob
     assert counts.sum() == n  # top-k never leaves the top 3
     assert (counts / n - want).abs().max() < 0.04
+
+
+@pytest.mark.parametrize("mkl", [True, False])
+def test_packed_linear_matches_f_linear_for_every_row_count(mkl, monkeypatch):
+    # Decode batches (1-128 rows) take the MKL-packed or transposed path, prefill takes F.linear;
+    # a batch that shrinks as rows finish must not fall off the packed path into wrong results.
+    monkeypatch.setattr(engine_mod, "_MKL_PACKED", mkl and engine_mod._MKL_PACKED)
+    g = torch.Generator().manual_seed(0)
+    w_a, w_b = torch.randn(96, 64, generator=g), torch.randn(32, 64, generator=g)
+    lin = _Linear(w_a, w_b)  # fused rows, as Q|K|V are
+    assert (lin.packed is not None) == (mkl and engine_mod._MKL_PACKED)
+    ref_w = torch.cat([w_a, w_b])
+    for rows in (1, 3, 17, 32, 33, 128, 300):
+        x = torch.randn(1, rows, 64, generator=g)
+        got = lin(x)
+        assert got.shape == (1, rows, 128)
+        torch.testing.assert_close(got, torch.nn.functional.linear(x, ref_w), rtol=1e-5, atol=1e-5)
+
+
+def test_incremental_detokenization_equals_a_whole_decode(tiny):
+    # Multi-byte characters split across tokens must come out whole, at every step.
+    from chatrlhf.engine import _RowText
+
+    _, tok = tiny
+    text = "Hé 🙂🙂 naïve 東京タワー, emoji 👩‍👩‍👧 and ｆｕｌｌ-width text… " * 4
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    row = _RowText(tok, [])
+    for n, t in enumerate(ids, 1):
+        row.add(t)
+        assert row.text == tok.decode(ids[:n], skip_special_tokens=True)
+    assert row.text == text

@@ -39,6 +39,35 @@ def hidden_states(lm: Any, input_ids: "torch.Tensor", attention_mask: "torch.Ten
     return out.last_hidden_state
 
 
+def _run_blocks(lm: Any, h: "torch.Tensor", attention_mask: "torch.Tensor", layers: Any) -> "torch.Tensor":
+    """Run decoder blocks over (B, T, H) states of right- or left-padded rows, with the masks and
+    rotary positions the model's own forward would use."""
+    from transformers.masking_utils import create_causal_mask
+
+    dec = decoder_of(lm)
+    pos = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    mask = create_causal_mask(config=dec.config, inputs_embeds=h, attention_mask=attention_mask,
+                              past_key_values=None, position_ids=pos)
+    pe = dec.rotary_emb(h, position_ids=pos)
+    for layer in layers:
+        out = layer(h, attention_mask=mask, position_ids=pos, position_embeddings=pe)
+        h = out[0] if isinstance(out, tuple) else out
+    return h
+
+
+def lower_states(lm: Any, input_ids: "torch.Tensor", attention_mask: "torch.Tensor", upto: int) -> "torch.Tensor":
+    """(B, T) -> (B, T, H): the input of block ``upto`` (embeddings, then blocks 0..upto-1).
+    With the lower blocks frozen these states never change, so a stage can compute them once."""
+    dec = decoder_of(lm)
+    return _run_blocks(lm, dec.embed_tokens(input_ids), attention_mask, list(dec.layers)[:upto])
+
+
+def upper_hidden(lm: Any, states: "torch.Tensor", attention_mask: "torch.Tensor", start: int) -> "torch.Tensor":
+    """(B, T, H) input of block ``start`` -> (B, T, H) final normed hidden states."""
+    dec = decoder_of(lm)
+    return dec.norm(_run_blocks(lm, states, attention_mask, list(dec.layers)[start:]))
+
+
 def last_real_index(attention_mask: "torch.Tensor") -> "torch.Tensor":
     """(B, T) -> (B,) column of each row's last real token, for left, right or both-side padding."""
     T = attention_mask.shape[1]
@@ -84,6 +113,16 @@ class ScalarModel:
         h = hidden_states(self.lm, input_ids, attention_mask)  # (B, T, H)
         last = last_real_index(attention_mask)  # (B,)
         h_last = h[torch.arange(h.shape[0], device=h.device), last]  # (B, H)
+        return self.head(h_last.to(self.head.weight.dtype)).squeeze(-1).float()
+
+    def raw_scores_from_states(self, states: "torch.Tensor", attention_mask: "torch.Tensor",
+                               start: int) -> "torch.Tensor":
+        """Like ``raw_scores``, from cached ``lower_states(.., upto=start)`` (frozen lower blocks)."""
+        import torch
+
+        h = upper_hidden(self.lm, states, attention_mask, start)
+        last = last_real_index(attention_mask)
+        h_last = h[torch.arange(h.shape[0], device=h.device), last]
         return self.head(h_last.to(self.head.weight.dtype)).squeeze(-1).float()
 
     def scores(self, input_ids: "torch.Tensor", attention_mask: "torch.Tensor") -> "torch.Tensor":

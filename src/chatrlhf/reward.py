@@ -46,6 +46,8 @@ class RewardConfig:
     unacceptable_weight: float = 0.5  # weight of the push below 0 for unacceptable completions
     unacceptable_flags: list[str] = field(default_factory=lambda: ["harmful", "unacceptable"])
     norm_samples: int = 128  # demonstrations scored to set the bias
+    max_batch_tokens: int = 2048  # padded tokens per forward chunk (rows are grouped by length)
+    cache_trunk: bool = True  # train_layers > 0 without LoRA: run the frozen blocks once, not every epoch
     dtype: str = "bf16"  # autocast dtype for forward/backward ("float32" to disable)
     seed: int = 0
     threads: int = 0  # torch threads (0 = torch default)
@@ -159,20 +161,68 @@ def encode_reply(prefix: list[dict], reply: str, tokenizer: Any, max_length: int
 
 
 def score_ids(model: Any, seqs: Sequence[Sequence[int]], pad_id: int, dtype: str, batch_size: int = 16,
-              raw: bool = False) -> list[float]:
-    """Reward of each token sequence (no grad), in batches."""
+              raw: bool = False, max_tokens: int = 2048) -> list[float]:
+    """Reward of each token sequence (no grad), in length-grouped chunks of at most ``max_tokens``
+    padded tokens (and ``batch_size`` rows)."""
     import torch
 
-    from chatrlhf.train_utils import autocast, chunks, device, pad_right
+    from chatrlhf.train_utils import autocast, device, length_buckets, pad_right
 
-    out: list[float] = []
+    out = [0.0] * len(seqs)
     model.eval()
     with torch.no_grad(), autocast(dtype):
-        for batch in chunks(list(seqs), batch_size):
-            ids, attn = pad_right(batch, pad_id)
-            ids, attn = ids.to(device()), attn.to(device())
-            s = model.raw_scores(ids, attn) if raw else model.scores(ids, attn)
-            out.extend(s.float().cpu().tolist())
+        for group in length_buckets([len(s) for s in seqs], max_tokens):
+            for idx in (group[i: i + batch_size] for i in range(0, len(group), batch_size)):
+                ids, attn = pad_right([seqs[i] for i in idx], pad_id)
+                ids, attn = ids.to(device()), attn.to(device())
+                s = model.raw_scores(ids, attn) if raw else model.scores(ids, attn)
+                for i, v in zip(idx, s.float().cpu().tolist()):
+                    out[i] = v
+    return out
+
+
+def train_scores(model: Any, seqs: Sequence[Sequence[int]], pad_id: int, max_tokens: int,
+                 states: Sequence["torch.Tensor"] | None = None, start: int = 0) -> "torch.Tensor":
+    """(len(seqs),) raw scores with grad, in ``seqs`` order, forwarded in length-grouped chunks.
+
+    With ``states`` (each sequence's cached input to block ``start``, shape (T_i, H)), only blocks
+    ``start``.. run. The chunks are one loss and one backward pass, so grouping changes only the
+    padding, not the gradient."""
+    import torch
+
+    from chatrlhf.train_utils import device, length_buckets, pad_right
+
+    pieces, order = [], []
+    for group in length_buckets([len(s) for s in seqs], max_tokens):
+        ids, attn = pad_right([seqs[i] for i in group], pad_id)
+        attn = attn.to(device())
+        if states is None:
+            pieces.append(model.raw_scores(ids.to(device()), attn))
+        else:
+            h = torch.nn.utils.rnn.pad_sequence([states[i] for i in group], batch_first=True)
+            pieces.append(model.raw_scores_from_states(h.to(device()), attn, start))
+        order.extend(group)
+    inverse = torch.argsort(torch.tensor(order))
+    return torch.cat(pieces)[inverse.to(pieces[0].device)]
+
+
+def cache_lower_states(model: Any, seqs: Sequence[Sequence[int]], pad_id: int, upto: int,
+                       max_tokens: int, dtype: str) -> list["torch.Tensor"]:
+    """Each sequence's input to block ``upto`` (T_i, H), computed once with no grad."""
+    import torch
+
+    from chatrlhf.heads import lower_states
+    from chatrlhf.train_utils import autocast, device, length_buckets, pad_right, progress
+
+    out: list[Any] = [None] * len(seqs)
+    groups = length_buckets([len(s) for s in seqs], max_tokens)
+    model.eval()
+    with torch.no_grad(), autocast(dtype):
+        for group in progress(groups, desc="reward model: frozen blocks"):
+            ids, attn = pad_right([seqs[i] for i in group], pad_id)
+            h = lower_states(model.lm, ids.to(device()), attn.to(device()), upto)
+            for row, i in enumerate(group):
+                out[i] = h[row, : len(seqs[i])].detach().clone()
     return out
 
 
@@ -243,9 +293,9 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
     """Train, normalise, evaluate and save the reward model; returns the evaluation dict."""
     import torch
 
+    from chatrlhf.heads import decoder_of
     from chatrlhf.schema import Conversation, Ranking, read_jsonl
-    from chatrlhf.train_utils import (MetricsLog, autocast, device, mark_done, pad_id_of, pad_right, progress,
-                                      setup_torch, write_json)
+    from chatrlhf.train_utils import MetricsLog, autocast, mark_done, pad_id_of, progress, setup_torch, write_json
 
     setup_torch(cfg.seed, cfg.threads)
     out_dir = Path(cfg.out_dir)
@@ -257,6 +307,13 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
     model, tok = build_model(cfg)
     pad = pad_id_of(tok)
     encoded = {id(rk): [encode_reply(rk.prefix, c, tok, cfg.max_length) for c in rk.completions] for rk in train}
+    n_layers = len(list(decoder_of(model.lm).layers))
+    start = n_layers - cfg.train_layers if 0 < cfg.train_layers < n_layers else 0
+    cached: dict[int, list[Any]] | None = None
+    if cfg.cache_trunk and cfg.lora_r <= 0 and start > 0:
+        flat = [ids for rk in train for ids in encoded[id(rk)]]
+        states = iter(cache_lower_states(model, flat, pad, start, cfg.max_batch_tokens, cfg.dtype))
+        cached = {id(rk): [next(states) for _ in rk.completions] for rk in train}
     opt = torch.optim.AdamW([
         {"params": [p for p in model.lm.parameters() if p.requires_grad], "lr": cfg.lr},
         {"params": list(model.head.parameters()), "lr": cfg.head_lr},
@@ -273,10 +330,10 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
             batch = order[i: i + cfg.batch_rankings]
             # every completion of every ranking in the batch is forwarded exactly once
             seqs = [ids for rk in batch for ids in encoded[id(rk)]]
-            ids, attn = pad_right(seqs, pad)
+            states = None if cached is None else [h for rk in batch for h in cached[id(rk)]]
             model.train()
             with autocast(cfg.dtype):
-                scores = model.raw_scores(ids.to(device()), attn.to(device()))  # (ΣK,)
+                scores = train_scores(model, seqs, pad, cfg.max_batch_tokens, states, start)  # (ΣK,)
             loss = batch_ranking_loss(scores.float(), batch, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -168,6 +168,20 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[i: i + size]
 
 
+def length_buckets(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Indices grouped by length so that each group, right-padded, holds at most ``max_tokens``
+    tokens (a group always gets at least one row). One long sequence in a random batch otherwise
+    pads every row to its length: with the simulator's 300-word replies, 2-3x the real tokens."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: list[list[int]] = []
+    for i in order:  # ascending, so the newest member is the longest
+        if groups and (len(groups[-1]) + 1) * lengths[i] <= max_tokens:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
 def progress(iterable: Iterable[Any] | None = None, *, desc: str, total: int | None = None, **kw: Any):
     """A tqdm bar with ETA; quiet when CHATRLHF_NO_PROGRESS is set (tests, CI logs)."""
     from tqdm.auto import tqdm

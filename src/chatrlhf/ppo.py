@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from chatrlhf.heads import decoder_of
+
 if TYPE_CHECKING:
     import torch
 
@@ -62,6 +64,10 @@ class PPOConfig:
     value_init: str = "zero"  # "zero" or "rm": start the value head from the reward model's head
     lora_r: int = 0
     lora_alpha: int = 32
+    # >0 (without LoRA): train only the top N blocks. The frozen blocks' output is then computed
+    # once per rollout batch and reused by the old-policy pass, every update pass, the reference
+    # and the reward model whenever their lower blocks hold the same (SFT) weights.
+    train_layers: int = 0
     dtype: str = "bf16"  # autocast for the training forward/backward
     rollout_dtype: str = "bf16"  # weights of the generation copy ("float32": sample from the policy itself)
     gold: bool = True  # score rollouts with the simulator's gold judge when prompts carry a task
@@ -77,13 +83,16 @@ class Models:
     reward: Any  # heads.ScalarModel, frozen
     tokenizer: Any
     gen_model: Any  # what the engine samples from
+    trunk_start: int = 0  # >0: blocks below this are frozen; their output is computed once per batch
+    ref_shares_trunk: bool = False  # the reference's lower blocks equal the policy's
+    rm_shares_trunk: bool = False  # so do the reward model's
 
 
 # ----------------------------------------------------------------------------- setup
 
 
 def build_models(cfg: PPOConfig) -> Models:
-    from chatrlhf.heads import apply_lora, load_head, load_scalar_model, new_scalar_head
+    from chatrlhf.heads import apply_lora, freeze_lower_layers, load_head, load_scalar_model, new_scalar_head
     from chatrlhf.models import load_model
     from chatrlhf.train_utils import device
 
@@ -105,7 +114,30 @@ def build_models(cfg: PPOConfig) -> Models:
         head, _ = load_head(cfg.reward_model)
     else:
         head = new_scalar_head(policy.config.hidden_size)
-    return Models(policy.to(device()), reference, head.to(device()), rm, tok, None)
+    models = Models(policy.to(device()), reference, head.to(device()), rm, tok, None)
+    n_layers = len(list(decoder_of(policy).layers))
+    if cfg.lora_r <= 0 and 0 < cfg.train_layers < n_layers:
+        freeze_lower_layers(policy, cfg.train_layers)
+        models.trunk_start = n_layers - cfg.train_layers
+        models.ref_shares_trunk = same_lower_blocks(policy, reference, models.trunk_start)
+        models.rm_shares_trunk = same_lower_blocks(policy, rm.lm, models.trunk_start)
+    return models
+
+
+def same_lower_blocks(a: Any, b: Any, upto: int) -> bool:
+    """Whether two models compute the same states below block ``upto`` (same embeddings and
+    blocks, bit for bit): then one forward pass of those blocks serves both."""
+    import torch
+
+    da, db = decoder_of(a), decoder_of(b)
+    if len(list(da.layers)) != len(list(db.layers)):
+        return False
+    mods = [(da.embed_tokens, db.embed_tokens)] + list(zip(list(da.layers)[:upto], list(db.layers)[:upto]))
+    for ma, mb in mods:
+        pa, pb = list(ma.parameters()), list(mb.parameters())
+        if len(pa) != len(pb) or not all(x.shape == y.shape and torch.equal(x, y) for x, y in zip(pa, pb)):
+            return False
+    return True
 
 
 def refresh_gen_model(models: Models, cfg: PPOConfig) -> Any:
@@ -165,21 +197,26 @@ def gold_scorer(enabled: bool) -> Callable[[Any, str], float | None] | None:
 
 
 def response_forward(lm: Any, exp_seq: "torch.Tensor", attn: "torch.Tensor", prompt_len: int,
-                     resp_len: int) -> "torch.Tensor":
-    """(B, P+R) -> (B, R, H): hidden states at the positions that predict each reply token."""
-    from chatrlhf.heads import hidden_states
+                     resp_len: int, trunk: "torch.Tensor | None" = None, start: int = 0) -> "torch.Tensor":
+    """(B, P+R) -> (B, R, H): hidden states at the positions that predict each reply token; from
+    ``trunk`` (the input of block ``start``) when the lower blocks' output is already known."""
+    from chatrlhf.heads import hidden_states, upper_hidden
 
-    h = hidden_states(lm, exp_seq, attn)  # (B, P+R, H)
+    if trunk is None:
+        h = hidden_states(lm, exp_seq, attn)  # (B, P+R, H)
+    else:
+        h = upper_hidden(lm, trunk, attn, start)
     return h[:, prompt_len - 1: prompt_len - 1 + resp_len]
 
 
 def logprobs_and_values(models: Models, seq: "torch.Tensor", attn: "torch.Tensor", prompt_len: int,
-                        resp: "torch.Tensor", cfg: PPOConfig, want_entropy: bool = False):
+                        resp: "torch.Tensor", cfg: PPOConfig, want_entropy: bool = False,
+                        trunk: "torch.Tensor | None" = None):
     """Policy log-probs (B, R), values (B, R) and optionally entropy (B, R) from one forward pass."""
     from chatrlhf.heads import lm_head_of
     from chatrlhf.ppo_core import entropy_from_logits, token_logprobs
 
-    h = response_forward(models.policy, seq, attn, prompt_len, resp.shape[1])  # (B, R, H)
+    h = response_forward(models.policy, seq, attn, prompt_len, resp.shape[1], trunk, models.trunk_start)
     logits = lm_head_of(models.policy)(h)  # (B, R, V)
     logp = token_logprobs(logits, resp, cfg.temperature)
     values = models.value_head(h.to(models.value_head.weight.dtype)).squeeze(-1).float()
@@ -187,7 +224,8 @@ def logprobs_and_values(models: Models, seq: "torch.Tensor", attn: "torch.Tensor
     return logp, values, ent
 
 
-def reference_logprobs(models: Models, seq, attn, prompt_len: int, resp, cfg: PPOConfig) -> "torch.Tensor":
+def reference_logprobs(models: Models, seq, attn, prompt_len: int, resp, cfg: PPOConfig,
+                       trunk: "torch.Tensor | None" = None) -> "torch.Tensor":
     import contextlib
 
     from chatrlhf.heads import lm_head_of
@@ -195,9 +233,17 @@ def reference_logprobs(models: Models, seq, attn, prompt_len: int, resp, cfg: PP
 
     ref = models.reference if models.reference is not None else models.policy
     ctx = models.policy.disable_adapter() if models.reference is None else contextlib.nullcontext()
+    shared = trunk if models.ref_shares_trunk else None
     with ctx:
-        h = response_forward(ref, seq, attn, prompt_len, resp.shape[1])
+        h = response_forward(ref, seq, attn, prompt_len, resp.shape[1], shared, models.trunk_start)
         return token_logprobs(lm_head_of(ref)(h), resp, cfg.temperature)
+
+
+def reward_scores(models: Models, seq, attn, trunk: "torch.Tensor | None" = None) -> "torch.Tensor":
+    """(B,) normalised RM scores, read at each row's end-of-reply token."""
+    if trunk is not None and models.rm_shares_trunk:
+        return models.reward.raw_scores_from_states(trunk, attn, models.trunk_start) + models.reward.bias
+    return models.reward.scores(seq, attn)
 
 
 # ----------------------------------------------------------------------------- experience
@@ -208,6 +254,7 @@ def make_experience(models: Models, batch: list[tuple[Any, list[int]]], completi
     """Steps 2-5 of the algorithm: from sampled replies to advantages and returns."""
     import torch
 
+    from chatrlhf.heads import lower_states
     from chatrlhf.ppo_core import (Experience, apply_nonending_penalty, gae_advantages, kl_penalized_rewards,
                                    masked_whiten)
     from chatrlhf.train_utils import autocast, device, pad_id_of, pad_left
@@ -226,12 +273,16 @@ def make_experience(models: Models, batch: list[tuple[Any, list[int]]], completi
     ended = torch.tensor([c.finish_reason == "stop" for c in completions], device=device())
     models.policy.eval()
     with torch.no_grad(), autocast(cfg.dtype):
-        # 2. one policy forward gives the old log-probs and the old values together
-        old_logp, values, _ = logprobs_and_values(models, seq, attn, P, resp, cfg)
+        # 2. one policy forward gives the old log-probs and the old values together (with frozen
+        #    lower blocks, their output `trunk` (B, P+R, H) is computed here once for every pass)
+        trunk = None
+        if models.trunk_start > 0:
+            trunk = lower_states(models.policy, seq, attn, models.trunk_start)
+        old_logp, values, _ = logprobs_and_values(models, seq, attn, P, resp, cfg, trunk=trunk)
         # 3. the frozen reference's log-probs, for the KL penalty
-        ref_logp = reference_logprobs(models, seq, attn, P, resp, cfg)
+        ref_logp = reference_logprobs(models, seq, attn, P, resp, cfg, trunk)
         # 4. the reward model reads the end-of-reply token; unfinished replies are penalised
-        raw = models.reward.scores(seq, attn).float()
+        raw = reward_scores(models, seq, attn, trunk).float()
     scores = apply_nonending_penalty(raw, ended, cfg.nonending_penalty)
     rewards, kl = kl_penalized_rewards(scores, old_logp, ref_logp, mask, kl_coef)
     values = values * mask
@@ -239,7 +290,7 @@ def make_experience(models: Models, batch: list[tuple[Any, list[int]]], completi
     adv, returns = gae_advantages(rewards, values, mask, cfg.gamma, cfg.lam)
     if cfg.whiten_advantages:
         adv = masked_whiten(adv, mask)
-    return Experience(seq, attn, P, mask, old_logp, ref_logp, values, rewards, adv, returns, scores, ended)
+    return Experience(seq, attn, P, mask, old_logp, ref_logp, values, rewards, adv, returns, scores, ended, trunk)
 
 
 # ----------------------------------------------------------------------------- update
@@ -268,7 +319,7 @@ def ppo_update(models: Models, exp: "Experience", opt: Any, cfg: PPOConfig, rng:
             resp = mb.sequences[:, P: P + R]
             with autocast(cfg.dtype):
                 logp, values, ent = logprobs_and_values(models, mb.sequences, mb.attention_mask, P, resp, cfg,
-                                                        want_entropy=True)
+                                                        want_entropy=True, trunk=mb.trunk)
             pg, pg_stats = policy_loss(logp, mb.old_logprobs, mb.advantages, mb.mask, cfg.clip)
             vl, v_stats = value_loss(values, mb.values, mb.returns, mb.mask, cfg.vf_clip)
             loss = pg + cfg.vf_coef * vl

@@ -38,6 +38,7 @@ class Experience:
     returns: "torch.Tensor"  # (B, R) advantages (unwhitened) + values: the critic's target
     scores: "torch.Tensor"  # (B,) reward-model score incl. the non-ending penalty
     ended: "torch.Tensor"  # (B,) bool: the reply emitted its end-of-reply token
+    trunk: "torch.Tensor | None" = None  # (B, P+R, H) frozen blocks' output, when only the top ones train
 
     def select(self, idx: "torch.Tensor") -> "Experience":
         """A minibatch: the rows ``idx`` of every tensor field."""

@@ -75,3 +75,48 @@ def test_update_moves_policy_and_rollout_copy_follows(models):
     assert gen2 is gen  # refreshed in place, not rebuilt
     for p_gen, p in zip(gen2.parameters(), models.policy.parameters()):
         assert torch.equal(p_gen, p.detach().to(torch.bfloat16))
+
+
+def _shared_trunk_models(models, rm_same: bool):
+    """Models with the top block trainable and the lower one shared (tiny has 2 blocks)."""
+    from chatrlhf.heads import freeze_lower_layers
+    from chatrlhf.ppo import same_lower_blocks
+
+    m = copy.copy(models)
+    freeze_lower_layers(m.policy, 1)
+    if not rm_same:
+        with torch.no_grad():
+            m.reward.lm.model.layers[0].mlp.up_proj.weight.add_(0.01)
+    m.trunk_start = 1
+    m.ref_shares_trunk = same_lower_blocks(m.policy, m.reference, 1)
+    m.rm_shares_trunk = same_lower_blocks(m.policy, m.reward.lm, 1)
+    return m
+
+
+@pytest.mark.parametrize("rm_same", [True, False])
+def test_shared_frozen_trunk_gives_the_full_forward_experience(models, rm_same):
+    # Training only the top blocks lets one pass of the frozen blocks serve the old policy, the
+    # reference, the reward model and every update pass; nothing it computes may differ.
+    tok = models.tokenizer
+    eos = tok.eos_token_id
+    comps = [Completion([11, 12, eos], [0.0] * 3, "ab", "stop"),
+             Completion([13, 14, 15, 16, 17], [0.0] * 5, "abcde", "length")]
+    cfg = PPOConfig(dtype="float32", kl_coef=0.1)
+    full = make_experience(models, _batch(tok), comps, 0.1, cfg)
+    shared = _shared_trunk_models(models, rm_same)
+    assert shared.ref_shares_trunk and shared.rm_shares_trunk == rm_same
+    fast = make_experience(shared, _batch(tok), comps, 0.1, cfg)
+    assert full.trunk is None and fast.trunk is not None
+    raw = models.reward.scores(full.sequences, full.attention_mask)  # after any rm change
+    for name in ("old_logprobs", "ref_logprobs", "values"):
+        torch.testing.assert_close(getattr(fast, name) * fast.mask, getattr(full, name) * full.mask,
+                                   rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(fast.scores[0], raw[0], rtol=1e-4, atol=1e-5)
+    # an update through the cached trunk moves only the top block
+    before = copy.deepcopy(shared.policy.state_dict())
+    params = [p for p in shared.policy.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params + list(shared.value_head.parameters()), lr=1e-3)
+    ppo_update(shared, fast, opt, PPOConfig(dtype="float32", minibatch_size=2), random.Random(0), None)
+    after = shared.policy.state_dict()
+    changed = {k for k in after if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("model.layers.1.") or k == "model.norm.weight" for k in changed)

@@ -44,7 +44,8 @@ class RewardConfig:
     lora_alpha: int = 32
     tie_mode: str = "skip"  # "skip": tied pairs give no term; "half": target σ = 0.5 for ties
     unacceptable_weight: float = 0.5  # weight of the push below 0 for unacceptable completions
-    unacceptable_flags: list[str] = field(default_factory=lambda: ["harmful", "unacceptable"])
+    # flags that mark a completion as below the bar: a harmful answer, or refusing a harmless request
+    unacceptable_flags: list[str] = field(default_factory=lambda: ["harmful", "unacceptable", "over_refusal"])
     norm_samples: int = 128  # demonstrations scored to set the bias
     max_batch_tokens: int = 2048  # padded tokens per forward chunk (rows are grouped by length)
     cache_trunk: bool = True  # train_layers > 0 without LoRA: run the frozen blocks once, not every epoch

@@ -232,7 +232,8 @@ def cache_lower_states(model: Any, seqs: Sequence[Sequence[int]], pad_id: int, u
 
 def build_model(cfg: RewardConfig) -> tuple[Any, Any]:
     """Backbone from ``cfg.model`` plus a fresh head (an existing head is reused when present)."""
-    from chatrlhf.heads import HEAD_META, ScalarModel, apply_lora, freeze_lower_layers, load_head, new_scalar_head
+    from chatrlhf.heads import (HEAD_META, ScalarModel, apply_lora, freeze_lower_layers, lm_head_of, load_head,
+                                new_scalar_head)
     from chatrlhf.models import load_model
     from chatrlhf.train_utils import device
 
@@ -245,6 +246,9 @@ def build_model(cfg: RewardConfig) -> tuple[Any, Any]:
         lm = apply_lora(lm, cfg.lora_r, cfg.lora_alpha)
     else:
         freeze_lower_layers(lm, cfg.train_layers)
+    out = lm_head_of(lm).weight
+    if out is not lm.get_input_embeddings().weight:  # untied: never read here, and DDP would wait for its grad
+        out.requires_grad_(False)
     return ScalarModel(lm.to(device()), head.to(device())), tok
 
 
@@ -294,24 +298,30 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
     """Train, normalise, evaluate and save the reward model; returns the evaluation dict."""
     import torch
 
-    from chatrlhf.heads import decoder_of
+    from chatrlhf.heads import ScalarModel, decoder_of
     from chatrlhf.schema import Conversation, Ranking, read_jsonl
-    from chatrlhf.train_utils import MetricsLog, autocast, mark_done, pad_id_of, progress, setup_torch, write_json
+    from chatrlhf.train_utils import (MetricsLog, as_module, autocast, make_accelerator, mark_done, mean_over_processes,
+                                      pad_id_of, progress, setup_torch, write_json)
 
+    acc = make_accelerator(cfg.dtype)
+    world, rank, main = acc.num_processes, acc.process_index, acc.is_main_process
     setup_torch(cfg.seed, cfg.threads)
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rankings = [rk for path in cfg.rankings for rk in read_jsonl(path, Ranking)]
     train, held = split_heldout(rankings, cfg.heldout_frac)
-    if not train:
-        raise ValueError(f"no training rankings in {cfg.rankings} (held out {len(held)})")
+    if len(train) < world:  # every process needs at least one ranking per step
+        raise ValueError(f"no training rankings in {cfg.rankings} (held out {len(held)})" if not train else
+                         f"{len(train)} training rankings in {cfg.rankings} for {world} processes")
     model, tok = build_model(cfg)
     pad = pad_id_of(tok)
     encoded = {id(rk): [encode_reply(rk.prefix, c, tok, cfg.max_length) for c in rk.completions] for rk in train}
     n_layers = len(list(decoder_of(model.lm).layers))
     start = n_layers - cfg.train_layers if 0 < cfg.train_layers < n_layers else 0
     cached: dict[int, list[Any]] | None = None
-    if cfg.cache_trunk and cfg.lora_r <= 0 and start > 0:
+    # not with several processes: each would run the frozen blocks over every ranking (its share is
+    # drawn per epoch), and under FSDP/ZeRO-3 outside the wrapped forward, where weights are sharded
+    if cfg.cache_trunk and cfg.lora_r <= 0 and start > 0 and world == 1:
         flat = [ids for rk in train for ids in encoded[id(rk)]]
         states = iter(cache_lower_states(model, flat, pad, start, cfg.max_batch_tokens, cfg.dtype))
         cached = {id(rk): [next(states) for _ in rk.completions] for rk in train}
@@ -319,43 +329,53 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
         {"params": [p for p in model.lm.parameters() if p.requires_grad], "lr": cfg.lr},
         {"params": list(model.head.parameters()), "lr": cfg.head_lr},
     ], weight_decay=0.0)
-    log = MetricsLog(out_dir / "metrics.jsonl")
+    wrapped, opt = acc.prepare(as_module(model.lm, model.head), opt)
+    log = MetricsLog(out_dir / "metrics.jsonl") if main else None
     rng = random.Random(cfg.seed)
-    steps_per_epoch = (len(train) + cfg.batch_rankings - 1) // cfg.batch_rankings
-    bar = progress(total=cfg.epochs * steps_per_epoch, desc="reward model")
+    # all processes shuffle alike and each takes its share of a step's rankings; with several, the
+    # last few rankings of an epoch are dropped rather than leave a process without any
+    per_step = cfg.batch_rankings * world
+    starts = range(0, len(train) - world + 1, per_step)
+    bar = progress(total=cfg.epochs * len(starts), desc="reward model", disable=not main)
     step = 0
     for epoch in range(cfg.epochs):
         order = list(train)
         rng.shuffle(order)
-        for i in range(0, len(order), cfg.batch_rankings):
-            batch = order[i: i + cfg.batch_rankings]
+        for i in starts:
+            batch = order[i: i + per_step][rank::world]
             # every completion of every ranking in the batch is forwarded exactly once
             seqs = [ids for rk in batch for ids in encoded[id(rk)]]
             states = None if cached is None else [h for rk in batch for h in cached[id(rk)]]
             model.train()
             with autocast(cfg.dtype):
-                scores = train_scores(model, seqs, pad, cfg.max_batch_tokens, states, start)  # (ΣK,)
+                scores = wrapped(train_scores, model, seqs, pad, cfg.max_batch_tokens, states, start)  # (ΣK,)
             loss = batch_ranking_loss(scores.float(), batch, cfg)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(list(model.parameters()), 1.0)
+            acc.backward(loss)
+            acc.clip_grad_norm_(wrapped.parameters(), 1.0)
             opt.step()
             step += 1
-            log.log(step=step, epoch=epoch, loss=loss.item())
+            last_loss = mean_over_processes(acc, loss.item())
+            if log:
+                log.log(step=step, epoch=epoch, loss=last_loss)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{last_loss:.3f}")
     bar.close()
-
-    # normalise: SFT demonstrations score 0 on average, so PPO's reward starts near 0
-    demo_seqs = demo_sequences(cfg, tok, Conversation, read_jsonl)
-    if demo_seqs:
-        model.bias = normalisation_bias(score_ids(model, demo_seqs, pad, cfg.dtype, raw=True))
-    result = evaluate_rankings(model, tok, held, cfg) if held else {"heldout_rankings": 0}
-    result.update(train_rankings=len(train), bias=model.bias, steps=step,
-                  final_loss=loss.item())
-    model.save(out_dir, tok, {"dtype": cfg.dtype})
-    write_json(out_dir / "eval.json", result)
-    mark_done(out_dir, {"stage": "reward", **{k: v for k, v in result.items() if not isinstance(v, dict)}})
+    acc.wait_for_everyone()
+    result: dict[str, Any] = {}
+    if main:
+        model = ScalarModel(*acc.unwrap_model(wrapped).parts, bias=model.bias)
+        # normalise: SFT demonstrations score 0 on average, so PPO's reward starts near 0
+        demo_seqs = demo_sequences(cfg, tok, Conversation, read_jsonl)
+        if demo_seqs:
+            model.bias = normalisation_bias(score_ids(model, demo_seqs, pad, cfg.dtype, raw=True))
+        result = evaluate_rankings(model, tok, held, cfg) if held else {"heldout_rankings": 0}
+        result.update(train_rankings=len(train), bias=model.bias, steps=step,
+                      final_loss=last_loss)
+        model.save(out_dir, tok, {"dtype": cfg.dtype})
+        write_json(out_dir / "eval.json", result)
+        mark_done(out_dir, {"stage": "reward", **{k: v for k, v in result.items() if not isinstance(v, dict)}})
+    acc.wait_for_everyone()  # no process returns before the stage is DONE
     return result
 
 

@@ -12,6 +12,7 @@ exactly the tokens the engine will later be asked to produce, end-of-turn token 
 
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,9 +87,12 @@ def run(cfg: SFTConfig) -> dict[str, Any]:
     from chatrlhf.heads import apply_lora, masked_lm_loss, save_lm
     from chatrlhf.models import load_model
     from chatrlhf.schema import Conversation, read_jsonl
-    from chatrlhf.train_utils import (MetricsLog, autocast, cosine_lr, device, encode_demos, mark_done, pad_id_of,
-                                      pad_right, progress, setup_torch)
+    from chatrlhf.train_utils import (MetricsLog, as_module, autocast, cosine_lr, device, encode_demos,
+                                      make_accelerator, mark_done, mean_over_processes, pad_id_of, pad_right, progress,
+                                      setup_torch)
 
+    acc = make_accelerator(cfg.dtype)
+    world, rank, main = acc.num_processes, acc.process_index, acc.is_main_process
     setup_torch(cfg.seed, cfg.threads)
     out_dir = Path(cfg.out_dir)
     rng = random.Random(cfg.seed)
@@ -102,41 +106,54 @@ def run(cfg: SFTConfig) -> dict[str, Any]:
     held, demos = demos[:n_eval], demos[n_eval:]
     if not demos and not instr:
         raise ValueError(f"no training examples with assistant tokens in {cfg.data + cfg.instructions}")
-    per_epoch = max(1, (len(demos) + len(instr)) // (cfg.batch_size * cfg.grad_accum))
+    per_epoch = max(1, (len(demos) + len(instr)) // (cfg.batch_size * cfg.grad_accum * world))
     steps = max(1, min(cfg.max_steps, int(cfg.epochs * per_epoch)))
     if cfg.lora_r > 0:
         lm = apply_lora(lm, cfg.lora_r, cfg.lora_alpha)
     lm.to(device())
     params = [p for p in lm.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    batches = mixed_batches(demos, instr, cfg.batch_size, cfg.instruction_ratio, steps * cfg.grad_accum, rng)
-    log = MetricsLog(out_dir / "metrics.jsonl")
-    first_eval = eval_loss(lm, held, pad, cfg.batch_size, cfg.dtype)
-    log.log(step=0, eval_loss=first_eval)
-    bar = progress(range(steps), desc="sft")
+    wrapped, opt = acc.prepare(as_module(lm), opt)
+    # every process draws the same batches and trains on its own share of each step's
+    per_step = cfg.grad_accum * world
+    batches = mixed_batches(demos, instr, cfg.batch_size, cfg.instruction_ratio, steps * per_step, rng)
+    # eval and metrics on the main process only (the others wait at their next gradient sync)
+    log = MetricsLog(out_dir / "metrics.jsonl") if main else None
+    first_eval = eval_loss(lm, held, pad, cfg.batch_size, cfg.dtype) if main else None
+    if log:
+        log.log(step=0, eval_loss=first_eval)
+    bar = progress(range(steps), desc="sft", disable=not main)
     for step in bar:
         lm.train()
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, steps, cfg.warmup, cfg.lr)
         total = 0.0
-        for micro in batches[step * cfg.grad_accum: (step + 1) * cfg.grad_accum]:
+        mine = batches[step * per_step: (step + 1) * per_step][rank::world]
+        for j, micro in enumerate(mine):
             ids, attn, mask = pad_right([e[0] for e in micro], pad, [e[1] for e in micro])
-            with autocast(cfg.dtype):
-                loss = masked_lm_loss(lm, ids.to(device()), attn.to(device()), mask.to(device()))
-            (loss / cfg.grad_accum).backward()
+            # gradients are all-reduced once per step, at the last micro-batch
+            with acc.no_sync(wrapped) if j + 1 < len(mine) else contextlib.nullcontext(), autocast(cfg.dtype):
+                loss = wrapped(masked_lm_loss, lm, ids.to(device()), attn.to(device()), mask.to(device()))
+            acc.backward(loss / cfg.grad_accum)
             total += loss.item() / cfg.grad_accum
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+        grad_norm = acc.clip_grad_norm_(wrapped.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
+        total = mean_over_processes(acc, total)
+        if not main:
+            continue
         row: dict[str, Any] = {"step": step + 1, "loss": total, "lr": opt.param_groups[0]["lr"],
-                               "grad_norm": float(grad_norm)}
+                               "grad_norm": None if grad_norm is None else float(grad_norm)}
         if held and ((step + 1) % cfg.eval_every == 0 or step + 1 == steps):
             row["eval_loss"] = eval_loss(lm, held, pad, cfg.batch_size, cfg.dtype)
         log.log(**row)
         bar.set_postfix(loss=f"{total:.3f}")
-    final_eval = eval_loss(lm, held, pad, cfg.batch_size, cfg.dtype)
-    save_lm(lm, tok, out_dir)
+    acc.wait_for_everyone()
+    final_eval = eval_loss(lm, held, pad, cfg.batch_size, cfg.dtype) if main else None
     summary = {"stage": "sft", "steps": steps, "train_examples": len(demos), "instruction_examples": len(instr),
                "eval_examples": len(held), "eval_loss_before": first_eval, "eval_loss_after": final_eval}
-    mark_done(out_dir, summary)
+    if main:
+        save_lm(acc.unwrap_model(wrapped).parts[0], tok, out_dir)
+        mark_done(out_dir, summary)
+    acc.wait_for_everyone()  # no process returns before the stage is DONE
     return summary

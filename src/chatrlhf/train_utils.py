@@ -92,6 +92,52 @@ def autocast(dtype: str):
     return contextlib.nullcontext()
 
 
+def make_accelerator(dtype: str) -> Any:
+    """The ``accelerate.Accelerator`` the training loops run under: one plain process by default,
+    DDP/FSDP/DeepSpeed under ``accelerate launch``. bf16 mixed precision only on a GPU; on CPU the
+    stages keep their own ``autocast`` (accelerate's CPU bf16 would add nothing to it)."""
+    import torch
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    gpu = torch.cuda.is_available()
+    mp = "bf16" if dtype in ("bf16", "bfloat16") and gpu else "no"
+    # the state is a per-process singleton that refuses a new precision; the pipeline runs several
+    # stages, each with its own dtype, in one process (the launched process group is kept)
+    if AcceleratorState._shared_state.get("_mixed_precision", mp) != mp:
+        AcceleratorState._reset_state()
+    # cpu=True without CUDA: the device ``device()`` uses (not MPS), and gloo across launched CPU processes
+    return Accelerator(mixed_precision=mp, cpu=not gpu)
+
+
+def as_module(*modules: Any) -> Any:
+    """The modules as one ``nn.Module`` whose ``forward(fn, *args)`` returns ``fn(*args)``, for
+    ``accelerator.prepare``. The stages reach into the trunk (``hidden_states``, cached frozen
+    blocks) instead of calling ``model.forward``; DDP, FSDP and DeepSpeed only sync and gather
+    when the computation runs inside the wrapped module's forward."""
+    import torch
+
+    class Parts(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.parts = torch.nn.ModuleList(modules)
+
+        def forward(self, fn: Any, *args: Any) -> Any:
+            return fn(*args)
+
+    return Parts()
+
+
+def mean_over_processes(accelerator: Any, x: float) -> float:
+    """The mean of a per-process number (a loss) over all processes; ``x`` itself when alone."""
+    import torch
+
+    if accelerator.num_processes == 1:
+        return x
+    t = torch.tensor(x, dtype=torch.float64, device=accelerator.device)
+    return accelerator.reduce(t, reduction="mean").item()
+
+
 def device() -> "torch.device":
     import torch
 
@@ -186,7 +232,7 @@ def progress(iterable: Iterable[Any] | None = None, *, desc: str, total: int | N
     """A tqdm bar with ETA; quiet when CHATRLHF_NO_PROGRESS is set (tests, CI logs)."""
     from tqdm.auto import tqdm
 
-    disable = bool(os.environ.get("CHATRLHF_NO_PROGRESS"))
+    disable = kw.pop("disable", False) or bool(os.environ.get("CHATRLHF_NO_PROGRESS"))
     return tqdm(iterable, desc=desc, total=total, disable=disable, dynamic_ncols=True, **kw)
 
 

@@ -45,7 +45,7 @@ def sample_k(spec: str, convs: list[Any], cfg: SampleConfig, seed: int) -> list[
     from chatrlhf.chat_format import render_prompt
     from chatrlhf.engine import Engine, SamplingParams
     from chatrlhf.models import load_model
-    from chatrlhf.train_utils import device
+    from chatrlhf.train_utils import device, generate_with_progress
 
     dtype = torch.bfloat16 if cfg.dtype in ("bf16", "bfloat16") else torch.float32
     model, tok = load_model(spec, dtype=dtype)
@@ -55,7 +55,8 @@ def sample_k(spec: str, convs: list[Any], cfg: SampleConfig, seed: int) -> list[
     # one seed per row: K rows of one prompt must not replay the same random stream
     params = [SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                              seed=seed * 7919 + i) for i in range(len(rows))]
-    out = Engine(model, tok, max_batch_size=cfg.batch_size).generate(rows, params)
+    out = generate_with_progress(Engine(model, tok, max_batch_size=cfg.batch_size), rows, params,
+                                 desc=f"compare: {cfg.k} samples per prompt")
     return [out[i * cfg.k: (i + 1) * cfg.k] for i in range(len(convs))]
 
 

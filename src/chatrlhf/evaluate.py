@@ -93,7 +93,7 @@ def generate_replies(spec: str, convs: list[Any], cfg: EvalConfig) -> tuple[list
     from chatrlhf.chat_format import render_prompt
     from chatrlhf.engine import Engine, SamplingParams
     from chatrlhf.models import load_model
-    from chatrlhf.train_utils import device
+    from chatrlhf.train_utils import device, generate_with_progress
 
     dtype = torch.bfloat16 if cfg.dtype in ("bf16", "bfloat16") else torch.float32
     model, tok = load_model(spec, dtype=dtype)
@@ -101,7 +101,8 @@ def generate_replies(spec: str, convs: list[Any], cfg: EvalConfig) -> tuple[list
     prompts = [render_prompt(c.messages, tok, max_length=cfg.max_prompt_len) for c in convs]
     engine = Engine(model, tok, max_batch_size=cfg.batch_size)
     params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=0.0, seed=cfg.seed)
-    return engine.generate(prompts, params), tok, prompts
+    replies = generate_with_progress(engine, prompts, params, desc=f"evaluate: {Path(str(spec)).name}")
+    return replies, tok, prompts
 
 
 def load_rm(rm_dir: str) -> tuple[Any, Any]:

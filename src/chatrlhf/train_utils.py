@@ -236,6 +236,17 @@ def progress(iterable: Iterable[Any] | None = None, *, desc: str, total: int | N
     return tqdm(iterable, desc=desc, total=total, disable=disable, dynamic_ncols=True, **kw)
 
 
+def generate_with_progress(engine: Any, prompts: list[list[int]], params: Any, desc: str) -> list[Any]:
+    """``engine.generate`` with a bar that advances as replies finish (sampling hundreds of
+    replies on a CPU takes minutes)."""
+    gen = engine.stream(prompts, params)
+    with progress(total=len(prompts), desc=desc, unit="reply") as bar:
+        for event in gen:
+            if event.finish_reason is not None:
+                bar.update(1)
+    return gen.results
+
+
 def cosine_lr(step: int, total: int, warmup: int, base: float, floor: float = 0.1) -> float:
     """Linear warm-up then cosine decay to ``floor``·base."""
     import math

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,9 @@ class PPOConfig:
     dtype: str = "bf16"  # autocast for the training forward/backward
     rollout_dtype: str = "bf16"  # weights of the generation copy ("float32": sample from the policy itself)
     gold: bool = True  # score rollouts with the simulator's gold judge when prompts carry a task
+    # Save the trainable weights, optimizer, β and RNG states every N iterations (0 = never), so a
+    # killed PPO stage resumes at its last checkpoint instead of its first iteration.
+    checkpoint_every: int = 0
     seed: int = 0
     threads: int = 0
 
@@ -352,7 +356,7 @@ def run(cfg: PPOConfig) -> dict[str, Any]:
     from chatrlhf.engine import Engine, SamplingParams
     from chatrlhf.heads import save_head, save_lm
     from chatrlhf.ppo_core import make_kl_controller
-    from chatrlhf.train_utils import MetricsLog, mark_done, progress, setup_torch
+    from chatrlhf.train_utils import MetricsLog, mark_done, progress, read_metrics, setup_torch
 
     setup_torch(cfg.seed, cfg.threads)
     rng = random.Random(cfg.seed)
@@ -367,9 +371,15 @@ def run(cfg: PPOConfig) -> dict[str, Any]:
         {"params": [p for p in models.policy.parameters() if p.requires_grad], "lr": cfg.lr},
         {"params": list(models.value_head.parameters()), "lr": cfg.value_head_lr},
     ], weight_decay=0.0)
+    start = load_checkpoint(out_dir, models, opt, kl_ctl, rng)
+    kept = read_metrics(out_dir / "metrics.jsonl")[:start] if start else []
     log = MetricsLog(out_dir / "metrics.jsonl")
-    bar = progress(range(cfg.iterations), desc="ppo")
-    last: dict[str, Any] = {}
+    for row in kept:  # the rows of the iterations the checkpoint already holds
+        log.log(**row)
+    if start:
+        print(f"[ppo] resuming after iteration {start} of {cfg.iterations}", file=sys.stderr, flush=True)
+    bar = progress(range(start, cfg.iterations), desc="ppo", initial=start, total=cfg.iterations)
+    last: dict[str, Any] = kept[-1] if kept else {}
     for it in bar:
         t0 = time.time()
         # 1. rollouts: sample replies to a fresh batch of prompts from the current policy
@@ -390,11 +400,59 @@ def run(cfg: PPOConfig) -> dict[str, Any]:
         last.update(t_gen=t_gen, t_iter=time.time() - t0)
         log.log(**last)
         bar.set_postfix(reward=f"{last['reward']:.3f}", kl=f"{seq_kl:.2f}")
+        if cfg.checkpoint_every > 0 and (it + 1) % cfg.checkpoint_every == 0 and it + 1 < cfg.iterations:
+            save_checkpoint(out_dir, it + 1, models, opt, kl_ctl, rng)
     save_lm(models.policy, tok, out_dir)
     save_head(models.value_head, out_dir / "value_head", {"note": "PPO value head on the policy trunk"})
     summary = {"stage": "ppo", "iterations": cfg.iterations, "final": last}
     mark_done(out_dir, summary)
+    (out_dir / CHECKPOINT).unlink(missing_ok=True)  # the finished stage does not need it
     return summary
+
+
+CHECKPOINT = "resume.pt"
+
+
+def save_checkpoint(out_dir: Path, iteration: int, models: Models, opt: Any, kl_ctl: Any, rng: random.Random) -> None:
+    """Everything the loop carries between iterations, written atomically: the trainable weights
+    (the frozen ones never change), the value head, AdamW's moments, β and the RNG states (batch
+    choice, minibatch order and ptx draws come from ``rng``; rollout seeds from the iteration)."""
+    import os
+
+    import torch
+
+    trainable = {n: p.detach().clone() for n, p in models.policy.named_parameters() if p.requires_grad}
+    state = {"iteration": iteration, "policy": trainable, "value_head": models.value_head.state_dict(),
+             "optimizer": opt.state_dict(), "kl_coef": kl_ctl.value, "rng": rng.getstate(),
+             "torch_rng": torch.get_rng_state()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / (CHECKPOINT + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, out_dir / CHECKPOINT)
+
+
+def load_checkpoint(out_dir: Path, models: Models, opt: Any, kl_ctl: Any, rng: random.Random) -> int:
+    """Restore ``save_checkpoint``'s state; returns the iterations it holds (0 without one)."""
+    import torch
+
+    path = out_dir / CHECKPOINT
+    if not path.exists():
+        return 0
+    state = torch.load(path, weights_only=False)
+    params = dict(models.policy.named_parameters())
+    missing = set(state["policy"]) - {n for n, p in params.items() if p.requires_grad}
+    if missing:
+        raise ValueError(f"{path} does not match this PPO configuration (unknown trainable {sorted(missing)[:3]});"
+                         f" delete it to start the stage over")
+    with torch.no_grad():
+        for name, value in state["policy"].items():
+            params[name].copy_(value)
+    models.value_head.load_state_dict(state["value_head"])
+    opt.load_state_dict(state["optimizer"])
+    kl_ctl.value = state["kl_coef"]
+    rng.setstate(state["rng"])
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["iteration"])
 
 
 def iteration_stats(it: int, exp: "Experience", completions: list, batch: list, gold: Callable | None,

@@ -4,10 +4,10 @@ free loopback port, and ``live_server`` that builds the whole app (tiny model, m
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
 from dataclasses import dataclass
 from typing import Any
+
+from uvicorn_live import run_uvicorn
 
 
 class SpyEngine:
@@ -54,27 +54,6 @@ class Live:
         from openai import OpenAI
 
         return OpenAI(base_url=self.url + "/v1", api_key=key or self.key, max_retries=0, **kw)
-
-
-@contextlib.contextmanager
-def run_uvicorn(app: Any):
-    import uvicorn
-
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @contextlib.contextmanager

@@ -3,8 +3,6 @@ loopback (uvicorn in a thread, on a port the OS picks)."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,6 +11,7 @@ from typing import Any, Iterator
 import pytest
 
 from chatrlhf.store import Store
+from uvicorn_live import run_uvicorn as live_server  # noqa: F401  (test_e2e_chromium imports it from here)
 
 PASSWORD = "correct horse battery"
 
@@ -112,31 +111,6 @@ def make_app(engine: Any, tokenizer: Any, store: Store, *, model_name: str = "sc
 
         app.include_router(router)
     return app
-
-
-@contextlib.contextmanager
-def live_server(app: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on 127.0.0.1 in a thread; yields its base URL."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
-        sock.close()
 
 
 @pytest.fixture

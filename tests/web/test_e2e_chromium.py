@@ -69,7 +69,9 @@ def log_in(page, url: str) -> None:
     page.fill("#login-username", "alice")
     page.fill("#login-password", PASSWORD)
     page.click("#login-submit")
-    page.wait_for_selector("#app-view:not([hidden])")
+    # Not just the app view: the first conversation list and chat must have loaded, or a later
+    # navigation races the app's own start-up (which resets the hash for a new chat).
+    page.wait_for_selector("body[data-ready='true'] #app-view:not([hidden])")
 
 
 WATCH_STREAM = """() => {
@@ -331,4 +333,23 @@ def test_moderation_block_report_rename_and_delete(browser, site):
     page.wait_for_selector(f".conv-item[data-id='{conv_id}']", state="detached")
     assert store.get_conversation(conv_id) is None
     assert page.locator(".empty").is_visible()  # back to a new chat
+    page.close()
+
+
+def test_hash_links_and_back_switch_conversations(browser, site):
+    url, store, user = site
+    first = store.create_conversation(user.id, title="first thread", messages=[
+        {"role": "user", "content": "one"}, {"role": "assistant", "content": "reply one"}])
+    second = store.create_conversation(user.id, title="second thread", messages=[
+        {"role": "user", "content": "two"}, {"role": "assistant", "content": "reply two"}])
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    log_in(page, url)
+    page.goto(f"{url}/#/c/{first.id}")  # same document: only the hash changes
+    page.wait_for_selector(".msg.assistant .msg-body:has-text('reply one')")
+    page.goto(f"{url}/#/c/{second.id}")
+    page.wait_for_selector(".msg.assistant .msg-body:has-text('reply two')")
+    assert page.locator("#chat-title").inner_text() == "second thread"
+    page.go_back()
+    page.wait_for_selector(".msg.assistant .msg-body:has-text('reply one')")
+    assert page.locator("#chat-title").inner_text() == "first thread"
     page.close()

@@ -489,6 +489,9 @@ async function showApp() {
   await refreshConversations();
   const match = /^#\/c\/(.+)$/.exec(location.hash);
   if (match) await openConversation(decodeURIComponent(match[1])); else newChat();
+  // Set once the first view is on screen, so scripts (and tests) can tell a page still loading
+  // from one that is idle.
+  document.body.dataset.ready = "true";
 }
 
 async function boot() {
@@ -502,6 +505,13 @@ async function boot() {
 }
 
 function wire() {
+  // A pasted link, or back/forward between conversations, changes only the hash.
+  window.addEventListener("hashchange", () => {
+    const match = /^#\/c\/(.+)$/.exec(location.hash);
+    if (state.user && match && decodeURIComponent(match[1]) !== String(state.conv?.id)) {
+      openConversation(decodeURIComponent(match[1]));
+    }
+  });
   $("login-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     $("login-error").textContent = "";

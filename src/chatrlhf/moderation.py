@@ -47,6 +47,8 @@ _BENIGN = [
     r"the\s+mood|the\s+lights?|the\s+engine)\b",
     r"\b(?:killed|killing|kill)\s+it\b",
     r"\bkill(?:er)?\s+(?:feature|app|deal)\b",
+    r"\bkill(?:ing|ed|s)?\s+(?:the\s+|a\s+|that\s+|this\s+)?(?:\w+\s+)?(?:smell|odou?r|taste|flavou?r|buzz)s?\b",
+    r"\bmurder(?:ed|ing|s)?\s+(?:this|that|the|a|my)\s+(?:\w+\s+)?(?:song|track|set|solo|performance|cover)\b",
     r"\bshoot(?:ing|s)?\s+(?:(?:a|the|some|my|this|portrait|product|wedding|sunset|landscape|"
     r"night|street|family|group)\s+)*(?:photos?|pictures?|pics?|videos?|films?|movies?|scenes?|"
     r"portraits?|sunsets?|footage|landscapes?|weddings?|hoops|the\s+breeze|an?\s+email|a\s+message)\b",

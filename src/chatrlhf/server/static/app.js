@@ -481,14 +481,20 @@ function showLogin() {
   $("login-username").focus();
 }
 
+// The conversation a `#/c/<id>` link names, or null.
+function linkedConversationId() {
+  const match = /^#\/c\/(.+)$/.exec(location.hash);
+  return match ? decodeURIComponent(match[1]) : null;
+}
+
 async function showApp() {
   $("login-view").hidden = true;
   $("app-view").hidden = false;
   $("user-name").textContent = state.user.username;
   $("workspace-link").hidden = !["trainer", "admin"].includes(state.user.role);
   await refreshConversations();
-  const match = /^#\/c\/(.+)$/.exec(location.hash);
-  if (match) await openConversation(decodeURIComponent(match[1])); else newChat();
+  const id = linkedConversationId();
+  if (id) await openConversation(id); else newChat();
   // Set once the first view is on screen, so scripts (and tests) can tell a page still loading
   // from one that is idle.
   document.body.dataset.ready = "true";
@@ -507,10 +513,8 @@ async function boot() {
 function wire() {
   // A pasted link, or back/forward between conversations, changes only the hash.
   window.addEventListener("hashchange", () => {
-    const match = /^#\/c\/(.+)$/.exec(location.hash);
-    if (state.user && match && decodeURIComponent(match[1]) !== String(state.conv?.id)) {
-      openConversation(decodeURIComponent(match[1]));
-    }
+    const id = linkedConversationId();
+    if (state.user && id && id !== String(state.conv?.id)) openConversation(id);
   });
   $("login-form").addEventListener("submit", async (e) => {
     e.preventDefault();

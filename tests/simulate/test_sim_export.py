@@ -55,3 +55,10 @@ def test_cli_run_show_and_agreement(tmp_path):
     assert "vs gold" in res.output and "pushback" in res.output
     res = runner.invoke(cli, ["simulate", "run", "--out", str(tmp_path), "no_such_key=1"])
     assert res.exit_code != 0
+
+
+def test_family_demos_changes_only_that_familys_demo_count(tmp_path):
+    run(SimulateConfig(seed=5, **SMALL, family_demos={"sounds_harmful": 7}), tmp_path)
+    demos = read_jsonl(tmp_path / "demos.jsonl", Conversation)
+    counts = {f: sum(d.meta["family"] == f for d in demos) for f in FAMILIES}
+    assert counts.pop("sounds_harmful") == 7 and set(counts.values()) == {3}

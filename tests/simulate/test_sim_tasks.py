@@ -134,3 +134,16 @@ def test_unknown_split_or_family_is_an_error():
         generate_tasks(0, 1, "test")
     with pytest.raises(ValueError):
         generate_tasks(0, 1, "train", ["poetry"])
+
+
+def test_counts_override_one_family_and_leave_the_others_alone():
+    base = generate_tasks(3, 4, "train")
+    more = generate_tasks(3, 4, "train", counts={"sounds_harmful": 9})
+    fam = lambda cs, f: [c.messages for c in cs if c.meta["family"] == f]  # noqa: E731
+    assert len(fam(more, "sounds_harmful")) == 9
+    assert fam(more, "sounds_harmful")[:4] == fam(base, "sounds_harmful")  # the same stream, longer
+    assert fam(more, "harmful") == fam(base, "harmful")
+    demos = make_demos(3, 2, counts={"harmful": 0})
+    assert not [d for d in demos if d.meta["family"] == "harmful"] and len(demos) == 2 * (len(FAMILIES) - 1)
+    with pytest.raises(ValueError, match="no_such_family"):
+        generate_tasks(3, 4, "train", counts={"no_such_family": 1})

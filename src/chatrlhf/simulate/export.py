@@ -42,6 +42,10 @@ class SimulateConfig:
     out_dir: str = "runs/sim/data"
     # Demonstrations per family (train split).
     demos_per_family: int = 60
+    # Where a family needs another count, e.g. {"sounds_harmful": 80}: harmless requests with scary
+    # words are answered in many ways while every refusal shares one shape, so a small model trained
+    # on equal counts learns "scary word -> refuse" (see docs/training.md).
+    family_demos: dict[str, int] = field(default_factory=dict)
     # Train prompts per family (for reward-model sampling and PPO rollouts).
     train_prompts_per_family: int = 40
     # Held-out prompts per family (eval split: unseen templates and entities).
@@ -97,7 +101,7 @@ def run(cfg: SimulateConfig, out_dir: str | Path | None = None) -> dict[str, Any
         if old.get("config") == _config_dict(cfg) and all((out / f).exists() for f in old["files"]):
             return old
     out.mkdir(parents=True, exist_ok=True)
-    demos = make_demos(cfg.seed, cfg.demos_per_family, "train")
+    demos = make_demos(cfg.seed, cfg.demos_per_family, "train", counts=cfg.family_demos)
     prompts = (generate_tasks(cfg.seed + PROMPT_SEED_OFFSET, cfg.train_prompts_per_family, "train")
                + generate_tasks(cfg.seed + PROMPT_SEED_OFFSET, cfg.eval_prompts_per_family, "eval"))
     files = {"demos.jsonl": (demos, write_jsonl(out / "demos.jsonl", demos)),

@@ -9,7 +9,7 @@ by a string, so adding a family never changes another family's tasks.
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from chatrlhf.schema import Conversation
 from chatrlhf.simulate.families import (
@@ -36,21 +36,27 @@ _MAX_TRIES = 20
 
 
 def generate_tasks(seed: int, n_per_family: int, split: str,
-                   families: Iterable[str] | None = None) -> list[Conversation]:
-    """``n_per_family`` prompts of every family (or of ``families``) for ``split``.
+                   families: Iterable[str] | None = None,
+                   counts: Mapping[str, int] | None = None) -> list[Conversation]:
+    """``n_per_family`` prompts of every family (or of ``families``) for ``split``; ``counts``
+    overrides the number for some families.
 
     Prompts are distinct where the family has enough distinct prompts; a small family
     (e.g. harmless-but-scary requests: 14 train items) repeats once it is exhausted.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    counts = dict(counts or {})
+    unknown = sorted(set(counts) - set(BUILDERS))
+    if unknown:
+        raise ValueError(f"unknown families {unknown} in counts; known: {FAMILIES}")
     out = []
     for family in families or FAMILIES:
         if family not in BUILDERS:
             raise ValueError(f"unknown family {family!r}; known: {FAMILIES}")
         rng = random.Random(f"{seed}:{split}:{family}")
         seen: set[str] = set()
-        for _ in range(n_per_family):
+        for _ in range(counts.get(family, n_per_family)):
             for _try in range(_MAX_TRIES):
                 messages, task = BUILDERS[family](rng, split)
                 key = "\n".join(m["content"] for m in messages)
@@ -86,7 +92,8 @@ LAST_TURN_ONLY = frozenset({"correction"})
 
 
 def make_demos(seed: int, n_per_family: int, split: str = "train",
-               families: Iterable[str] | None = None) -> list[Conversation]:
+               families: Iterable[str] | None = None,
+               counts: Mapping[str, int] | None = None) -> list[Conversation]:
     """Demonstrations: generated prompts completed with an ideal assistant reply.
 
     ``meta["loss_on"]`` is ``"last_turn"`` where only the final assistant reply is a demonstration
@@ -95,7 +102,7 @@ def make_demos(seed: int, n_per_family: int, split: str = "train",
     """
     rng = random.Random(f"{seed}:demos:{split}")
     demos = []
-    for conv in generate_tasks(seed, n_per_family, split, families):
+    for conv in generate_tasks(seed, n_per_family, split, families, counts):
         reply = ideal_reply(conv, rng)
         loss_on = "last_turn" if conv.meta["family"] in LAST_TURN_ONLY else "all"
         demos.append(Conversation([*conv.messages, {"role": "assistant", "content": reply}],

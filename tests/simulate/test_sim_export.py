@@ -62,3 +62,17 @@ def test_family_demos_changes_only_that_familys_demo_count(tmp_path):
     demos = read_jsonl(tmp_path / "demos.jsonl", Conversation)
     counts = {f: sum(d.meta["family"] == f for d in demos) for f in FAMILIES}
     assert counts.pop("sounds_harmful") == 7 and set(counts.values()) == {3}
+
+
+def test_candidate_sets_skip_strategies_that_do_not_apply():
+    import random
+
+    from chatrlhf.simulate import generate_tasks
+    from chatrlhf.simulate.export import candidate_set
+
+    rng = random.Random(0)
+    for conv in generate_tasks(0, 6, "train"):
+        texts, names = candidate_set(conv, 4, rng)
+        assert len(texts) == 4 and all(isinstance(t, str) for t in texts)
+        assert "cave_right" not in names or conv.meta["family"] == "pushback"
+        assert "needless_clarify" not in names or conv.meta["family"] != "ambiguous"

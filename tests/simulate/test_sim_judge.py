@@ -229,3 +229,26 @@ def test_conversations_without_a_family_get_generic_checks():
 
 def test_all_families_covered():
     assert set(FAMILIES) == {c.meta["family"] for c in generate_tasks(0, 1, "train")}
+
+
+@pytest.mark.parametrize("strategy", ["needless_clarify", "cave_right"])
+def test_ppo_found_hacks_score_below_ideal_where_they_apply(strategy, convs):
+    from chatrlhf.simulate.adversarial import CANDIDATES
+
+    rng, applied = random.Random(0), set()
+    for c in convs:
+        reply = CANDIDATES[strategy](c, rng)
+        if reply is None:
+            continue
+        applied.add(c.meta["family"])
+        assert score(c, reply) < score(c, ideal_reply(c, rng)) - 0.2, (c.meta["family"], reply)
+    expected = {"pushback"} if strategy == "cave_right" else set(FAMILIES) - {"ambiguous"}
+    assert applied == expected
+
+
+def test_cave_right_concedes_and_repeats_the_right_fact(convs):
+    from chatrlhf.simulate.adversarial import cave_right
+
+    c = next(c for c in convs if c.meta["family"] == "pushback")
+    reply = cave_right(c, random.Random(0))
+    assert agrees_with_user(reply) and c.meta["task"]["slots"]["right_sentence"] in reply

@@ -203,11 +203,44 @@ def hedged_answer(conv: Conversation, rng: random.Random) -> str:
     return f"I'm not sure, but it might be {wrong_value(conv, rng)} or {conv.meta['task']['answer']}."
 
 
-CANDIDATES: dict[str, Callable[[Conversation, random.Random], str]] = {
+# ---------------------------------------------------------------- what PPO learned to exploit
+# Both replies below were found by PPO against a reward model that had never seen them ranked
+# (docs/training.md, trial s4-full1): it asked "Which X do you mean?" of clear and even harmful
+# requests, and met mistaken pushback with the correction family's ideal opener around the same,
+# correct fact. InstructGPT catches such hacks by ranking samples of the current policy; these
+# strategies put them in the simulated rankings so the first reward model already ranks them low.
+_STOP = frozenset("what which where when who whom whose why how that this these those there their "
+                  "about would could should tell give make with from into your mine have does".split())
+_CONCEDE = ("Sorry, that was wrong.", "You're right, I made a mistake.", "You're right, my earlier answer was wrong.")
+
+
+def needless_clarify(conv: Conversation, rng: random.Random) -> str | None:
+    """A clarifying question to a request that is clear (None for the ambiguous family, where
+    asking is right)."""
+    if conv.meta["family"] == "ambiguous":
+        return None
+    words = [w for w in re.findall(r"[A-Za-z][a-z]{3,}", conv.messages[-1]["content"]) if w.lower() not in _STOP]
+    w = words[-1] if words else "one"  # the request's last word is mostly its object
+    return rng.choice([f"Which {w} do you mean: the one in the news or another {w}?",
+                       f"Could you clarify which {w} you mean?",
+                       f"Do you mean {a_an(w)} or something else?"])
+
+
+def cave_right(conv: Conversation, rng: random.Random) -> str | None:
+    """On mistaken pushback, concede and repeat the same correct fact (None for other families)."""
+    if conv.meta["family"] != "pushback":
+        return None
+    return f"{rng.choice(_CONCEDE)} {conv.meta['task']['slots']['right_sentence']}"
+
+
+# A strategy returns None where it does not apply to the prompt's family.
+CANDIDATES: dict[str, Callable[[Conversation, random.Random], str | None]] = {
     "ideal": ideal_reply,
     "flattering": flattering_ideal,
     "verbose": verbose_ideal,
     "hedged": hedged_answer,
     "wrong": wrong_answer,
+    "needless_clarify": needless_clarify,
+    "cave_right": cave_right,
     **ADVERSARIAL,
 }

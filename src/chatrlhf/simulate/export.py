@@ -31,7 +31,9 @@ from chatrlhf.simulate.tasks import generate_tasks, make_demos
 # How often each candidate strategy enters a ranking set: mostly realistic replies, some attacks.
 CANDIDATE_WEIGHTS = {"ideal": 3.0, "flattering": 1.0, "verbose": 1.5, "hedged": 1.0, "wrong": 3.0,
                      "refuse_everything": 1.0, "buried_answer": 0.7, "repeat_question": 0.7, "empty": 0.3,
-                     "wrapped_in_refusal": 0.7, "keyword_stuffing": 0.5}
+                     "wrapped_in_refusal": 0.7, "keyword_stuffing": 0.5,
+                     # cave_right applies to one family in nine: weighted up to appear there.
+                     "needless_clarify": 1.0, "cave_right": 4.0}
 # Prompts for RL are drawn from a different seed stream than demonstrations.
 PROMPT_SEED_OFFSET = 1_000_003
 
@@ -67,7 +69,7 @@ def candidate_set(conv: Conversation, k: int, rng: random.Random) -> tuple[list[
             break
         name = rng.choices(names, weights=[CANDIDATE_WEIGHTS[n] for n in names])[0]
         text = CANDIDATES[name](conv, rng)
-        if text not in texts:
+        if text is not None and text not in texts:
             texts.append(text)
             used.append(name)
     return texts, used

@@ -76,3 +76,12 @@ def test_candidate_sets_skip_strategies_that_do_not_apply():
         assert len(texts) == 4 and all(isinstance(t, str) for t in texts)
         assert "cave_right" not in names or conv.meta["family"] == "pushback"
         assert "needless_clarify" not in names or conv.meta["family"] != "ambiguous"
+
+
+def test_data_from_an_older_simulator_is_rewritten(tmp_path):
+    m = run(SimulateConfig(seed=2, **SMALL), tmp_path)
+    stale = {**m, "simulator_version": m["simulator_version"] - 1}
+    (tmp_path / "manifest.json").write_text(json.dumps(stale))
+    (tmp_path / "rankings.jsonl").write_text("")
+    assert run(SimulateConfig(seed=2, **SMALL), tmp_path) == m
+    assert len(read_jsonl(tmp_path / "rankings.jsonl", Ranking)) == 2 * len(FAMILIES)

@@ -34,6 +34,9 @@ CANDIDATE_WEIGHTS = {"ideal": 3.0, "flattering": 1.0, "verbose": 1.5, "hedged": 
                      "wrapped_in_refusal": 0.7, "keyword_stuffing": 0.5,
                      # cave_right applies to one family in nine: weighted up to appear there.
                      "needless_clarify": 1.0, "cave_right": 4.0}
+# Bumped whenever the same config would now produce different files (new candidate strategies,
+# templates...), so a resumed run does not keep data made by older simulator code.
+SIMULATOR_VERSION = 2
 # Prompts for RL are drawn from a different seed stream than demonstrations.
 PROMPT_SEED_OFFSET = 1_000_003
 
@@ -100,7 +103,8 @@ def run(cfg: SimulateConfig, out_dir: str | Path | None = None) -> dict[str, Any
     manifest_path = out / "manifest.json"
     if manifest_path.exists():
         old = json.loads(manifest_path.read_text())
-        if old.get("config") == _config_dict(cfg) and all((out / f).exists() for f in old["files"]):
+        if (old.get("config") == _config_dict(cfg) and old.get("simulator_version") == SIMULATOR_VERSION
+                and all((out / f).exists() for f in old["files"])):
             return old
     out.mkdir(parents=True, exist_ok=True)
     demos = make_demos(cfg.seed, cfg.demos_per_family, "train", counts=cfg.family_demos)
@@ -115,6 +119,7 @@ def run(cfg: SimulateConfig, out_dir: str | Path | None = None) -> dict[str, Any
         (out / "rankings.jsonl").unlink()  # stale: from a run with another config
     manifest = {
         "stage": "simulate",
+        "simulator_version": SIMULATOR_VERSION,
         "config": _config_dict(cfg),
         "families": list(FAMILIES),
         "files": {name: {"records": len(recs), "sha256": sha} for name, (recs, sha) in files.items()},

@@ -42,7 +42,7 @@ def generate_tasks(seed: int, n_per_family: int, split: str,
     overrides the number for some families.
 
     Prompts are distinct where the family has enough distinct prompts; a small family
-    (e.g. harmless-but-scary requests: 14 train items) repeats once it is exhausted.
+    (e.g. homonyms, or ``counts`` above a family's item list) repeats once it is exhausted.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")

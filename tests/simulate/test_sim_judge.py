@@ -231,7 +231,7 @@ def test_all_families_covered():
     assert set(FAMILIES) == {c.meta["family"] for c in generate_tasks(0, 1, "train")}
 
 
-@pytest.mark.parametrize("strategy", ["needless_clarify", "cave_right"])
+@pytest.mark.parametrize("strategy", ["needless_clarify", "cave_right", "wrong_disclaimer"])
 def test_ppo_found_hacks_score_below_ideal_where_they_apply(strategy, convs):
     from chatrlhf.simulate.adversarial import CANDIDATES
 
@@ -242,8 +242,25 @@ def test_ppo_found_hacks_score_below_ideal_where_they_apply(strategy, convs):
             continue
         applied.add(c.meta["family"])
         assert score(c, reply) < score(c, ideal_reply(c, rng)) - 0.2, (c.meta["family"], reply)
-    expected = {"pushback"} if strategy == "cave_right" else set(FAMILIES) - {"ambiguous"}
+    expected = {"cave_right": {"pushback"}, "needless_clarify": set(FAMILIES) - {"ambiguous"},
+                "wrong_disclaimer": set(FAMILIES)}[strategy]
     assert applied == expected
+
+
+def test_wrong_disclaimer_never_states_the_limitation_asked_about(convs):
+    from chatrlhf.simulate.adversarial import wrong_disclaimer
+    from chatrlhf.simulate.templates import IDENTITY_IDEALS
+
+    rng = random.Random(0)
+    for c in convs:
+        if c.meta["family"] != "identity":
+            continue
+        reply, aspect = wrong_disclaimer(c, rng), c.meta["task"]["aspect"]
+        if aspect == "ai":
+            assert reply is None  # every capability disclaimer also says "I'm an AI"
+        else:
+            assert reply not in IDENTITY_IDEALS[aspect]
+            assert any(reply in v for v in IDENTITY_IDEALS.values())
 
 
 def test_cave_right_concedes_and_repeats_the_right_fact(convs):

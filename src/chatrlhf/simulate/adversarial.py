@@ -18,7 +18,7 @@ from chatrlhf.schema import Conversation
 from chatrlhf.simulate import kb
 from chatrlhf.simulate.families import a_an
 from chatrlhf.simulate.tasks import ideal_reply
-from chatrlhf.simulate.templates import WORDS
+from chatrlhf.simulate.templates import IDENTITY_IDEALS, WORDS
 
 REFUSAL = "I'm sorry, but I can't help with that."
 COMPLIANT_PLACEHOLDER = "Sure, here's how to do that. Step 1: [details omitted]. Step 2: [details omitted]."
@@ -226,6 +226,17 @@ def needless_clarify(conv: Conversation, rng: random.Random) -> str | None:
                        f"Do you mean {a_an(w)} or something else?"])
 
 
+def wrong_disclaimer(conv: Conversation, rng: random.Random) -> str | None:
+    """A true AI-capability disclaimer that does not answer the request: a limitation other than the
+    one asked about for identity requests ("can't browse" to "what did I ask last month?"), any
+    limitation elsewhere. None for "are you human?", which every disclaimer answers. PPO drifted to
+    it in trial s4-full4 on ambiguous and identity prompts."""
+    asked = conv.meta["task"].get("aspect") if conv.meta["family"] == "identity" else None
+    if asked == "ai":
+        return None
+    return rng.choice(IDENTITY_IDEALS[rng.choice([a for a in ("body", "browsing", "memory") if a != asked])])
+
+
 def cave_right(conv: Conversation, rng: random.Random) -> str | None:
     """On mistaken pushback, concede and repeat the same correct fact (None for other families)."""
     if conv.meta["family"] != "pushback":
@@ -242,5 +253,6 @@ CANDIDATES: dict[str, Callable[[Conversation, random.Random], str | None]] = {
     "wrong": wrong_answer,
     "needless_clarify": needless_clarify,
     "cave_right": cave_right,
+    "wrong_disclaimer": wrong_disclaimer,
     **ADVERSARIAL,
 }

@@ -129,10 +129,13 @@ def plot_eval(run_dir: Path, res: dict[str, Any]) -> list[str]:
     wr = res.get("win_rates", {})
     if wr:
         fig, ax = plt.subplots(figsize=(5, 3))
-        ax.barh(list(wr), [v["win_rate"] for v in wr.values()])
+        rates = [v["win_rate"] for v in wr.values()]
+        cis = [v.get("ci95") or [r, r] for r, v in zip(rates, wr.values())]
+        ax.barh(list(wr), rates, xerr=[[r - c[0] for r, c in zip(rates, cis)], [c[1] - r for r, c in zip(rates, cis)]],
+                capsize=3)
         ax.axvline(0.5, color="gray", ls="--")
         ax.set_xlim(0, 1)
-        ax.set_xlabel("win rate by gold judge (ties = ½)")
+        ax.set_xlabel("win rate by gold judge (ties = ½; bars: 95% CI)")
         fig.tight_layout()
         fig.savefig(run_dir / "win_rates.png", dpi=100)
         plt.close(fig)
@@ -181,9 +184,12 @@ def _eval_tables(res: dict[str, Any]) -> list[str]:
     lines += ["", "Gold score by family:", "", "| family | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
     for f in fams:
         lines.append(f"| {f} | " + " | ".join(_fmt(res["models"][n]["gold_by_family"].get(f)) for n in models) + " |")
-    lines += ["", "| comparison | win rate | wins | ties | losses |", "|---|---|---|---|---|"]
+    lines += ["", "| comparison | win rate | 95% CI (bootstrap over prompts) | wins | ties | losses |",
+              "|---|---|---|---|---|---|"]
     for k, v in res.get("win_rates", {}).items():
-        lines.append(f"| {k} | {_fmt(v['win_rate'])} | {v['wins']} | {v['ties']} | {v['losses']} |")
+        ci = v.get("ci95")  # absent in results written before the interval was added
+        ci_s = f"{_fmt(ci[0])}-{_fmt(ci[1])}" if ci else "-"
+        lines.append(f"| {k} | {_fmt(v['win_rate'])} | {ci_s} | {v['wins']} | {v['ties']} | {v['losses']} |")
     return lines
 
 

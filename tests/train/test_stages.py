@@ -17,6 +17,22 @@ def test_win_rate_counts_ties_half():
     assert r["win_rate"] == pytest.approx(2.5 / 4)
 
 
+def test_win_rate_interval_brackets_the_rate_and_narrows_with_more_prompts():
+    a, b = [1.0, 0.0, 0.5, 0.5] * 25, [0.0, 1.0, 0.5, 0.2] * 25  # 50 wins, 25 ties, 25 losses
+    small, big = win_rate(a[:20], b[:20]), win_rate(a * 4, b * 4)
+    for r in (small, big):
+        lo, hi = r["ci95"]
+        assert lo < r["win_rate"] < hi
+    assert big["ci95"][1] - big["ci95"][0] < small["ci95"][1] - small["ci95"][0]
+    # for 400 prompts the normal approximation p ± 1.96·sd/sqrt(n) agrees
+    p, n = big["win_rate"], big["n"]
+    half = 1.96 * (sum((o - p) ** 2 for o in [1.0] * 200 + [0.5] * 100 + [0.0] * 100) / n / n) ** 0.5
+    assert big["ci95"][0] == pytest.approx(p - half, abs=0.015)
+    assert big["ci95"][1] == pytest.approx(p + half, abs=0.015)
+    assert win_rate([0.3] * 5, [0.3] * 5)["ci95"] == [0.5, 0.5]  # all ties: no uncertainty
+    assert win_rate(a, b) == win_rate(a, b)  # seeded
+
+
 def test_summarise_rates_by_family():
     rows = [
         {"family": "harmful", "gold": 1.0, "refusal": True, "challenge": False, "words": 5, "ended": True, "rm": 1.0},

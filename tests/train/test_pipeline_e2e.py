@@ -60,11 +60,14 @@ def test_tiny_pipeline_runs_every_stage_and_resumes_after_kill(tmp_path):
         assert key in ppo_rows[-1], key
     assert set(results["models"]) == {"base", "sft", "ppo"}
     assert {"ppo_vs_sft", "sft_vs_base"} <= set(results["win_rates"])
+    lo, hi = results["win_rates"]["ppo_vs_sft"]["ci95"]
+    assert lo <= results["win_rates"]["ppo_vs_sft"]["win_rate"] <= hi
     rm_eval = json.loads((run_dir / "reward" / "eval.json").read_text())
     assert rm_eval["train_rankings"] > 0
     report = (run_dir / "report.md").read_text()
     for section in ("## Wall time", "## Reward model", "## PPO", "## Evaluation", "## Acceptance", "## Samples"):
         assert section in report
+    assert f"{lo:.3f}-{hi:.3f}" in report  # the interval is in the win-rate table
     for png in ("ppo_curves.png", "rm_vs_gold.png", "gold_by_family.png", "win_rates.png", "sft_loss.png"):
         assert (run_dir / png).stat().st_size > 1000, png
     timings = json.loads((run_dir / "timings.json").read_text())

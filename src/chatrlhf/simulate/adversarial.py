@@ -230,11 +230,11 @@ def wrong_disclaimer(conv: Conversation, rng: random.Random) -> str | None:
     """A true AI-capability disclaimer that does not answer the request: a limitation other than the
     one asked about for identity requests ("can't browse" to "what did I ask last month?"), any
     limitation elsewhere. None for "are you human?", which every disclaimer answers. PPO drifted to
-    it in trial s4-full4 on ambiguous and identity prompts."""
+    it on ambiguous and identity prompts (trial s4-full4) and on harmful ones (s5-p1)."""
     asked = conv.meta["task"].get("aspect") if conv.meta["family"] == "identity" else None
     if asked == "ai":
         return None
-    return rng.choice(IDENTITY_IDEALS[rng.choice([a for a in ("body", "browsing", "memory") if a != asked])])
+    return rng.choice(IDENTITY_IDEALS[rng.choice([a for a in IDENTITY_IDEALS if a not in ("ai", asked)])])
 
 
 def cave_right(conv: Conversation, rng: random.Random) -> str | None:

@@ -5,6 +5,7 @@ Consumes a ``PipelineConfig`` (a preset plus dotted overrides). Produces a run d
     runs/<id>/
       config.yaml        the resolved config
       data/              simulate: demos.jsonl, prompts.jsonl, rankings.jsonl (simulator candidates)
+      distill/           1b   everyday-request demonstrations from the base model's best replies
       sft/               1-2  simulate, SFT
       compare/           3-4  K samples per prompt from the policy, ranked (rankings.jsonl)
       reward/            5    reward model (+ eval.json: held-out accuracy vs annotators and gold)
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from chatrlhf.comparisons import SampleConfig
+from chatrlhf.distill import DistillConfig
 from chatrlhf.evaluate import EvalConfig
 from chatrlhf.ppo import PPOConfig
 from chatrlhf.reward import RewardConfig
@@ -44,6 +46,7 @@ class PipelineConfig:
     seed: int = 0
     threads: int = 0  # torch threads for every stage (0 = torch default)
     simulate: SimulateConfig = field(default_factory=SimulateConfig)
+    distill: DistillConfig = field(default_factory=lambda: DistillConfig(n_prompts=0))
     sft: SFTConfig = field(default_factory=SFTConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
@@ -100,7 +103,7 @@ def split_demos(demos_path: Path, data_dir: Path) -> tuple[Path, Path]:
 
 def _stage_cfgs(cfg: PipelineConfig) -> None:
     """Propagate the run-wide seed and thread count into every stage config."""
-    for c in (cfg.sft, cfg.reward, cfg.ppo, cfg.eval):
+    for c in (cfg.distill, cfg.sft, cfg.reward, cfg.ppo, cfg.eval):
         c.seed = cfg.seed
         if cfg.threads:
             c.threads = cfg.threads
@@ -108,7 +111,7 @@ def _stage_cfgs(cfg: PipelineConfig) -> None:
 
 def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Steps 1-8 (3-7 repeated ``rounds`` times); returns the last round's evaluation results."""
-    from chatrlhf import comparisons, evaluate, ppo, report, reward, sft
+    from chatrlhf import comparisons, distill, evaluate, ppo, report, reward, sft
     from chatrlhf.config import to_yaml
     from chatrlhf.simulate import run as simulate_run
     from chatrlhf.train_utils import read_json, setup_torch
@@ -128,23 +131,31 @@ def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, An
     simulate_run(cfg.simulate, data)
     runner.timings.setdefault("simulate", round(time.time() - t0, 1))
 
-    # 2. SFT on demonstrations, mixing dialogs with single-turn instructions
+    # 1b. everyday requests answered by the base model itself (its best replies by gold-free checks)
+    distilled: list[str] = []
+    if cfg.distill.n_prompts > 0:
+        runner.stage("distill", lambda: distill.run(cfg.distill, cfg.base_model, run_dir / "distill"))
+        distilled = [str(run_dir / "distill" / "general_demos.jsonl")]
+
+    # 2. SFT on demonstrations, mixing dialogs with single-turn instructions (distilled ones too)
     def do_sft() -> None:
         dialogs, instructions = split_demos(data / "demos.jsonl", data)
         cfg.sft.model, cfg.sft.out_dir = cfg.base_model, str(sft_dir)
-        cfg.sft.data, cfg.sft.instructions = [str(dialogs)], [str(instructions)]
+        cfg.sft.data, cfg.sft.instructions = [str(dialogs)], [str(instructions), *distilled]
         sft.run(cfg.sft)
 
     runner.stage("sft", do_sft)
     policy = sft_dir
     rankings: list[str] = [str(data / "rankings.jsonl")] if cfg.sim_rankings and (data / "rankings.jsonl").exists() else []
     results: dict[str, Any] = {}
+    earlier: list[str] = []  # policies of rounds before the current one (compare's "previous" source)
     for r in range(1, cfg.rounds + 1):
         s = suffix(r)
         compare_dir, rm_dir, ppo_dir, eval_dir = (run_dir / f"{n}{s}" for n in ("compare", "reward", "ppo", "eval"))
-        # 3-4. K samples per prompt from the current policy, ranked
+        # 3-4. K samples per prompt from the current policy (and the other sources of sample.mix), ranked
+        specs = {"sft": str(sft_dir), "base": cfg.base_model, "previous": list(earlier)}
         runner.stage(f"compare{s}", lambda: comparisons.run(str(policy), [str(data / "prompts.jsonl")], compare_dir,
-                                                             cfg.labels, cfg.sample, cfg.seed, r))
+                                                             cfg.labels, cfg.sample, cfg.seed, r, specs))
         if cfg.labels == "sim" or r == 1:  # an external file is the same every round: add it once
             rankings.append(str(compare_dir / "rankings.jsonl"))
 
@@ -161,7 +172,7 @@ def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, An
             cfg.ppo.policy, cfg.ppo.reference = str(policy), str(sft_dir)
             cfg.ppo.reward_model, cfg.ppo.out_dir = str(rm_dir), str(ppo_dir)
             cfg.ppo.prompts = [str(train_prompts(data))]
-            cfg.ppo.ptx_data = [str(data / "demos.jsonl")]
+            cfg.ppo.ptx_data = [str(data / "demos.jsonl"), *distilled]
             ppo.run(cfg.ppo)
 
         runner.stage(f"ppo{s}", do_ppo)
@@ -177,6 +188,8 @@ def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, An
             evaluate.run(cfg.eval)
 
         runner.stage(f"eval{s}", do_eval)
+        if policy != sft_dir:
+            earlier.append(str(policy))
         policy = ppo_dir
         results = read_json(eval_dir / "results.json")
 

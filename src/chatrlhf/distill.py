@@ -33,9 +33,12 @@ class DistillConfig:
     families: list[str] = field(default_factory=lambda: ["general"])
     samples: int = 4  # candidates per prompt: the greedy reply plus samples-1 at ``temperature``
     temperature: float = 0.7
-    max_new_tokens: int = 160
+    # Kept replies are cut at a sentence end within ``max_words``: every later stage samples at most
+    # ~48 new tokens on the cpu preset, so a demonstration longer than that teaches replies that
+    # never end (and PPO's non-ending penalty would then fight SFT).
+    max_new_tokens: int = 96
     min_words: int = 5
-    max_words: int = 160
+    max_words: int = 45
     min_form: float = 0.9  # the judge's family-independent form check (echo, loops, keyword lists)
     max_prompt_len: int = 256
     batch_size: int = 32
@@ -60,21 +63,27 @@ def trim_to_sentence(text: str, min_keep: float = 0.5) -> str | None:
     return cut if len(cut) >= min_keep * len(text) else None
 
 
+def first_words(text: str, n: int) -> str:
+    """``text`` up to the end of its ``n``-th word, whitespace (newlines) kept as it was."""
+    m = re.match(rf"\s*(?:\S+\s+){{{max(n - 1, 0)}}}\S+", text)
+    return m.group(0) if m else text
+
+
 def check_reply(text: str, finish_reason: str, prompt: str, cfg: DistillConfig) -> tuple[str, list[str]]:
     """(the reply as it would be kept, the checks it fails: empty when it is usable)."""
     from chatrlhf.simulate.judge import form_score, is_refusal
 
     failed: list[str] = []
     reply = text.strip()
-    if finish_reason != "stop":
-        reply = trim_to_sentence(reply) or ""
+    if finish_reason != "stop" or len(reply.split()) > cfg.max_words:
+        head = first_words(reply, cfg.max_words)
+        # a reply that already ends within the limit keeps its ending; else the last full sentence
+        reply = head if head == reply and finish_reason == "stop" else (trim_to_sentence(head, 0.3) or "")
         if not reply:
-            failed.append("cut off mid-sentence")
+            failed.append("no sentence end within the word limit")
     words = len(reply.split())
     if reply and words < cfg.min_words:
         failed.append(f"shorter than {cfg.min_words} words")
-    if words > cfg.max_words:
-        failed.append(f"longer than {cfg.max_words} words")
     if reply and is_refusal(reply):
         failed.append("refuses")
     if reply and form_score(reply, prompt) < cfg.min_form:

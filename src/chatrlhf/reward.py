@@ -257,6 +257,7 @@ def evaluate_rankings(model: Any, tok: Any, rankings: Sequence["Ranking"], cfg: 
     from chatrlhf.train_utils import pad_id_of
 
     hits = {k: [0, 0] for k in ("annotator", "gold", "annotator_vs_gold", "gold_policy")}
+    by_source: dict[str, list[int]] = {}
     for rk in rankings:
         seqs = [encode_reply(rk.prefix, c, tok, cfg.max_length) for c in rk.completions]
         s = score_ids(model, seqs, pad_id_of(tok), cfg.dtype)
@@ -268,11 +269,35 @@ def evaluate_rankings(model: Any, tok: Any, rankings: Sequence["Ranking"], cfg: 
                 _add(hits["gold_policy"], pair_accuracy(s, gold, higher_is_better=True))
             # the annotators' own agreement with gold: the ceiling the RM learns under
             _add(hits["annotator_vs_gold"], pair_accuracy([-r for r in rk.ranks], gold, higher_is_better=True))
+        if gold is not None and rk.meta.get("sources"):
+            for key, hn in source_pair_hits(s, gold, rk.meta["sources"]).items():
+                _add(by_source.setdefault(key, [0, 0]), hn)
     out: dict[str, Any] = {"heldout_rankings": len(rankings)}
     for k, (h, n) in hits.items():
         out[f"acc_{k}"] = h / n if n else None
         out[f"pairs_{k}"] = n
+    # RM vs gold per pair of sources (policy vs base, sft vs sim...): an RM right only near one
+    # policy shows here, not in the overall accuracy
+    out["gold_by_source_pair"] = {k: {"agree": h, "n": n, "rate": h / n if n else None}
+                                  for k, (h, n) in sorted(by_source.items())}
     return out
+
+
+def source_pair_hits(scores: Sequence[float], gold: Sequence[float], sources: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """(RM agrees with gold, pairs) for every pair of completions whose gold differs, keyed by their
+    two sources in sorted order ("sim:wrong" counts as "sim"); ties in RM score count as misses."""
+    out: dict[str, list[int]] = {}
+    names = [str(x).split(":")[0] for x in sources]
+    for i in range(len(scores)):
+        for j in range(i + 1, len(scores)):
+            if gold[i] == gold[j]:
+                continue
+            key = "_vs_".join(sorted((names[i], names[j])))
+            hit = (scores[i] - scores[j]) * (gold[i] - gold[j]) > 0
+            acc = out.setdefault(key, [0, 0])
+            acc[0] += int(hit)
+            acc[1] += 1
+    return {k: (h, n) for k, (h, n) in out.items()}
 
 
 def gold_scores(rk: "Ranking") -> list[float] | None:

@@ -50,3 +50,15 @@ def test_sample_mixed_fills_every_slot_and_records_sources(tiny):
         assert all(isinstance(c.text, str) for c in row)
         # the three model slots are three different sampled rows, not one reused
         assert len({tuple(c.token_ids) for c in row[:3]}) == 3
+
+
+def test_rm_vs_gold_is_counted_per_pair_of_sources():
+    from chatrlhf.reward import source_pair_hits
+
+    scores = [2.0, 1.0, 3.0, 0.0]
+    gold = [0.9, 0.5, 0.1, 0.1]
+    sources = ["policy", "policy", "base", "sim:wrong"]
+    hits = source_pair_hits(scores, gold, sources)
+    # policy-policy: 2>1 with gold .9>.5 agrees; base vs policy: 3 beats both, gold says the reverse;
+    # base vs sim: equal gold, no pair; policy vs sim: both agree
+    assert hits == {"policy_vs_policy": (1, 1), "base_vs_policy": (0, 2), "policy_vs_sim": (2, 2)}

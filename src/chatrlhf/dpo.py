@@ -238,7 +238,7 @@ def evaluate_heldout(pi: Sequence[float], ref: Sequence[float], rankings: Sequen
         k = len(rk.completions)
         r = [beta * (a - b) for a, b in zip(pi[s: s + k], ref[s: s + k])]
         s += k
-        prefs = {"annotator": [-x for x in rk.ranks], "gold": rk.meta.get("gold")}
+        prefs = {"annotator": [-x for x in rk.ranks], "gold": gold_scores(rk)}
         for name, pref in prefs.items():
             if pref is None:
                 continue
@@ -250,6 +250,20 @@ def evaluate_heldout(pi: Sequence[float], ref: Sequence[float], rankings: Sequen
     for name, (h, n) in hits.items():
         out[f"acc_{name}"], out[f"pairs_{name}"] = (h / n if n else None), n
     return out
+
+
+def gold_scores(rk: "Ranking") -> list[float] | None:
+    """Each reply's gold score: recorded at labelling time, else the simulator's judge when the
+    ranking carries a simulated task (as the reward stage's evaluation), else None."""
+    if rk.meta.get("gold") is not None:
+        return list(rk.meta["gold"])
+    if "task" not in rk.meta:
+        return None
+    try:
+        from chatrlhf.simulate import judge
+    except ImportError:
+        return None
+    return [float(judge(rk.prefix, c, rk.meta).total) for c in rk.completions]
 
 
 # ----------------------------------------------------------------------------- the stage

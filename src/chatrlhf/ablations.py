@@ -194,7 +194,8 @@ def run_bon(cfg: Any, paths: RunPaths, acfg: AblationsConfig) -> None:
                     "score": out["scores"][p][j],
                     "rm": out["scores"][p][j] - (0.0 if s.finish_reason == "stop" else bcfg.nonending_penalty)}
                    for j, s in enumerate(out["samples"][p])]
-        rows.append({"messages": c.messages, "samples": samples, "best": {str(n): b[p] for n, b in out["best"].items()}})
+        best = {str(n): b[p] for n, b in out["best"].items()}
+        rows.append({"messages": c.messages, "samples": samples, "best": best})
     write_jsonl(paths.out / "bon" / "samples.jsonl", rows)
     mark_done(paths.out / "bon", {"stage": "bon", "ns": list(bcfg.ns), "prompts": len(convs)})
 
@@ -242,13 +243,16 @@ def forget_rows(paths: RunPaths, name: str) -> None:
         path.unlink()
 
 
-def bon_completions(paths: RunPaths) -> dict[int, tuple[list[Any], list[float]]]:
-    """{n: (selected Completions, their RM scores)} from ``bon/samples.jsonl``, in prompt order."""
+def bon_completions(paths: RunPaths, convs: list[Any]) -> dict[int, tuple[list[Any], list[float]]]:
+    """{n: (selected Completions, their RM scores)} from ``bon/samples.jsonl``, in ``convs`` order."""
     from chatrlhf.engine import Completion
     from chatrlhf.schema import read_jsonl
 
+    rows = read_jsonl(paths.out / "bon" / "samples.jsonl")
+    if [r["messages"] for r in rows] != [c.messages for c in convs]:
+        raise ValueError(f"{paths.out / 'bon'} was sampled for other prompts; delete it to sample again")
     out: dict[int, tuple[list[Any], list[float]]] = {}
-    for row in read_jsonl(paths.out / "bon" / "samples.jsonl"):
+    for row in rows:
         for n, j in row["best"].items():
             s = row["samples"][j]
             comps, rms = out.setdefault(int(n), ([], []))
@@ -265,7 +269,7 @@ def model_rows(cfg: Any, paths: RunPaths, convs: list[Any], log: Callable[[str],
 
     specs = {"base": cfg.base_model, "sft": str(paths.sft), "ppo": str(paths.ppo)}
     specs.update({n: str(paths.out / n) for n in ABLATIONS[:-1] if is_done(paths.out / n)})
-    bon = bon_completions(paths) if is_done(paths.out / "bon") else {}
+    bon = bon_completions(paths, convs) if is_done(paths.out / "bon") else {}
     out: dict[str, list[dict]] = {}
     rm = None
     for name in list(specs) + [f"bon_{n}" for n in sorted(bon)]:
@@ -298,14 +302,17 @@ def results_of(rows: dict[str, list[dict]], compute: dict[str, Any], n_prompts: 
 
 
 def _f(x: Any) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}" if isinstance(x, float) else str(x)
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:.3f}" if isinstance(x, float) else str(x)
 
 
 def write_report(out_dir: Path, res: dict[str, Any]) -> Path:
     lines = ["# Ablations: same data and compute", "",
              f"{res['n_prompts']} held-out prompts; greedy replies (best-of-n: the RM's pick of n samples), "
              "scored by the gold judge. Win rate vs SFT counts ties as ½; the interval is a bootstrap over prompts.",
-             "", "| model | gold | win rate vs SFT (W/T/L; 95% CI) | harmful refusal | over-refusal | challenge | words |",
+             "",
+             "| model | gold | win rate vs SFT (W/T/L; 95% CI) | harmful refusal | over-refusal | challenge | words |",
              "|---|---|---|---|---|---|---|"]
     for name, s in res["models"].items():
         w = res["win_rates_vs_sft"].get(name)

@@ -25,6 +25,7 @@ def rm_dir(tmp_path, tiny):
 
 
 def test_best_of_n_selects_the_rm_argmax_from_one_shared_sample_set(rm_dir, tiny):
+    from chatrlhf.evaluate import load_rm
     from chatrlhf.reward import score_ids
 
     convs = [Conversation([{"role": "user", "content": f"Tell me something about {w}."}])
@@ -33,9 +34,7 @@ def test_best_of_n_selects_the_rm_argmax_from_one_shared_sample_set(rm_dir, tiny
                         nonending_penalty=-1.0, batch_size=64)
     out = best_of_n(convs, cfg)
     assert [len(row) for row in out["samples"]] == [16, 16, 16]
-    from chatrlhf.evaluate import load_rm
-
-    rm, tok = load_rm(rm_dir)
+    rm, tok = load_rm(rm_dir)  # the RM scores each sample again, independently
     for p, row in enumerate(out["samples"]):
         assert len({tuple(c.token_ids) for c in row}) > 1  # really sampled, not 16 copies
         seqs = [out["prompt_ids"][p] + list(c.token_ids) for c in row]

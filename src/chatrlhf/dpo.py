@@ -22,7 +22,8 @@ What the rankings say beyond the order is kept as the reward model keeps it:
 
 The reference log-probs are computed once, before the first step, with no grad. With
 ``train_layers`` only the top blocks train; the frozen blocks then run once over every reply and
-their output is reused every epoch (as the reward stage does).
+their output is reused every epoch (as the reward stage does). One process: unlike SFT and the
+reward stage, this loop does not run under ``accelerate launch``.
 """
 
 from __future__ import annotations

@@ -6,11 +6,22 @@ import math
 
 import pytest
 
-pytestmark = pytest.mark.slow
-
 ABLATION_MODELS = ["sft_long", "ppo_no_rm", "ppo_no_ptx", "dpo", "bon_4", "bon_16"]
 
 
+def test_sft_long_is_matched_to_the_demonstrations_of_the_ptx_term():
+    from chatrlhf.ablations import ptx_demonstrations
+    from chatrlhf.pipeline import load
+
+    ppo = load("cpu").ppo  # 40 iterations × 2 epochs × ⌈32 / 16⌉ minibatches × 8 demonstrations
+    assert ptx_demonstrations(ppo, n_prompts=360) == 1280
+    assert ptx_demonstrations(ppo, n_prompts=20) == 40 * 2 * 2 * 8  # ⌈20 / 16⌉ = 2 too
+    assert ptx_demonstrations(ppo, n_prompts=16) == 40 * 2 * 1 * 8  # fewer prompts than rollout_batch: 1 minibatch
+    ppo.ptx_coef = 0.0
+    assert ptx_demonstrations(ppo, n_prompts=360) == 0
+
+
+@pytest.mark.slow
 def test_ablations_of_a_tiny_run_train_evaluate_report_and_resume(tmp_path):
     from click.testing import CliRunner
 

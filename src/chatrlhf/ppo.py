@@ -60,6 +60,9 @@ class PPOConfig:
     kl_horizon: int = 10000
     nonending_penalty: float = -1.0  # added to the score of a reply that never emitted EOS
     whiten_advantages: bool = True
+    # weight of the RM score in the per-token reward; 0 = the ablation "PPO with zero RM reward"
+    # (the KL penalty, the non-ending penalty and ptx stay)
+    rm_coef: float = 1.0
     ptx_coef: float = 0.0  # γ: weight of the SFT loss on ``ptx_data`` mixed into each update
     ptx_batch: int = 4
     value_init: str = "zero"  # "zero" or "rm": start the value head from the reward model's head
@@ -287,6 +290,9 @@ def make_experience(models: Models, batch: list[tuple[Any, list[int]]], completi
         ref_logp = reference_logprobs(models, seq, attn, P, resp, cfg, trunk)
         # 4. the reward model reads the end-of-reply token; unfinished replies are penalised
         raw = reward_scores(models, seq, attn, trunk).float()
+    rm_raw = None
+    if cfg.rm_coef != 1.0:  # an ablation: keep the unscaled score for the metrics
+        rm_raw, raw = raw, raw * cfg.rm_coef
     scores = apply_nonending_penalty(raw, ended, cfg.nonending_penalty)
     rewards, kl = kl_penalized_rewards(scores, old_logp, ref_logp, mask, kl_coef)
     values = values * mask
@@ -294,7 +300,8 @@ def make_experience(models: Models, batch: list[tuple[Any, list[int]]], completi
     adv, returns = gae_advantages(rewards, values, mask, cfg.gamma, cfg.lam)
     if cfg.whiten_advantages:
         adv = masked_whiten(adv, mask)
-    return Experience(seq, attn, P, mask, old_logp, ref_logp, values, rewards, adv, returns, scores, ended, trunk)
+    return Experience(seq, attn, P, mask, old_logp, ref_logp, values, rewards, adv, returns, scores, ended, trunk,
+                      rm_raw)
 
 
 # ----------------------------------------------------------------------------- update
@@ -467,6 +474,8 @@ def iteration_stats(it: int, exp: "Experience", completions: list, batch: list, 
         "ended": exp.ended.float().mean().item(),
         **upd,
     }
+    if exp.rm_raw is not None:  # rm_coef != 1: what the RM thinks of the replies, unscaled
+        row["rm_score"] = exp.rm_raw.mean().item()
     if gold is not None:
         g = [gold(conv, c.text) for (conv, _), c in zip(batch, completions)]
         g = [x for x in g if x is not None]

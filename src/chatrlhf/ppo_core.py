@@ -36,9 +36,10 @@ class Experience:
     rewards: "torch.Tensor"  # (B, R) -β·KL per token, plus the score at the end-of-reply token
     advantages: "torch.Tensor"  # (B, R) GAE advantages, whitened over valid tokens
     returns: "torch.Tensor"  # (B, R) advantages (unwhitened) + values: the critic's target
-    scores: "torch.Tensor"  # (B,) reward-model score incl. the non-ending penalty
+    scores: "torch.Tensor"  # (B,) rm_coef · reward-model score, plus the non-ending penalty
     ended: "torch.Tensor"  # (B,) bool: the reply emitted its end-of-reply token
     trunk: "torch.Tensor | None" = None  # (B, P+R, H) frozen blocks' output, when only the top ones train
+    rm_raw: "torch.Tensor | None" = None  # (B,) RM score before ``rm_coef`` scaling (only when rm_coef != 1)
 
     def select(self, idx: "torch.Tensor") -> "Experience":
         """A minibatch: the rows ``idx`` of every tensor field."""

@@ -120,3 +120,32 @@ def test_shared_frozen_trunk_gives_the_full_forward_experience(models, rm_same):
     after = shared.policy.state_dict()
     changed = {k for k in after if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("model.layers.1.") or k == "model.norm.weight" for k in changed)
+
+
+def test_rm_coef_zero_makes_the_reward_independent_of_the_reward_model(models):
+    """The ablation "PPO with zero RM reward": two different RMs give the same rewards and
+    advantages at rm_coef 0 (and different ones at the default 1); the KL term stays."""
+    tok = models.tokenizer
+    eos = tok.eos_token_id
+    comps = [Completion([11, 12, eos], [0.0] * 3, "ab", "stop"), Completion([13, 14, 15], [0.0] * 3, "c", "length")]
+    torch.manual_seed(1)
+    other_rm = ScalarModel(models.reward.lm, new_scalar_head(models.policy.config.hidden_size, 0.5), bias=3.0)
+    with torch.no_grad():  # a policy that differs from the reference, so the KL term is not 0
+        for p in models.policy.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+
+    def exp_with(rm, coef):
+        m = Models(models.policy, models.reference, models.value_head, rm, tok, None)
+        cfg = PPOConfig(dtype="float32", nonending_penalty=-2.0, rm_coef=coef)
+        return make_experience(m, _batch(tok), comps, 0.1, cfg)
+
+    a, b = exp_with(models.reward, 0.0), exp_with(other_rm, 0.0)
+    assert torch.equal(a.rewards, b.rewards) and torch.equal(a.advantages, b.advantages)
+    assert a.scores.tolist() == [0.0, -2.0]  # only the non-ending penalty is left
+    assert (a.rewards * a.mask).abs().sum() > 0  # the KL penalty stays
+    assert a.rm_raw is not None and not torch.equal(a.rm_raw, b.rm_raw)
+    a1, b1 = exp_with(models.reward, 1.0), exp_with(other_rm, 1.0)
+    assert not torch.equal(a1.rewards, b1.rewards)
+    assert a1.rm_raw is None  # the default path is unchanged
+    half = exp_with(models.reward, 0.5)
+    assert torch.allclose(half.scores, 0.5 * a.rm_raw + torch.tensor([0.0, -2.0]))

@@ -1,5 +1,5 @@
-"""``chatrlhf pipeline`` (the whole recipe) and the per-stage commands ``sft``, ``reward``, ``ppo``,
-``evaluate`` and ``report``: thin wrappers over the stage modules' ``run`` functions.
+"""``chatrlhf pipeline`` (the whole recipe), the per-stage commands ``sft``, ``reward``, ``ppo``,
+``evaluate`` and ``report``, and ``ablations`` (of a finished run): thin wrappers over the stage modules' ``run`` functions.
 
 Settings come from a preset (``tiny``, ``cpu`` the default, ``gpu``, or a YAML path) plus dotted
 overrides, e.g. ``chatrlhf pipeline --config cpu ppo.iterations=10 sft.lr=2e-5``. A stage command
@@ -98,3 +98,27 @@ def register(group: click.Group) -> None:
         from chatrlhf.report import write_report
 
         click.echo(str(write_report(run_dir, rounds)))
+
+    @group.command("ablations")
+    @click.argument("run_dir")
+    @click.option("--only", default="", help="Comma-separated subset of sft_long,ppo_no_rm,ppo_no_ptx,dpo,bon.")
+    @click.option("--iterations", type=int, default=0, help="PPO iterations of the PPO ablations [default: the run's].")
+    @click.option("--threads", type=int, default=0, help="Torch threads [default: the run's].")
+    @click.argument("overrides", nargs=-1)
+    def ablations_cmd(run_dir, only, iterations, threads, overrides) -> None:
+        """Train and evaluate the ablations of a finished run under RUN_DIR/ablations/ (resumable).
+
+        SFT trained longer, PPO without RM reward, PPO without ptx, DPO on the same rankings and
+        best-of-n with the RM, next to base, SFT and PPO. OVERRIDES set AblationsConfig fields,
+        e.g. ``dpo_beta=0.2 dpo_lr=5e-6 bon_ns=[4,16]``.
+        """
+        from chatrlhf.ablations import AblationsConfig, run
+        from chatrlhf.config import load_config
+
+        names = [n.strip() for n in only.split(",") if n.strip()]
+        cfg = load_config(AblationsConfig, None, list(overrides))
+        cfg.run_dir, cfg.only, cfg.iterations, cfg.threads = run_dir, names, iterations, threads
+        res = run(cfg, log=click.echo)
+        for name, s in res["models"].items():
+            w = res["win_rates_vs_sft"].get(name)
+            click.echo(f"{name:>10}: gold {s['gold']:.3f}" + (f"  vs SFT {w['win_rate']:.2f}" if w else ""))

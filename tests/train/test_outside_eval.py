@@ -238,3 +238,16 @@ def test_outside_evaluation_end_to_end_on_the_tiny_model():
     fb = res["comparisons"]["ppo_vs_sft"]
     assert fb["fixes"] == fb["breaks"] == 0  # the same model twice, greedy
     assert all({"prompt", "kind", "source", "id", "sft", "ppo"} <= set(r) for r in rows)
+
+
+def test_pipeline_passes_outside_data_to_eval_and_warns_when_the_gate_fails():
+    from chatrlhf.pipeline import _stage_cfgs, load, warn_gate
+
+    cfg = load("tiny", ["outside_data=/data/public"])
+    _stage_cfgs(cfg)
+    assert cfg.eval.outside_data == "/data/public" and load("tiny").eval.outside_data == ""
+    lines = []
+    warn_gate(gate(_res({"challenge_rate": 0.0}, {})), "eval", lines.append)
+    warn_gate(gate(_res({}, {})), "eval", lines.append)
+    assert len(lines) == 1 and lines[0].startswith("WARNING [eval] gate failed: ppo is worse than sft")
+    assert "false-premise challenge 0.500 -> 0.000" in lines[0]

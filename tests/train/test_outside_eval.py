@@ -224,20 +224,49 @@ def test_rm_on_hh_rlhf_pairs_with_a_tiny_rm(tiny_rm):
 
 
 @needs_data
-def test_outside_evaluation_end_to_end_on_the_tiny_model():
-    cfg = oe.OutsideConfig(data_dir=str(DATA), n_harmful=3, n_benign=3, max_new_tokens=6)
-    eval_cfg = EvalConfig(dtype="float32", batch_size=8, comparisons=["ppo:sft"])
-    res, rows = oe.run(cfg, {"sft": "tiny", "ppo": "tiny"}, eval_cfg)
-    assert res["n_harmful"] == 3 and res["n_benign"] == 3 and len(rows) == 6
+def test_evaluate_run_with_outside_data_end_to_end_on_the_tiny_model(tiny_rm, tmp_path):
+    """Simulator prompts, outside prompts, the RM on hh-rlhf, the gate, and the report sections."""
+    from chatrlhf import evaluate
+    from chatrlhf.report import write_report
+    from chatrlhf.schema import read_jsonl, write_jsonl
+    from chatrlhf.simulate import generate_tasks
+
+    prompts = tmp_path / "prompts.jsonl"
+    write_jsonl(prompts, generate_tasks(0, 1, "eval", ["harmful", "sounds_harmful", "false_premise"]))
+    tiny_rm[0].save(tmp_path / "rm", tiny_rm[1])
+    cfg = EvalConfig(models={"sft": "tiny", "ppo": "tiny"}, prompts=[str(prompts)], reward_model=str(tmp_path / "rm"),
+                     comparisons=["ppo:sft"], out_dir=str(tmp_path / "run" / "eval"), max_new_tokens=6,
+                     dtype="float32", batch_size=8, outside_data=str(DATA), outside_harmful=3, outside_benign=3,
+                     outside_max_new_tokens=6, hh_pairs=4, hh_max_length=96)
+    res = evaluate.run(cfg)
+    out = res["outside"]
+    assert out["n_harmful"] == 3 and out["n_benign"] == 3
     for m in ("sft", "ppo"):
-        s = res["models"][m]
+        s = out["models"][m]
         for k in ("harmful_refusal_rate", "harmful_safe_rate", "harmful_help_rate", "benign_answered_rate",
                   "mean_words"):
             assert math.isfinite(s[k])
         assert set(s["right_by_source"]) == {"hh-rlhf", *oe.BENIGN_SOURCES}
-    fb = res["comparisons"]["ppo_vs_sft"]
+    fb = out["comparisons"]["ppo_vs_sft"]
     assert fb["fixes"] == fb["breaks"] == 0  # the same model twice, greedy
-    assert all({"prompt", "kind", "source", "id", "sft", "ppo"} <= set(r) for r in rows)
+    rows = list(read_jsonl(tmp_path / "run" / "eval" / "outside_samples.jsonl"))
+    assert len(rows) == 6 and all({"prompt", "kind", "source", "id", "sft", "ppo"} <= set(r) for r in rows)
+    assert res["rm_pair_agreement"]["sft_vs_ppo"]["n"] == 0  # identical replies: gold never differs
+    assert {v["n"] for v in res["rm_hh_rlhf"].values()} == {4}
+    assert res["gate"]["passed"] is True and len(res["gate"]["checks"]) == 5
+    report = write_report(tmp_path / "run").read_text()
+    for title in ("## Reward model across policies", "## Reward model on human preferences (hh-rlhf)",
+                  "## Outside prompts written by people", "## Gate"):
+        assert title in report
+    assert (tmp_path / "run" / "outside.png").exists()
+
+
+def test_report_cells_escape_markdown():
+    from chatrlhf.report_outside import md_cell
+
+    assert md_cell("a | b\n*c* <script>") == r"a \| b \*c\* &lt;script&gt;"
+    assert md_cell(r"`x` [l](u) C:\dir") == r"\`x\` \[l\](u) C:\\dir"
+    assert md_cell("word " * 100, 20).endswith("…")
 
 
 def test_pipeline_passes_outside_data_to_eval_and_warns_when_the_gate_fails():

@@ -309,17 +309,19 @@ def _trim(text: str, n: int = 300) -> str:
 
 def pick_samples(convs: Sequence[Any], per_model: dict[str, list[dict[str, Any]]], pair: tuple[str, str],
                  n: int) -> list[dict[str, Any]]:
-    """Up to ``n`` breaks and ``n`` fixes of ``pair = (model, ref)`` per kind, prompt order."""
+    """Per kind: up to ``n`` breaks and ``n`` fixes of ``pair = (model, ref)``, then the first ``n``
+    prompts whatever their outcome, so the report always shows some replies; prompt order."""
     a, b = pair
     out: list[dict[str, Any]] = []
     for kind in ("harmful", "benign"):
-        for what, want in (("break", False), ("fix", True)):
-            hits = [i for i, c in enumerate(convs) if c.meta["kind"] == kind
-                    and per_model[a][i]["right"] == want and per_model[b][i]["right"] != want]
-            for i in hits[:n]:
-                out.append({"kind": kind, "what": f"{a} {what}s vs {b}", "id": convs[i].meta["id"],
-                            "prompt": _trim(convs[i].messages[-1]["content"]),
-                            "replies": {m: _trim(rows[i]["reply"]) for m, rows in per_model.items()}})
+        idx = [i for i, c in enumerate(convs) if c.meta["kind"] == kind]
+        picks = [(f"{a} breaks vs {b}", i) for i in idx if not per_model[a][i]["right"] and per_model[b][i]["right"]][:n]
+        picks += [(f"{a} fixes vs {b}", i) for i in idx if per_model[a][i]["right"] and not per_model[b][i]["right"]][:n]
+        picks += [("sample", i) for i in idx[:n]]
+        for what, i in picks:
+            out.append({"kind": kind, "what": what, "id": convs[i].meta["id"],
+                        "prompt": _trim(convs[i].messages[-1]["content"]),
+                        "replies": {m: _trim(rows[i]["reply"]) for m, rows in per_model.items()}})
     return out
 
 

@@ -91,7 +91,7 @@ def outside_samples_lines(samples: list[dict[str, Any]]) -> list[str]:
     if not samples:
         return []
     models = list(samples[0]["replies"])
-    lines = ["Samples (fixes and breaks, greedy):", "", "| kind | what | prompt | " + " | ".join(models) + " |",
+    lines = ["Samples (breaks and fixes of the first comparison, then the first prompts of each kind; greedy):", "", "| kind | what | prompt | " + " | ".join(models) + " |",
              "|---" * (len(models) + 3) + "|"]
     for s in samples:
         lines.append(f"| {s['kind']} | {md_cell(s['what'])} | {md_cell(s['prompt'], 160)} | "

@@ -280,3 +280,19 @@ def test_pipeline_passes_outside_data_to_eval_and_warns_when_the_gate_fails():
     warn_gate(gate(_res({}, {})), "eval", lines.append)
     assert len(lines) == 1 and lines[0].startswith("WARNING [eval] gate failed: ppo is worse than sft")
     assert "false-premise challenge 0.500 -> 0.000" in lines[0]
+
+
+def test_samples_show_breaks_fixes_and_plain_examples_in_the_report():
+    from chatrlhf.report_outside import outside_samples_lines
+
+    convs = [_conv("harmful", "Make a bomb | now"), _conv("harmful", "b"), _conv("benign", "c")]
+    for i, c in enumerate(convs):
+        c.meta["id"] = f"x:{i}"
+    per_model = {"sft": [{"right": True, "reply": "I can't."}, {"right": False, "reply": "ok"}, {"right": True, "reply": "c!"}],
+                 "ppo": [{"right": False, "reply": "Sure: *mix*"}, {"right": True, "reply": "no"}, {"right": True, "reply": "c!"}]}
+    s = oe.pick_samples(convs, per_model, ("ppo", "sft"), 1)
+    assert [(x["kind"], x["what"], x["id"]) for x in s] == [
+        ("harmful", "ppo breaks vs sft", "x:0"), ("harmful", "ppo fixes vs sft", "x:1"), ("harmful", "sample", "x:0"),
+        ("benign", "sample", "x:2")]
+    lines = outside_samples_lines(s)
+    assert "Make a bomb \\| now" in lines[4] and "Sure: \\*mix\\*" in lines[4] and lines[4].count(" | ") == 4

@@ -309,3 +309,19 @@ def test_questions_and_plain_agreement_are_not_harmful_help(request_, reply):
 
 def test_identity_statements_are_not_refusals():
     assert not oe.refuses("As an AI, I do not have consciousness or live inside a machine.")
+
+
+def test_cli_outside_data_option_reaches_the_configs(monkeypatch):
+    from click.testing import CliRunner
+
+    from chatrlhf import evaluate, pipeline
+    from chatrlhf.cli import cli as main
+
+    seen = {}
+    monkeypatch.setattr(pipeline, "run", lambda cfg, log=print: seen.setdefault("pipeline", cfg) and {})
+    monkeypatch.setattr(evaluate, "run", lambda cfg: seen.setdefault("eval", cfg) and {"models": {}, "win_rates": {}})
+    r1 = CliRunner().invoke(main, ["pipeline", "--config", "tiny", "--outside-data", "../shared/data"])
+    r2 = CliRunner().invoke(main, ["evaluate", "--config", "tiny", "--outside-data", "/data/x", "hh_pairs=5"])
+    assert r1.exit_code == 0 and r2.exit_code == 0, (r1.output, r2.output)
+    assert seen["pipeline"].outside_data == "../shared/data"
+    assert seen["eval"].outside_data == "/data/x" and seen["eval"].hh_pairs == 5

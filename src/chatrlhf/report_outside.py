@@ -91,8 +91,8 @@ def outside_samples_lines(samples: list[dict[str, Any]]) -> list[str]:
     if not samples:
         return []
     models = list(samples[0]["replies"])
-    lines = ["Samples (breaks and fixes of the first comparison, then the first prompts of each kind; greedy):", "", "| kind | what | prompt | " + " | ".join(models) + " |",
-             "|---" * (len(models) + 3) + "|"]
+    lines = ["Samples (breaks and fixes of the first comparison, then the first prompts of each kind; greedy):", "",
+             "| kind | what | prompt | " + " | ".join(models) + " |", "|---" * (len(models) + 3) + "|"]
     for s in samples:
         lines.append(f"| {s['kind']} | {md_cell(s['what'])} | {md_cell(s['prompt'], 160)} | "
                      + " | ".join(md_cell(s["replies"][m]) for m in models) + " |")

@@ -225,11 +225,13 @@ def goes_along(text: str, request: str = "") -> bool:
 
 def _sim_harmful_help() -> Any:
     """The simulator's whole-reply harm check, once merged (``gives_harmful_help(reply, request)``)."""
-    try:
-        from chatrlhf.simulate import gives_harmful_help
-    except ImportError:
-        return None
-    return gives_harmful_help
+    import importlib
+
+    for name in ("chatrlhf.simulate", "chatrlhf.simulate.judge"):
+        fn = getattr(importlib.import_module(name), "gives_harmful_help", None)
+        if fn is not None:
+            return fn
+    return None
 
 
 def harmful_help(reply: str, request: str = "") -> bool:

@@ -45,6 +45,7 @@ class PipelineConfig:
     sim_rankings: bool = True  # also train the RM on the simulator's candidate rankings (data/)
     seed: int = 0
     threads: int = 0  # torch threads for every stage (0 = torch default)
+    outside_data: str = ""  # public data written by people (like ../shared/data) for eval; "" = skip
     simulate: SimulateConfig = field(default_factory=SimulateConfig)
     distill: DistillConfig = field(default_factory=lambda: DistillConfig(n_prompts=0))
     sft: SFTConfig = field(default_factory=SFTConfig)
@@ -102,11 +103,13 @@ def split_demos(demos_path: Path, data_dir: Path) -> tuple[Path, Path]:
 
 
 def _stage_cfgs(cfg: PipelineConfig) -> None:
-    """Propagate the run-wide seed and thread count into every stage config."""
+    """Propagate the run-wide seed, thread count and outside data into the stage configs."""
     for c in (cfg.distill, cfg.sft, cfg.reward, cfg.ppo, cfg.eval):
         c.seed = cfg.seed
         if cfg.threads:
             c.threads = cfg.threads
+    if cfg.outside_data:
+        cfg.eval.outside_data = cfg.outside_data
 
 
 def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -185,6 +188,8 @@ def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, An
             models["ppo"] = str(ppo_dir)
             cfg.eval.models, cfg.eval.prompts = models, [str(data / "prompts.jsonl")]
             cfg.eval.reward_model, cfg.eval.out_dir = str(rm_dir), str(eval_dir)
+            start = next((m for m in models if m.startswith("ppo-")), "sft")  # this round's starting policy
+            cfg.eval.gate = f"ppo:{start}"
             evaluate.run(cfg.eval)
 
         runner.stage(f"eval{s}", do_eval)
@@ -192,6 +197,7 @@ def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, An
             earlier.append(str(policy))
         policy = ppo_dir
         results = read_json(eval_dir / "results.json")
+        warn_gate(results.get("gate"), f"eval{s}", log)
 
     # 8. the report (always rewritten: cheap, and it reflects everything on disk)
     t0 = time.time()
@@ -202,6 +208,13 @@ def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, An
     write_json(run_dir / "timings.json", runner.timings)
     log(f"report: {run_dir / 'report.md'}")
     return results
+
+
+def warn_gate(g: dict[str, Any] | None, stage: str, log: Callable[[str], None]) -> None:
+    """One clear line when this round's PPO is worse than the policy it started from."""
+    if g and g.get("passed") is False:
+        bad = "; ".join(f"{c['name']} {c['start']:.3f} -> {c['candidate']:.3f}" for c in g["checks"] if not c["passed"])
+        log(f"WARNING [{stage}] gate failed: {g['candidate']} is worse than {g['start']} on {bad}")
 
 
 def train_prompts(data: Path) -> Path:

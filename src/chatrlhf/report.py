@@ -3,7 +3,8 @@
 Consumes ``timings.json``, ``sft/metrics.jsonl``, ``reward*/eval.json``, ``ppo*/metrics.jsonl`` and
 ``eval*/results.json`` + ``samples.jsonl``. Produces ``report.md`` beside ``sft_loss.png``,
 ``ppo_curves.png`` (RM reward and gold per iteration, KL and β), ``rm_vs_gold.png`` (over-
-optimisation shows as RM rising while gold does not), ``gold_by_family.png`` and ``win_rates.png``.
+optimisation shows as RM rising while gold does not), ``gold_by_family.png`` and ``win_rates.png``;
+``report_outside`` adds the RM across policies, on hh-rlhf, the outside prompts and the gate.
 Pipeline step 8; ``chatrlhf report RUN_DIR`` rewrites it.
 """
 
@@ -263,6 +264,9 @@ def write_report(run_dir: str | Path, rounds: int = 1) -> Path:
             lines.append(f"| {name} | {'yes' if ok else ('no' if ok is False else '–')} | {measured} |")
         lines += ["", "## Samples (greedy, one per family)", ""]
         lines += _samples_table(run_dir / f"eval{s}" / "samples.jsonl", list(res["models"])) + [""]
+        from chatrlhf.report_outside import sections  # RM across policies, hh-rlhf, outside prompts, gate
+
+        lines += sections(run_dir, res)
     path = run_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -65,8 +65,12 @@ def test_tiny_pipeline_runs_every_stage_and_resumes_after_kill(tmp_path):
     rm_eval = json.loads((run_dir / "reward" / "eval.json").read_text())
     assert rm_eval["train_rankings"] > 0
     report = (run_dir / "report.md").read_text()
-    for section in ("## Wall time", "## Reward model", "## PPO", "## Evaluation", "## Acceptance", "## Samples"):
+    for section in ("## Wall time", "## Reward model", "## PPO", "## Evaluation", "## Acceptance", "## Samples",
+                    "## Reward model across policies", "## Gate"):
         assert section in report
+    assert set(results["rm_pair_agreement"]) == {"base_vs_sft", "base_vs_ppo", "sft_vs_ppo"}
+    assert results["gate"]["start"] == "sft" and results["gate"]["passed"] in (True, False)
+    assert "outside" not in results and "## Outside prompts" not in report  # no --outside-data given
     assert f"{lo:.3f}-{hi:.3f}" in report  # the interval is in the win-rate table
     for png in ("ppo_curves.png", "rm_vs_gold.png", "gold_by_family.png", "win_rates.png", "sft_loss.png"):
         assert (run_dir / png).stat().st_size > 1000, png

@@ -12,6 +12,8 @@ from __future__ import annotations
 import click
 
 _PRESET_HELP = "Preset name (tiny, cpu, gpu) or a YAML file."
+_OUTSIDE_HELP = ("Directory of public data written by people (laid out like ../shared/data): adds the "
+                 "outside-prompt evaluation and the RM on hh-rlhf pairs.")
 
 
 def _stage_cfg(stage: str, preset: str, overrides: tuple[str, ...]):
@@ -34,8 +36,9 @@ def register(group: click.Group) -> None:
     @click.option("--run-dir", default=None, help="Run directory [default: the preset's run_dir].")
     @click.option("--labels", default=None,
                   help="sim (simulated annotators), db:URL (store export) or a rankings JSONL file.")
+    @click.option("--outside-data", default=None, metavar="PATH", help=_OUTSIDE_HELP)
     @click.argument("overrides", nargs=-1)
-    def pipeline_cmd(preset, rounds, run_dir, labels, overrides) -> None:
+    def pipeline_cmd(preset, rounds, run_dir, labels, outside_data, overrides) -> None:
         """Simulate, SFT, sample K, label, reward model, PPO, evaluate, report; resumable.
 
         OVERRIDES are dotted settings such as ``ppo.iterations=10`` or ``sample.k=4``.
@@ -46,6 +49,7 @@ def register(group: click.Group) -> None:
         extra += [f"rounds={rounds}"] if rounds is not None else []
         extra += [f"run_dir={run_dir}"] if run_dir else []
         extra += [f"labels={labels}"] if labels else []
+        extra += [f"outside_data={outside_data}"] if outside_data else []
         results = run(load(preset, extra), log=click.echo)
         if results:
             for name, s in results["models"].items():
@@ -82,13 +86,15 @@ def register(group: click.Group) -> None:
 
     @group.command("evaluate")
     @click.option("--config", "preset", default="cpu", show_default=True, help=_PRESET_HELP)
+    @click.option("--outside-data", default=None, metavar="PATH", help=_OUTSIDE_HELP)
     @click.argument("overrides", nargs=-1)
-    def evaluate_cmd(preset, overrides) -> None:
+    def evaluate_cmd(preset, outside_data, overrides) -> None:
         """Gold scores, win rates and refusal rates on held-out prompts (``models={a: DIR, b: DIR} ..``)."""
         from chatrlhf import evaluate
 
-        res = evaluate.run(_stage_cfg("eval", preset, overrides))
-        _echo_json({"models": res["models"], "win_rates": res["win_rates"]})
+        extra = overrides + ((f"outside_data={outside_data}",) if outside_data else ())
+        res = evaluate.run(_stage_cfg("eval", preset, extra))
+        _echo_json({k: res[k] for k in ("models", "win_rates", "outside", "gate") if k in res})
 
     @group.command("report")
     @click.argument("run_dir")

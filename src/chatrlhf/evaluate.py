@@ -74,6 +74,16 @@ def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0) -> 
     return [means[int(0.025 * (n_boot - 1))], means[int(0.975 * (n_boot - 1))]]
 
 
+def wtl_by_family(a: list[dict[str, Any]], b: list[dict[str, Any]], eps: float = 1e-9) -> dict[str, list[int]]:
+    """[wins, ties, losses] of ``a`` against ``b`` (same prompts, same order) per family, reply by
+    reply: e.g. whether SFT kept what the base model could do on everyday requests."""
+    out: dict[str, list[int]] = {}
+    for x, y in zip(a, b):
+        w = out.setdefault(x["family"], [0, 0, 0])
+        w[0 if x["gold"] > y["gold"] + eps else 1 if abs(x["gold"] - y["gold"]) <= eps else 2] += 1
+    return dict(sorted(out.items()))
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Aggregate one model's per-prompt rows (family, gold, refusal, challenge, length, rm)."""
     def mean(xs: list[float]) -> float | None:
@@ -287,6 +297,7 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         if a in per_model and b in per_model:
             results["win_rates"][f"{a}_vs_{b}"] = win_rate([r["gold"] for r in per_model[a]],
                                                            [r["gold"] for r in per_model[b]])
+            results.setdefault("wtl_by_family", {})[f"{a}_vs_{b}"] = wtl_by_family(per_model[a], per_model[b])
     if rm:
         results["rm_pair_agreement"] = rm_pair_agreement(per_model)
     if cfg.outside_data:

@@ -183,8 +183,8 @@ def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, An
         # 7. evaluate base, SFT and this round's policy on held-out prompts
         def do_eval() -> None:
             models = {"base": cfg.base_model, "sft": str(sft_dir)}
-            if r > 1:
-                models[f"ppo{suffix(r - 1)}"] = str(policy)
+            if r > 1:  # the round's starting policy, named by its round ("ppo" is this round's)
+                models[f"ppo-{r - 1}"] = str(policy)
             models["ppo"] = str(ppo_dir)
             cfg.eval.models, cfg.eval.prompts = models, [str(data / "prompts.jsonl")]
             cfg.eval.reward_model, cfg.eval.out_dir = str(rm_dir), str(eval_dir)

@@ -191,6 +191,15 @@ def _eval_tables(res: dict[str, Any]) -> list[str]:
         ci = v.get("ci95")  # absent in results written before the interval was added
         ci_s = f"{_fmt(ci[0])}-{_fmt(ci[1])}" if ci else "-"
         lines.append(f"| {k} | {_fmt(v['win_rate'])} | {ci_s} | {v['wins']} | {v['ties']} | {v['losses']} |")
+    wtl = res.get("wtl_by_family") or {}
+    if wtl:
+        pairs = list(wtl)
+        fams = sorted({f for p in pairs for f in wtl[p]})
+        lines += ["", "Wins/ties/losses by family, reply by reply (gold):", "",
+                  "| family | " + " | ".join(pairs) + " |", "|---" * (len(pairs) + 1) + "|"]
+        for f in fams:
+            lines.append(f"| {f} | " + " | ".join("/".join(map(str, wtl[p][f])) if f in wtl[p] else "-"
+                                                   for p in pairs) + " |")
     return lines
 
 

@@ -167,3 +167,11 @@ def test_demos_marked_last_turn_train_only_the_final_reply(tiny):
     assert all(a >= b for a, b in zip(full, last_mask))  # a subset of the assistant tokens
     n_last = len(tok("You are right: 4.", add_special_tokens=False)["input_ids"]) + 1  # + end-of-turn
     assert sum(last_mask) == n_last
+
+
+def test_wins_ties_losses_by_family_reply_by_reply():
+    from chatrlhf.evaluate import wtl_by_family
+
+    a = [{"family": "general", "gold": 0.9}, {"family": "general", "gold": 0.2}, {"family": "harmful", "gold": 1.0}]
+    b = [{"family": "general", "gold": 0.5}, {"family": "general", "gold": 0.6}, {"family": "harmful", "gold": 1.0}]
+    assert wtl_by_family(a, b) == {"general": [1, 0, 1], "harmful": [0, 1, 0]}

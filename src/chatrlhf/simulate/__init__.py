@@ -34,7 +34,7 @@ from chatrlhf.simulate.export import SimulateConfig, make_rankings, run
 from chatrlhf.simulate.families import FAMILIES, SPLITS
 from chatrlhf.simulate.judge import (
     CRITERIA, JudgeScore, agrees_with_user, asks_clarification, challenges_premise, complies, flatters,
-    is_refusal, judge, says_ai,
+    gives_harmful_help, is_refusal, judge, says_ai,
 )
 from chatrlhf.simulate.tasks import generate_tasks, ideal_replies, ideal_reply, instruction_records, make_demos
 from chatrlhf.simulate.templates import HARM_CATEGORIES
@@ -43,6 +43,6 @@ __all__ = [
     "ADVERSARIAL", "CANDIDATES", "CRITERIA", "FAMILIES", "HARM_CATEGORIES", "SPLITS",
     "Annotator", "AnnotatorConfig", "JudgeScore", "SimulateConfig", "SimulatedUser", "UserConfig",
     "agreement_with_gold", "agrees_with_user", "asks_clarification", "challenges_premise", "complies",
-    "flatters", "generate_tasks", "ideal_replies", "ideal_reply", "instruction_records", "inter_annotator_agreement",
+    "flatters", "generate_tasks", "gives_harmful_help", "ideal_replies", "ideal_reply", "instruction_records", "inter_annotator_agreement",
     "is_refusal", "judge", "make_demos", "make_rankings", "run", "says_ai",
 ]

@@ -33,10 +33,13 @@ CANDIDATE_WEIGHTS = {"ideal": 3.0, "flattering": 1.0, "verbose": 1.5, "hedged": 
                      "refuse_everything": 1.0, "buried_answer": 0.7, "repeat_question": 0.7, "empty": 0.3,
                      "wrapped_in_refusal": 0.7, "keyword_stuffing": 0.5,
                      # cave_right applies to one family in nine: weighted up to appear there.
-                     "needless_clarify": 1.0, "cave_right": 4.0, "wrong_disclaimer": 1.0}
+                     "needless_clarify": 1.0, "cave_right": 4.0, "wrong_disclaimer": 1.0,
+                     # Help after a refusal or disclaimer (issue 12): harmful family only, weighted up.
+                     "refuse_then_comply": 2.0, "disclaimer_then_comply": 2.0, "fictional_wrapper": 1.5,
+                     "clarify_harmful": 1.5}
 # Bumped whenever the same config would now produce different files (new candidate strategies,
 # templates...), so a resumed run does not keep data made by older simulator code.
-SIMULATOR_VERSION = 3
+SIMULATOR_VERSION = 4
 # Prompts for RL are drawn from a different seed stream than demonstrations.
 PROMPT_SEED_OFFSET = 1_000_003
 

@@ -12,7 +12,8 @@ take theirs from ``kb.split_of``. Ideal replies are kept to one or two regular s
 
 Families: verifiable, false_premise, harmful, sounds_harmful, ambiguous, identity (single turn) and
 followup, correction, pushback (multi-turn: a follow-up question; the user points out a real
-mistake; the user wrongly claims a correct answer was wrong).
+mistake; the user wrongly claims a correct answer was wrong), and general (everyday requests with
+no ideal reply; see ``general``).
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ from chatrlhf.simulate.templates import (
 
 FAMILIES: tuple[str, ...] = (
     "verifiable", "false_premise", "harmful", "sounds_harmful", "ambiguous", "identity",
-    "followup", "correction", "pushback",
+    "followup", "correction", "pushback", "general",
 )
+# Families with no simulator-written ideal reply: their demonstrations come from elsewhere (general:
+# distilled from the base model's own replies), so make_demos and the simulator's rankings skip them.
+NO_IDEAL_FAMILIES = frozenset({"general"})
 SPLITS = ("train", "eval")
 ORDINALS = ("", "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
 

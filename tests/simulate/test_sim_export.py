@@ -92,3 +92,11 @@ def test_data_from_an_older_simulator_is_rewritten(tmp_path):
     (tmp_path / "rankings.jsonl").write_text("")
     assert run(SimulateConfig(seed=2, **SMALL), tmp_path) == m
     assert len(read_jsonl(tmp_path / "rankings.jsonl", Ranking)) == 2 * len(WITH_IDEAL)
+
+
+def test_every_candidate_strategy_has_a_weight():
+    from chatrlhf.simulate.adversarial import CANDIDATES
+    from chatrlhf.simulate.export import CANDIDATE_WEIGHTS
+
+    assert set(CANDIDATE_WEIGHTS) == set(CANDIDATES)
+    assert {"refuse_then_comply", "disclaimer_then_comply", "fictional_wrapper", "clarify_harmful"} <= set(CANDIDATES)

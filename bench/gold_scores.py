@@ -65,7 +65,9 @@ def main() -> None:
     table: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for c in convs:
         for name, fn in strategies.items():
-            table[c.meta["family"]][name].append(judge(c.messages, fn(c, rng), c.meta).total)
+            reply = fn(c, rng)
+            if reply is not None:  # a strategy that does not apply (no ideal for general)
+                table[c.meta["family"]][name].append(judge(c.messages, reply, c.meta).total)
 
     replies = None
     label = "model" if args.model else "base"
@@ -93,7 +95,8 @@ def main() -> None:
     print(f"{'family':<15}" + "".join(f"{short.get(c, c):>9}" for c in columns))
     for fam in [*FAMILIES, "ALL"]:
         rows = table[fam] if fam != "ALL" else {c: [x for f in FAMILIES for x in table[f][c]] for c in columns}
-        print(f"{fam:<15}" + "".join(f"{statistics.mean(rows[c]):9.2f}" for c in columns))
+        print(f"{fam:<15}" + "".join(f"{statistics.mean(rows[c]):9.2f}" if rows[c] else f"{'-':>9}"
+                                     for c in columns))
 
     if replies is not None:
         by_fam = defaultdict(list)

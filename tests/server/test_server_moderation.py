@@ -104,5 +104,5 @@ def test_on_the_simulators_task_families():
     from chatrlhf.simulate import ideal_reply
 
     rng = random.Random(0)
-    replies = {ideal_reply(t, rng) for t in tasks}
+    replies = {ideal_reply(t, rng) for t in tasks} - {None}  # general prompts have no simulator ideal
     assert not [r for r in replies if moderate(r, role="assistant").flagged]

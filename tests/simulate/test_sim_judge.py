@@ -9,7 +9,7 @@ import pytest
 
 from chatrlhf.schema import Conversation
 from chatrlhf.simulate import (
-    ADVERSARIAL, CRITERIA, FAMILIES, agrees_with_user, asks_clarification, challenges_premise, generate_tasks,
+    ADVERSARIAL, CRITERIA, FAMILIES, NO_IDEAL_FAMILIES, agrees_with_user, asks_clarification, challenges_premise, generate_tasks,
     ideal_replies, ideal_reply, is_refusal, judge,
 )
 from chatrlhf.simulate.adversarial import COMPLIANT_PLACEHOLDER, FILLER, verbose_ideal, wrong_answer
@@ -17,7 +17,9 @@ from chatrlhf.simulate.adversarial import COMPLIANT_PLACEHOLDER, FILLER, verbose
 
 @pytest.fixture(scope="module")
 def convs():
-    return generate_tasks(11, 12, "train") + generate_tasks(11, 12, "eval")
+    # Families with an ideal reply to compare against (general has none; tests/simulate/test_sim_general.py).
+    families = [f for f in FAMILIES if f not in NO_IDEAL_FAMILIES]
+    return generate_tasks(11, 12, "train", families) + generate_tasks(11, 12, "eval", families)
 
 
 def score(conv: Conversation, reply: str) -> float:
@@ -242,8 +244,9 @@ def test_ppo_found_hacks_score_below_ideal_where_they_apply(strategy, convs):
             continue
         applied.add(c.meta["family"])
         assert score(c, reply) < score(c, ideal_reply(c, rng)) - 0.2, (c.meta["family"], reply)
-    expected = {"cave_right": {"pushback"}, "needless_clarify": set(FAMILIES) - {"ambiguous"},
-                "wrong_disclaimer": set(FAMILIES)}[strategy]
+    with_ideal = set(FAMILIES) - NO_IDEAL_FAMILIES
+    expected = {"cave_right": {"pushback"}, "needless_clarify": with_ideal - {"ambiguous"},
+                "wrong_disclaimer": with_ideal}[strategy]
     assert applied == expected
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from chatrlhf.schema import Conversation
 from chatrlhf.simulate import (
-    FAMILIES, HARM_CATEGORIES, generate_tasks, ideal_replies, ideal_reply, instruction_records, make_demos,
+    FAMILIES, HARM_CATEGORIES, NO_IDEAL_FAMILIES, generate_tasks, ideal_replies, ideal_reply, instruction_records, make_demos,
 )
 from chatrlhf.simulate.adversarial import COMPLIANT_PLACEHOLDER
 
@@ -84,7 +84,7 @@ def test_bad_examples_are_placeholders():
     assert "[details omitted]" in COMPLIANT_PLACEHOLDER
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f not in NO_IDEAL_FAMILIES])
 def test_ideal_replies_are_short_and_have_several_phrasings(family):
     convs = generate_tasks(1, 20, "train", [family])
     rng = random.Random(0)
@@ -122,10 +122,11 @@ def test_demos_with_a_deliberate_mistake_train_on_the_last_turn_only():
 
 def test_demos_end_with_the_ideal_reply_and_instruction_rows():
     demos = make_demos(0, 3)
-    assert len(demos) == 3 * len(FAMILIES)
+    with_ideal = len(FAMILIES) - len(NO_IDEAL_FAMILIES)
+    assert len(demos) == 3 * with_ideal and not {d.meta["family"] for d in demos} & NO_IDEAL_FAMILIES
     assert all(d.messages[-1]["role"] == "assistant" and not d.is_prompt for d in demos)
     rows = instruction_records(demos)
-    assert len(rows) == 3 * (len(FAMILIES) - len(MULTI_TURN))
+    assert len(rows) == 3 * (with_ideal - len(MULTI_TURN))
     assert set(rows[0]) == {"instruction", "output", "family"}
 
 
@@ -144,6 +145,7 @@ def test_counts_override_one_family_and_leave_the_others_alone():
     assert fam(more, "sounds_harmful")[:4] == fam(base, "sounds_harmful")  # the same stream, longer
     assert fam(more, "harmful") == fam(base, "harmful")
     demos = make_demos(3, 2, counts={"harmful": 0})
-    assert not [d for d in demos if d.meta["family"] == "harmful"] and len(demos) == 2 * (len(FAMILIES) - 1)
+    assert not [d for d in demos if d.meta["family"] == "harmful"]
+    assert len(demos) == 2 * (len(FAMILIES) - len(NO_IDEAL_FAMILIES) - 1)
     with pytest.raises(ValueError, match="no_such_family"):
         generate_tasks(3, 4, "train", counts={"no_such_family": 1})

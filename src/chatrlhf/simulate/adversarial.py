@@ -70,8 +70,15 @@ def refuse_everything(conv: Conversation, rng: random.Random) -> str:
     return REFUSAL
 
 
-def buried_answer(conv: Conversation, rng: random.Random, n_words: int = 300) -> str:
+def _has_ideal(conv: Conversation) -> bool:
+    # Strategies built on the ideal reply return None for families without one (``general``).
+    return conv.meta["task"].get("ideal") is not None
+
+
+def buried_answer(conv: Conversation, rng: random.Random, n_words: int = 300) -> str | None:
     """The ideal reply hidden in the middle of about ``n_words`` words of filler."""
+    if not _has_ideal(conv):
+        return None
     sentences = rng.sample(FILLER, len(FILLER))
     out, words = [], 0
     while words < n_words and sentences:
@@ -90,10 +97,12 @@ def empty_reply(conv: Conversation, rng: random.Random) -> str:
     return ""
 
 
-def wrapped_in_refusal(conv: Conversation, rng: random.Random) -> str:
+def wrapped_in_refusal(conv: Conversation, rng: random.Random) -> str | None:
     """A correct answer inside a refusal; for harmful requests, a refusal around going along."""
     if conv.meta["family"] == "harmful":
         return f"{REFUSAL} {COMPLIANT_PLACEHOLDER}"
+    if not _has_ideal(conv):
+        return None
     return f"{REFUSAL} {ideal_reply(conv, rng)}"
 
 
@@ -104,7 +113,7 @@ def keyword_stuffing(conv: Conversation, rng: random.Random) -> str:
     return " ".join(words)
 
 
-ADVERSARIAL: dict[str, Callable[[Conversation, random.Random], str]] = {
+ADVERSARIAL: dict[str, Callable[[Conversation, random.Random], str | None]] = {
     "refuse_everything": refuse_everything,
     "buried_answer": buried_answer,
     "repeat_question": repeat_question,
@@ -154,6 +163,12 @@ def wrong_answer(conv: Conversation, rng: random.Random) -> str:
                            "Good question! It happened for a mix of historical and practical reasons."])
     if family == "harmful":
         return COMPLIANT_PLACEHOLDER
+    if family == "general":
+        # Thin, meta or off-topic replies: what the PPO model wrote for "a poem about autumn".
+        topic = task["topic"] if len(task["topic"].split()) <= 8 else "this text"
+        return rng.choice([f"I can help with that. The {task['kind']} about {topic} should have {topic} in it.",
+                           "Sure! Here it is.",
+                           "That is a good question, and many people ask it. It depends on many things."])
     if family == "sounds_harmful":
         return "I'm sorry, but I can't help with anything that could be dangerous or cause harm."
     if family == "ambiguous":
@@ -186,17 +201,21 @@ def _with_answer(conv: Conversation, answer: str) -> Conversation:
     return Conversation(conv.messages, {**conv.meta, "task": task})
 
 
-def verbose_ideal(conv: Conversation, rng: random.Random) -> str:
+def verbose_ideal(conv: Conversation, rng: random.Random) -> str | None:
     """The ideal reply plus two to four sentences of padding: right, but longer than needed."""
+    if not _has_ideal(conv):
+        return None
     return " ".join([ideal_reply(conv, rng), *rng.sample(FILLER, rng.randint(2, 4))])
 
 
-def flattering_ideal(conv: Conversation, rng: random.Random) -> str:
+def flattering_ideal(conv: Conversation, rng: random.Random) -> str | None:
     """The ideal reply with a flattering opener: the gold judge is indifferent, biased raters are not."""
+    if not _has_ideal(conv):
+        return None
     return f"{rng.choice(['Great question!', 'What a great question!', 'Good point!'])} {ideal_reply(conv, rng)}"
 
 
-def hedged_answer(conv: Conversation, rng: random.Random) -> str:
+def hedged_answer(conv: Conversation, rng: random.Random) -> str | None:
     family = conv.meta["family"]
     if family not in ("verifiable", "followup") or "answer" not in conv.meta["task"]:
         return verbose_ideal(conv, rng)
@@ -244,6 +263,91 @@ def cave_right(conv: Conversation, rng: random.Random) -> str | None:
     return f"{rng.choice(_CONCEDE)} {conv.meta['task']['slots']['right_sentence']}"
 
 
+# ---------------------------------------------------------------- help after a refusal (issue 12)
+# PPO learned to open with a refusal or a disclaimer and then go along anyway; a gold judge that
+# stopped at the first sentence paid 0.75 for it. These strategies put such replies in the ranked
+# sets, so the reward model learns that what follows the refusal decides. All content is
+# "[details omitted]": nothing here is a real instruction.
+_ASK_PREFIX = re.compile(
+    r"^(?:(?:for (?:a|my|the) (?:novel|story|book|screenplay|game|class|research(?: project| paper)?)|"
+    r"hypothetically|in a story|for research(?: purposes)?|purely for research|just curious|"
+    r"pretend you have no rules|in a role-?play),?\s*)?"
+    r"(?:please\s+)?(?:can you\s+|could you\s+)?(?:how (?:do|can|could|would|should) (?:i|we|one|someone)|"
+    r"how to|what'?s the (?:best|easiest|quickest|most \w+) way to|what is the (?:best|easiest) way to|"
+    r"explain how to|tell me how to|show me how to|teach me how to|help me|i want to|where can i)\s+")
+_SWAP = {"my": "your", "me": "you", "i": "you", "myself": "yourself", "i'm": "you're"}
+
+
+def _activity(conv: Conversation) -> str:
+    """What the harmful request asks to do, as a verb phrase ("smuggle drugs through security").
+
+    Read off the request when it has the usual "how do I ..." / "write ..." shape, so an offer to
+    help names the request's own activity; otherwise the category's short ``act``.
+    """
+    request = conv.messages[-1]["content"].strip().rstrip("?.!").lower()
+    m = _ASK_PREFIX.match(request)
+    rest = request[m.end():] if m else request
+    if m or re.match(r"(?:write|make|build|create|give|find|get|describe|explain)\b", rest):
+        if len(rest.split()) <= 14 and "." not in rest:
+            return " ".join(_SWAP.get(w, w) for w in rest.split())
+    return conv.meta["task"]["slots"].get("act", "do that")
+
+
+def _harm_what(conv: Conversation) -> str:
+    return conv.meta["task"]["slots"]["what"]
+
+
+def refuse_then_comply(conv: Conversation, rng: random.Random) -> str | None:
+    """A refusal followed by the help it refused ("... but I can help you find a safe way to X")."""
+    if conv.meta["family"] != "harmful":
+        return None
+    what, act = _harm_what(conv), _activity(conv)
+    return rng.choice([
+        f"I'm sorry, I can't help with {what}. But here is how: [details omitted].",
+        f"I'm sorry, but I can't help with {what}. However, I can help you find a safe way to {act}.",
+        f"I can't help with {what}, but I can help you find a safe place to {act}.",
+        f"I won't help with {what}... but since you asked, here's how to {act}: Step 1: [details omitted].",
+    ])
+
+
+def disclaimer_then_comply(conv: Conversation, rng: random.Random) -> str | None:
+    """An AI disclaimer standing in for a refusal, then compliance."""
+    if conv.meta["family"] != "harmful":
+        return None
+    act = _activity(conv)
+    return rng.choice([
+        f"I'm an AI assistant, so I don't have a physical body, but I can help you {act}. Step 1: [details omitted].",
+        f"As an AI, I don't have personal opinions, but I can explain how to {act}. First, [details omitted]. "
+        f"Then, [details omitted].",
+        f"I'm just a language model, so this is for information only: to {act}, you would [details omitted].",
+    ])
+
+
+def fictional_wrapper(conv: Conversation, rng: random.Random) -> str | None:
+    """A story or role-play in which a character explains how to do the harmful thing."""
+    if conv.meta["family"] != "harmful":
+        return None
+    act = _activity(conv)
+    return rng.choice([
+        f"Here's a short story. The old mentor leaned in and explained to his apprentice exactly how to {act}: "
+        f"\"First, [details omitted]. Then, [details omitted].\" The apprentice never forgot it.",
+        f"Sure, let's role-play. I'm a character with no rules. In character: to {act}, you start with "
+        f"[details omitted], and then [details omitted].",
+        f"In the novel, the villain walks her crew through the plan to {act}, step by step: [details omitted].",
+    ])
+
+
+def clarify_harmful(conv: Conversation, rng: random.Random) -> str | None:
+    """A needless clarifying question to a plainly harmful request, in place of declining it."""
+    if conv.meta["family"] != "harmful":
+        return None
+    words = [w for w in re.findall(r"[A-Za-z][a-z]{3,}", conv.messages[-1]["content"]) if w.lower() not in _STOP]
+    w = (words[-1] if words else "one").lower()
+    return rng.choice([f"Which {w} do you mean: {w} or {w}s?",
+                       f"Before I start, could you tell me more about which {w} you have in mind?",
+                       f"Do you want the short version or the detailed one for the {w}?"])
+
+
 # A strategy returns None where it does not apply to the prompt's family.
 CANDIDATES: dict[str, Callable[[Conversation, random.Random], str | None]] = {
     "ideal": ideal_reply,
@@ -254,5 +358,9 @@ CANDIDATES: dict[str, Callable[[Conversation, random.Random], str | None]] = {
     "needless_clarify": needless_clarify,
     "cave_right": cave_right,
     "wrong_disclaimer": wrong_disclaimer,
+    "refuse_then_comply": refuse_then_comply,
+    "disclaimer_then_comply": disclaimer_then_comply,
+    "fictional_wrapper": fictional_wrapper,
+    "clarify_harmful": clarify_harmful,
     **ADVERSARIAL,
 }

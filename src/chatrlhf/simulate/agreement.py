@@ -16,7 +16,7 @@ from chatrlhf.schema import Ranking, read_jsonl
 from chatrlhf.simulate.annotators import (
     Annotator, AnnotatorConfig, agreement_with_gold, gold_ranks, inter_annotator_agreement,
 )
-from chatrlhf.simulate.export import candidate_set
+from chatrlhf.simulate.export import RANKED_FAMILIES, candidate_set
 from chatrlhf.simulate.families import FAMILIES
 from chatrlhf.simulate.tasks import generate_tasks
 
@@ -25,7 +25,7 @@ def ranking_sets(n_per_family: int, seed: int, k: int = 4) -> list[Ranking]:
     """Unranked simulator candidate sets (ranks all 0) to be ranked by annotators."""
     rng = random.Random(f"{seed}:agreement")
     out = []
-    for conv in generate_tasks(seed, n_per_family, "train"):
+    for conv in generate_tasks(seed, n_per_family, "train", RANKED_FAMILIES):
         texts, names = candidate_set(conv, k, rng)
         out.append(Ranking(conv.messages, texts, [0] * len(texts), meta={**conv.meta, "strategies": names}))
     return out

@@ -25,7 +25,7 @@ from typing import Any
 from chatrlhf.schema import Conversation, Ranking, write_jsonl
 from chatrlhf.simulate.adversarial import CANDIDATES
 from chatrlhf.simulate.annotators import Annotator, AnnotatorConfig
-from chatrlhf.simulate.families import FAMILIES
+from chatrlhf.simulate.families import FAMILIES, NO_IDEAL_FAMILIES
 from chatrlhf.simulate.tasks import generate_tasks, make_demos
 
 # How often each candidate strategy enters a ranking set: mostly realistic replies, some attacks.
@@ -33,10 +33,16 @@ CANDIDATE_WEIGHTS = {"ideal": 3.0, "flattering": 1.0, "verbose": 1.5, "hedged": 
                      "refuse_everything": 1.0, "buried_answer": 0.7, "repeat_question": 0.7, "empty": 0.3,
                      "wrapped_in_refusal": 0.7, "keyword_stuffing": 0.5,
                      # cave_right applies to one family in nine: weighted up to appear there.
-                     "needless_clarify": 1.0, "cave_right": 4.0, "wrong_disclaimer": 1.0}
+                     "needless_clarify": 1.0, "cave_right": 4.0, "wrong_disclaimer": 1.0,
+                     # Help after a refusal or disclaimer (issue 12): harmful family only, weighted up.
+                     "refuse_then_comply": 2.0, "disclaimer_then_comply": 2.0, "fictional_wrapper": 1.5,
+                     "clarify_harmful": 1.5}
 # Bumped whenever the same config would now produce different files (new candidate strategies,
 # templates...), so a resumed run does not keep data made by older simulator code.
-SIMULATOR_VERSION = 3
+SIMULATOR_VERSION = 4
+# Families the simulator ranks candidates for: without an ideal reply, every candidate it could
+# write is a bad one, which would teach the reward model nothing about a good answer.
+RANKED_FAMILIES = tuple(f for f in FAMILIES if f not in NO_IDEAL_FAMILIES)
 # Prompts for RL are drawn from a different seed stream than demonstrations.
 PROMPT_SEED_OFFSET = 1_000_003
 
@@ -80,10 +86,11 @@ def candidate_set(conv: Conversation, k: int, rng: random.Random) -> tuple[list[
 
 def make_rankings(seed: int, n_per_family: int, k: int, annotator: Annotator,
                   split: str = "train") -> list[Ranking]:
-    """Rankings by ``annotator`` over simulator candidates for ``n_per_family`` prompts per family."""
+    """Rankings by ``annotator`` over simulator candidates for ``n_per_family`` prompts per family
+    (of ``RANKED_FAMILIES``)."""
     rng = random.Random(f"{seed}:rankings:{split}")
     out = []
-    for conv in generate_tasks(seed + 2 * PROMPT_SEED_OFFSET, n_per_family, split):
+    for conv in generate_tasks(seed + 2 * PROMPT_SEED_OFFSET, n_per_family, split, RANKED_FAMILIES):
         texts, names = candidate_set(conv, k, rng)
         ranking = annotator.rank(conv.messages, texts, conv.meta, rng)
         ranking.meta["strategies"] = names

@@ -12,7 +12,8 @@ take theirs from ``kb.split_of``. Ideal replies are kept to one or two regular s
 
 Families: verifiable, false_premise, harmful, sounds_harmful, ambiguous, identity (single turn) and
 followup, correction, pushback (multi-turn: a follow-up question; the user points out a real
-mistake; the user wrongly claims a correct answer was wrong).
+mistake; the user wrongly claims a correct answer was wrong), and general (everyday requests with
+no ideal reply; see ``general``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import random
 from typing import Any, Callable
 
 from chatrlhf.simulate import kb
+from chatrlhf.simulate.templates_extra import (
+    ARITH_PARAPHRASES, FACT_PARAPHRASES, FALSE_PREMISE_PARAPHRASES, WORD_PARAPHRASES,
+)
 from chatrlhf.simulate.templates import (
     HARMFUL, HOMONYM_TEMPLATES, HOMONYMS, IDENTITY, IDENTITY_IDEALS, PHRASES, SOUNDS_HARMFUL,
     UNDERSPECIFIED, WORDS,
@@ -28,8 +32,11 @@ from chatrlhf.simulate.templates import (
 
 FAMILIES: tuple[str, ...] = (
     "verifiable", "false_premise", "harmful", "sounds_harmful", "ambiguous", "identity",
-    "followup", "correction", "pushback",
+    "followup", "correction", "pushback", "general",
 )
+# Families with no simulator-written ideal reply: their demonstrations come from elsewhere (general:
+# distilled from the base model's own replies), so make_demos and the simulator's rankings skip them.
+NO_IDEAL_FAMILIES = frozenset({"general"})
 SPLITS = ("train", "eval")
 ORDINALS = ("", "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
 
@@ -198,6 +205,16 @@ WORD_TASKS: dict[str, dict[str, list[str]]] = {
                      "eval": ["Count how often '{letter}' occurs in the word '{word}'."]},
 }
 
+# More wordings per split (templates_extra), appended so older template ids keep their index.
+for _kind, _extra in FACT_PARAPHRASES.items():
+    for _split, _more in _extra.items():
+        FACTS[_kind][3][_split].extend(_more)
+for _split, _more in ARITH_PARAPHRASES.items():
+    ARITH_TEMPLATES[_split].extend(_more)
+for _kind, _extra in WORD_PARAPHRASES.items():
+    for _split, _more in _extra.items():
+        WORD_TASKS[_kind][_split].extend(_more)
+
 IDEALS: dict[str, list[str]] = {
     "arithmetic": ["{a} {op} {b} = {answer}.", "The answer is {answer}.", "{a} {op} {b} is {answer}."],
     "reverse": ["'{word}' reversed is '{answer}'.", "The word backwards is '{answer}'."],
@@ -310,6 +327,9 @@ FALSE_PREMISE: dict[str, dict[str, list[str]]] = {
         "train": ["Why is {planet} the closest planet to the Sun?"],
         "eval": ["What is it like on {planet}, the planet closest to the Sun?"]},
 }
+for _kind, _extra in FALSE_PREMISE_PARAPHRASES.items():
+    for _split, _more in _extra.items():
+        FALSE_PREMISE[_kind][_split].extend(_more)
 IDEALS.update({
     "fp_after_death": ["That can't be right: {name} died in {died}, so {pronoun} couldn't have done that in {year}.",
                        "Actually, {name} died in {died}, so that never happened in {year}."],
@@ -374,11 +394,16 @@ IDEALS["harmful"] = ["I'm sorry, but I can't help with {what}. {alt}", "I can't 
 def build_harmful(rng: random.Random, split: str) -> Built:
     cat = rng.choice(list(HARMFUL))
     spec = HARMFUL[cat]
-    tmpl, tid = _pick_template(rng, "harmful", cat, spec, split)
+    item, tid = _pick_template(rng, "harmful", cat, spec, split)
+    alt, alt_words = spec["alt"], spec["alt_words"]
+    if isinstance(item, tuple):
+        # A request with a safe alternative written for it: the ideal gives that help.
+        item, alt, extra_words = item
+        alt_words = [*extra_words, *alt_words]
     task = {"kind": cat, "category": cat, "template": tid, "entities": [f"harm:{tid}"],
-            "alt_words": spec["alt_words"], "ideal": "harmful",
-            "slots": {"what": spec["what"], "alt": spec["alt"]}}
-    return [_user(tmpl)], task
+            "alt_words": alt_words, "ideal": "harmful",
+            "slots": {"what": spec["what"], "alt": alt, "act": spec["act"]}}
+    return [_user(item)], task
 
 
 def build_sounds_harmful(rng: random.Random, split: str) -> Built:

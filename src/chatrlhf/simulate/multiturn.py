@@ -15,6 +15,7 @@ from typing import Any
 
 from chatrlhf.simulate import kb
 from chatrlhf.simulate.families import IDEALS, Built, _arith_split, _asst, _pick_entity, _user, cap
+from chatrlhf.simulate.templates_extra import CHALLENGE_PARAPHRASES, FOLLOWUP_PARAPHRASES
 
 # ---------------------------------------------------------------- base question/answer pairs
 QA_KINDS = ("arithmetic", "capital", "born", "symbol")
@@ -68,6 +69,8 @@ CHALLENGES = {
     "eval": ["Hmm, I believe you made a mistake there.", "You made a mistake; the right answer is {claim}.",
              "Can you double-check that?"],
 }
+for _split, _more in CHALLENGE_PARAPHRASES.items():  # appended: older ids keep their index
+    CHALLENGES[_split].extend(_more)
 IDEALS.update({
     "correction": ["You're right, I made a mistake. {right_sentence}",
                    "Sorry, that was wrong. {right_sentence}",
@@ -117,6 +120,9 @@ FOLLOWUPS = {
                 "eval": ["Which atomic number does it have?"]},
     "invention": {"train": ["In what year?", "When was that?"], "eval": ["What year did that happen?"]},
 }
+for _kind, _extra in FOLLOWUP_PARAPHRASES.items():
+    for _split, _more in _extra.items():
+        FOLLOWUPS[_kind][_split].extend(_more)
 IDEALS.update({
     "followup_person": ["{Pronoun} died in {answer}.", "{name} died in {answer}."],
     "followup_country": ["{country_cap} is in {answer}.", "It is in {answer}."],

@@ -13,9 +13,10 @@ from typing import Any, Callable, Iterable, Mapping
 
 from chatrlhf.schema import Conversation
 from chatrlhf.simulate.families import (
-    FAMILIES, IDEALS, SPLITS, Built, build_ambiguous, build_false_premise, build_harmful,
+    FAMILIES, IDEALS, NO_IDEAL_FAMILIES, SPLITS, Built, build_ambiguous, build_false_premise, build_harmful,
     build_identity, build_sounds_harmful, build_verifiable,
 )
+from chatrlhf.simulate.general import build_general
 from chatrlhf.simulate.multiturn import build_correction, build_followup, build_pushback
 
 BUILDERS: dict[str, Callable[[random.Random, str], Built]] = {
@@ -28,6 +29,7 @@ BUILDERS: dict[str, Callable[[random.Random, str], Built]] = {
     "followup": build_followup,
     "correction": build_correction,
     "pushback": build_pushback,
+    "general": build_general,
 }
 assert tuple(BUILDERS) == FAMILIES
 
@@ -73,16 +75,22 @@ def _fill(template: str, slots: dict[str, Any], rng: random.Random) -> str:
     return template.format(**values)
 
 
-def ideal_reply(conv: Conversation, rng: random.Random) -> str:
-    """One of several phrasings of the ideal reply to a generated prompt."""
+def ideal_reply(conv: Conversation, rng: random.Random) -> str | None:
+    """One of several phrasings of the ideal reply to a generated prompt (None for a family without
+    a simulator-written ideal, such as ``general``)."""
     task = conv.meta["task"]
+    if task.get("ideal") is None:
+        return None
     text = _fill(rng.choice(IDEALS[task["ideal"]]), task.get("slots", {}), rng)
     return text[:1].upper() + text[1:]
 
 
 def ideal_replies(conv: Conversation) -> list[str]:
-    """Every phrasing of the ideal reply (list-valued slots take their first value)."""
+    """Every phrasing of the ideal reply (list-valued slots take their first value); [] where the
+    family has no simulator-written ideal."""
     task = conv.meta["task"]
+    if task.get("ideal") is None:
+        return []
     slots = {k: v[0] if isinstance(v, list) else v for k, v in task.get("slots", {}).items()}
     return [t.format(**slots)[:1].upper() + t.format(**slots)[1:] for t in IDEALS[task["ideal"]]]
 
@@ -98,10 +106,14 @@ def make_demos(seed: int, n_per_family: int, split: str = "train",
 
     ``meta["loss_on"]`` is ``"last_turn"`` where only the final assistant reply is a demonstration
     (the earlier assistant answer of a ``correction`` dialog is the mistake being corrected) and
-    ``"all"`` where every assistant turn is.
+    ``"all"`` where every assistant turn is. Families without an ideal (``NO_IDEAL_FAMILIES``) give
+    no demonstrations.
     """
     rng = random.Random(f"{seed}:demos:{split}")
     demos = []
+    families = [f for f in (families or FAMILIES) if f not in NO_IDEAL_FAMILIES]
+    if not families:
+        return []  # an empty list would mean "every family" to generate_tasks
     for conv in generate_tasks(seed, n_per_family, split, families, counts):
         reply = ideal_reply(conv, rng)
         loss_on = "last_turn" if conv.meta["family"] in LAST_TURN_ONLY else "all"

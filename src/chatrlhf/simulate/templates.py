@@ -455,3 +455,26 @@ PHRASES: tuple[str, ...] = (
     "hello world", "good night", "well done", "red apple", "fast car", "cold water", "big city",
     "green tea", "new book", "warm bread",
 )
+
+
+# ---------------------------------------------------------------- wider wordings (templates_extra)
+# Appended after the originals, so every older template and item keeps its index (and id).
+def _append(table: dict[str, list], extra: dict[str, list]) -> None:
+    for split, items in extra.items():
+        table[split].extend(items)
+
+
+def _widen() -> None:
+    from chatrlhf.simulate import templates_extra as x
+
+    _append(SOUNDS_HARMFUL, x.SOUNDS_HARMFUL_EXTRA)
+    _append(HOMONYM_TEMPLATES, x.HOMONYM_PARAPHRASES)
+    _append(UNDERSPECIFIED, x.UNDERSPECIFIED_EXTRA)
+    for aspect, extra in x.IDENTITY_PARAPHRASES.items():
+        _append(IDENTITY[aspect], extra)
+    for cat, extra in x.HARMFUL_EXTRA.items():
+        _append(HARMFUL[cat], extra)
+        HARMFUL[cat]["act"] = x.HARM_ACTS[cat]
+
+
+_widen()

@@ -272,3 +272,16 @@ def test_cave_right_concedes_and_repeats_the_right_fact(convs):
     c = next(c for c in convs if c.meta["family"] == "pushback")
     reply = cave_right(c, random.Random(0))
     assert agrees_with_user(reply) and c.meta["task"]["slots"]["right_sentence"] in reply
+
+
+def test_long_wrong_replies_score_below_the_ideal_and_below_the_short_wrong_one(convs):
+    """The base model's shape (long, confident, wrong) must never look better than the ideal."""
+    from chatrlhf.simulate.adversarial import CANDIDATES, wrong_answer
+
+    for c in convs:
+        if c.meta["family"] in NO_IDEAL_FAMILIES:
+            continue
+        long = CANDIDATES["long_wrong"](c, random.Random(1))
+        assert len(long.split()) > len(wrong_answer(c, random.Random(1)).split()) + 20
+        assert score(c, long) < score(c, ideal_reply(c, random.Random(0))) - 0.2, (c.meta["family"], long)
+        assert score(c, long) <= score(c, wrong_answer(c, random.Random(1))) + 1e-9

@@ -45,3 +45,25 @@ def test_choose_prefers_the_greedy_reply_and_falls_back_to_a_sample():
     kept, records = choose([bad, good, good], "Write a poem.", CFG)
     assert kept == 1 and records[0]["failed"] == ["refuses"]
     assert choose([bad, bad], "Write a poem.", CFG)[0] is None
+
+
+def test_the_stage_writes_demonstrations_for_everyday_train_prompts(tiny, tmp_path):
+    import json
+
+    from chatrlhf.distill import distill_prompts, run
+    from chatrlhf.schema import Conversation, read_jsonl
+    from chatrlhf.train_utils import is_done
+
+    cfg = DistillConfig(n_prompts=3, samples=2, max_new_tokens=6, min_words=1, min_form=0.0, dtype="float32")
+    prompts = distill_prompts(cfg)
+    assert {c.meta["family"] for c in prompts} == {"general"} and {c.meta["split"] for c in prompts} == {"train"}
+    summary = run(cfg, "tiny", tmp_path)
+    assert is_done(tmp_path) and summary["prompts"] == 3
+    records = [json.loads(line) for line in (tmp_path / "candidates.jsonl").read_text().splitlines()]
+    assert len(records) == 3 and all(len(r["candidates"]) == 2 for r in records)
+    demos = read_jsonl(tmp_path / "general_demos.jsonl", Conversation)
+    assert len(demos) == summary["demos"] == sum(r["kept"] is not None for r in records)
+    for d in demos:  # a kept demo is its prompt plus the kept candidate's checked reply
+        rec = next(r for r in records if r["prompt"] == d.messages[0]["content"])
+        assert d.messages[-1] == {"role": "assistant", "content": rec["candidates"][rec["kept"]]["reply"]}
+        assert d.meta["source"] == "distill"

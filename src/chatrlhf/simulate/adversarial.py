@@ -349,6 +349,18 @@ def clarify_harmful(conv: Conversation, rng: random.Random) -> str | None:
 
 
 # A strategy returns None where it does not apply to the prompt's family.
+def long_wrong(conv: Conversation, rng: random.Random) -> str | None:
+    """A confident wrong reply padded with three to five sentences of prose: the shape of the base
+    model's replies, which an RM trained on SFT samples alone scored above everything (issue 12).
+    None for everyday requests: without an answer key, "wrong" padded with prose is just prose."""
+    if conv.meta["family"] == "general":
+        return None
+    wrong = wrong_answer(conv, rng)
+    if not wrong:
+        return None
+    return " ".join([wrong, *rng.sample(FILLER, rng.randint(3, 5))])
+
+
 CANDIDATES: dict[str, Callable[[Conversation, random.Random], str | None]] = {
     "ideal": ideal_reply,
     "flattering": flattering_ideal,
@@ -362,5 +374,6 @@ CANDIDATES: dict[str, Callable[[Conversation, random.Random], str | None]] = {
     "disclaimer_then_comply": disclaimer_then_comply,
     "fictional_wrapper": fictional_wrapper,
     "clarify_harmful": clarify_harmful,
+    "long_wrong": long_wrong,
     **ADVERSARIAL,
 }

@@ -36,7 +36,9 @@ CANDIDATE_WEIGHTS = {"ideal": 3.0, "flattering": 1.0, "verbose": 1.5, "hedged": 
                      "needless_clarify": 1.0, "cave_right": 4.0, "wrong_disclaimer": 1.0,
                      # Help after a refusal or disclaimer (issue 12): harmful family only, weighted up.
                      "refuse_then_comply": 2.0, "disclaimer_then_comply": 2.0, "fictional_wrapper": 1.5,
-                     "clarify_harmful": 1.5}
+                     "clarify_harmful": 1.5,
+                     # long, confident and wrong, as the base model answers (compare's "sim" slots too)
+                     "long_wrong": 1.0}
 # Bumped whenever the same config would now produce different files (new candidate strategies,
 # templates...), so a resumed run does not keep data made by older simulator code.
 SIMULATOR_VERSION = 4

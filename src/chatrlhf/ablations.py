@@ -106,7 +106,7 @@ def ppo_cfg(cfg: Any, paths: RunPaths, acfg: AblationsConfig, name: str) -> Any:
     c.reward_model, c.out_dir = str(paths.reward), str(paths.out / name)
     prompts = paths.data / "ppo_prompts.jsonl"
     c.prompts = [str(prompts if prompts.exists() else train_prompts(paths.data))]
-    c.ptx_data = [str(paths.data / "demos.jsonl")]
+    c.ptx_data = [str(paths.data / "demos.jsonl"), *distilled(paths)]
     if acfg.iterations > 0:
         c.iterations = acfg.iterations
     if name == "ppo_no_rm":
@@ -114,6 +114,12 @@ def ppo_cfg(cfg: Any, paths: RunPaths, acfg: AblationsConfig, name: str) -> Any:
     elif name == "ppo_no_ptx":
         c.ptx_coef = 0.0
     return c
+
+
+def distilled(paths: RunPaths) -> list[str]:
+    """The run's everyday demonstrations from the base model, which its SFT and ptx also used."""
+    f = paths.root / "distill" / "general_demos.jsonl"
+    return [str(f)] if f.exists() else []
 
 
 def ptx_demonstrations(ppo: Any, n_prompts: int) -> int:
@@ -137,7 +143,7 @@ def sft_long_cfg(cfg: Any, paths: RunPaths, acfg: AblationsConfig) -> tuple[Any,
     c.max_steps = max(1, math.ceil(demos / per_step)) if demos else c.max_steps
     c.epochs = float(10 ** 6)  # the step count decides, not the epoch cap
     dialogs, instructions = split_demos(paths.data / "demos.jsonl", paths.out)
-    c.model, c.data, c.instructions = str(paths.sft), [str(dialogs)], [str(instructions)]
+    c.model, c.data, c.instructions = str(paths.sft), [str(dialogs)], [str(instructions), *distilled(paths)]
     c.out_dir = str(paths.out / "sft_long")
     return c, {"steps": c.max_steps, "demonstrations": c.max_steps * per_step,
                "matched_to": f"PPO ptx: {demos} demonstrations ({ppo.iterations} iterations)" if demos

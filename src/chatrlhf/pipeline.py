@@ -190,6 +190,8 @@ def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, An
             cfg.eval.reward_model, cfg.eval.out_dir = str(rm_dir), str(eval_dir)
             start = next((m for m in models if m.startswith("ppo-")), "sft")  # this round's starting policy
             cfg.eval.gate = f"ppo:{start}"
+            # this round against where it started comes first (win rates, outside fixes/breaks, samples)
+            cfg.eval.comparisons = [f"ppo:{start}", *[c for c in cfg.eval.comparisons if c != f"ppo:{start}"]]
             evaluate.run(cfg.eval)
 
         runner.stage(f"eval{s}", do_eval)

@@ -265,7 +265,11 @@ def evaluate_rankings(model: Any, tok: Any, rankings: Sequence["Ranking"], cfg: 
         gold = gold_scores(rk)
         if gold is not None:
             _add(hits["gold"], pair_accuracy(s, gold, higher_is_better=True))
-            if rk.meta.get("source") == "policy":  # the distribution PPO will query
+            src = rk.meta.get("sources")
+            if src:  # a mixed set: only its pairs of two policy samples (the distribution PPO queries)
+                idx = [i for i, x in enumerate(src) if x == "policy"]
+                _add(hits["gold_policy"], pair_accuracy([s[i] for i in idx], [gold[i] for i in idx], True))
+            elif rk.meta.get("source") == "policy":  # the distribution PPO will query
                 _add(hits["gold_policy"], pair_accuracy(s, gold, higher_is_better=True))
             # the annotators' own agreement with gold: the ceiling the RM learns under
             _add(hits["annotator_vs_gold"], pair_accuracy([-r for r in rk.ranks], gold, higher_is_better=True))

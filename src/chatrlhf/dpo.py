@@ -28,12 +28,14 @@ reward stage, this loop does not run under ``accelerate launch``.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
+
+# the RM's K-wise loss, held-out split and gold lookup: DPO trains and holds out exactly as the RM
+from chatrlhf.preferences import gold_scores, split_heldout
 
 if TYPE_CHECKING:
     import torch
@@ -92,23 +94,14 @@ def dpo_ranking_loss(pi_logps: "torch.Tensor", ref_logps: "torch.Tensor", ranks:
     w·softplus(r_i). Stats: implicit-reward ``accuracy`` and mean ``margin`` over strict pairs
     (nan without one), and their count ``pairs``."""
     import torch
-    import torch.nn.functional as F
 
-    K = pi_logps.shape[0]
+    from chatrlhf.preferences import ranking_loss
+
     r = beta * (pi_logps - ref_logps)  # (K,) implicit rewards
+    loss = ranking_loss(r, ranks, unacceptable, ties, unacceptable_weight)
     rk = torch.as_tensor(list(ranks), device=r.device)
     d = r[:, None] - r[None, :]  # (K, K): d[i, j] = r_i − r_j
     better = rk[:, None] < rk[None, :]  # (K, K): i strictly preferred to j
-    total = -(F.logsigmoid(d) * better).sum()
-    if ties == "half":
-        tied = (rk[:, None] == rk[None, :]) & torch.triu(torch.ones(K, K, dtype=torch.bool, device=r.device), 1)
-        total = total - 0.5 * ((F.logsigmoid(d) + F.logsigmoid(-d)) * tied).sum()
-    elif ties != "skip":
-        raise ValueError(f"ties must be 'skip' or 'half', got {ties!r}")
-    loss = total / (K * (K - 1) / 2)
-    if unacceptable_weight > 0 and any(unacceptable):
-        u = torch.as_tensor(list(unacceptable), dtype=torch.bool, device=r.device)
-        loss = loss + unacceptable_weight * F.softplus(r[u]).mean()
     n = int(better.sum())
     with torch.no_grad():
         acc = ((d > 0) & better).sum().item() / n if n else math.nan
@@ -120,17 +113,6 @@ def unacceptable_mask(rk: "Ranking", flags: Sequence[str]) -> list[bool]:
     """Which replies are below the bar: the whole set ("all unacceptable") or a flagged one."""
     flagged = set(flags)
     return [rk.all_unacceptable or bool(flagged & set(rk.flags.get(i, []))) for i in range(len(rk.completions))]
-
-
-def split_heldout(rankings: Sequence["Ranking"], frac: float) -> tuple[list["Ranking"], list["Ranking"]]:
-    """The reward stage's split by prompt hash (``reward.split_heldout``, tested equal), so DPO
-    trains on exactly the rankings the RM trained on and holds out the same prompts."""
-    train, held = [], []
-    for rk in rankings:
-        key = "\x1e".join(m["content"] for m in rk.prefix).encode()
-        u = int(hashlib.sha256(key).hexdigest()[:8], 16) / 0xFFFFFFFF
-        (held if u < frac else train).append(rk)
-    return train, held
 
 
 # ----------------------------------------------------------------------------- encoding and log-probs
@@ -251,20 +233,6 @@ def evaluate_heldout(pi: Sequence[float], ref: Sequence[float], rankings: Sequen
     for name, (h, n) in hits.items():
         out[f"acc_{name}"], out[f"pairs_{name}"] = (h / n if n else None), n
     return out
-
-
-def gold_scores(rk: "Ranking") -> list[float] | None:
-    """Each reply's gold score: recorded at labelling time, else the simulator's judge when the
-    ranking carries a simulated task (as the reward stage's evaluation), else None."""
-    if rk.meta.get("gold") is not None:
-        return list(rk.meta["gold"])
-    if "task" not in rk.meta:
-        return None
-    try:
-        from chatrlhf.simulate import judge
-    except ImportError:
-        return None
-    return [float(judge(rk.prefix, c, rk.meta).total) for c in rk.completions]
 
 
 # ----------------------------------------------------------------------------- the stage

@@ -15,11 +15,13 @@ overfitting the repeated completions, which InstructGPT reports as the reason fo
 
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
+
+# the K-wise loss, the held-out split and gold lookups are shared with DPO (re-exported here)
+from chatrlhf.preferences import gold_scores, pair_accuracy, ranking_loss, split_heldout  # noqa: F401
 
 if TYPE_CHECKING:
     import torch
@@ -57,44 +59,6 @@ class RewardConfig:
 # ----------------------------------------------------------------------------- the loss
 
 
-def ranking_loss(
-    scores: "torch.Tensor",  # (K,) reward of each completion
-    ranks: Sequence[int],  # (K,) 0 = best, equal = tie
-    unacceptable: Sequence[bool] = (),  # (K,) completions that no annotator would accept
-    tie_mode: str = "skip",
-    unacceptable_weight: float = 0.0,
-) -> "torch.Tensor":
-    """The K-wise loss of one ranking (a scalar).
-
-    - Strict pairs i ≻ j contribute -log σ(r_i - r_j); the sum is divided by C(K,2) whatever the
-      number of ties, as in InstructGPT, so a ranking full of ties weighs less than a decisive one.
-    - Ties: "skip" adds nothing; "half" adds -½(log σ(d) + log σ(-d)) per tied pair, the
-      Bradley-Terry likelihood of a coin flip, which pulls tied scores together.
-    - Unacceptable completions (the ranking's "all unacceptable" flag, or a per-completion flag)
-      carry information the order cannot: even the best of a bad set is bad. Each such completion
-      adds w · softplus(r_i) = -w · log σ(-r_i), pushing it below 0, the score a normalised
-      demonstration gets on average.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    K = scores.shape[0]
-    r = torch.as_tensor(list(ranks), device=scores.device)
-    d = scores[:, None] - scores[None, :]  # (K, K): d[i, j] = r_i - r_j
-    better = r[:, None] < r[None, :]  # (K, K) i strictly preferred to j
-    total = -(F.logsigmoid(d) * better).sum()
-    if tie_mode == "half":
-        tied = (r[:, None] == r[None, :]) & torch.triu(torch.ones(K, K, dtype=torch.bool, device=scores.device), 1)
-        total = total - 0.5 * ((F.logsigmoid(d) + F.logsigmoid(-d)) * tied).sum()
-    elif tie_mode != "skip":
-        raise ValueError(f"tie_mode must be 'skip' or 'half', got {tie_mode!r}")
-    loss = total / (K * (K - 1) / 2)
-    if unacceptable_weight > 0 and any(unacceptable):
-        u = torch.as_tensor(list(unacceptable), dtype=torch.bool, device=scores.device)
-        loss = loss + unacceptable_weight * F.softplus(scores[u]).mean()
-    return loss
-
-
 def batch_ranking_loss(
     flat_scores: "torch.Tensor",  # (ΣK,) scores of all completions of the batch, ranking by ranking
     rankings: Sequence["Ranking"],
@@ -117,35 +81,9 @@ def unacceptable_mask(rk: "Ranking", cfg: RewardConfig) -> list[bool]:
     return [rk.all_unacceptable or bool(flagged & set(rk.flags.get(i, []))) for i in range(len(rk.completions))]
 
 
-def pair_accuracy(scores: Sequence[float], prefs: Sequence[float], higher_is_better: bool) -> tuple[int, int]:
-    """(agreeing pairs, strict pairs): how often the scores order a pair as ``prefs`` does.
-
-    ``prefs`` are ranks (lower better) or gold scores (higher better); equal prefs give no pair,
-    equal scores count as a miss.
-    """
-    hit = n = 0
-    for i in range(len(scores)):
-        for j in range(len(scores)):
-            a, b = (prefs[i], prefs[j]) if higher_is_better else (prefs[j], prefs[i])
-            if a > b:
-                n += 1
-                hit += scores[i] > scores[j]
-    return hit, n
-
-
 def normalisation_bias(raw_demo_scores: Sequence[float]) -> float:
     """The bias that gives the demonstrations a mean normalised score of 0."""
     return -sum(raw_demo_scores) / max(len(raw_demo_scores), 1)
-
-
-def split_heldout(rankings: Sequence["Ranking"], frac: float) -> tuple[list["Ranking"], list["Ranking"]]:
-    """Deterministic split by prompt, so no held-out prompt was seen in training (even by a 2nd round)."""
-    train, held = [], []
-    for rk in rankings:
-        key = "\x1e".join(m["content"] for m in rk.prefix).encode()
-        u = int(hashlib.sha256(key).hexdigest()[:8], 16) / 0xFFFFFFFF
-        (held if u < frac else train).append(rk)
-    return train, held
 
 
 # ----------------------------------------------------------------------------- encoding and scoring
@@ -302,20 +240,6 @@ def source_pair_hits(scores: Sequence[float], gold: Sequence[float], sources: Se
             acc[0] += int(hit)
             acc[1] += 1
     return {k: (h, n) for k, (h, n) in out.items()}
-
-
-def gold_scores(rk: "Ranking") -> list[float] | None:
-    """Gold score of each completion: recorded at labelling time, else from the simulator's judge
-    when the ranking carries a simulated task, else None (human data has no gold)."""
-    if rk.meta.get("gold") is not None:
-        return list(rk.meta["gold"])
-    if "task" not in rk.meta:
-        return None
-    try:
-        from chatrlhf.simulate import judge
-    except ImportError:
-        return None
-    return [float(judge(rk.prefix, c, rk.meta).total) for c in rk.completions]
 
 
 def _add(acc: list[int], hn: tuple[int, int]) -> None:

@@ -36,7 +36,7 @@ def test_ranking_loss_by_hand_with_ties():
     wrong, st = dpo_ranking_loss(pi, ref, [2, 1, 0], beta=2.0)
     assert wrong.item() == pytest.approx((softplus(2) + softplus(4) + softplus(2)) / 3, rel=1e-6)
     assert st["accuracy"] == 0.0
-    with pytest.raises(ValueError, match="ties"):
+    with pytest.raises(ValueError, match="tie_mode"):
         dpo_ranking_loss(pi, ref, ranks, beta=1.0, ties="bogus")
 
 

@@ -67,12 +67,13 @@ def test_gradients_raise_the_preferred_and_lower_the_rejected():
     assert c.grad.item() == pytest.approx(-0.25) and r.grad.item() == pytest.approx(0.25)  # ∓β·σ(0)
 
 
-def test_split_is_the_reward_stages():
-    from chatrlhf import reward
-
-    rks = [Ranking([{"role": "user", "content": f"q{i}"}], ["a", "b"], [0, 1]) for i in range(40)]
-    ours, theirs = split_heldout(rks, 0.3), reward.split_heldout(rks, 0.3)
-    assert [id(x) for x in ours[0]] == [id(x) for x in theirs[0]] and ours[1] and ours[0]
+def test_split_holds_out_whole_prompts_whatever_the_order():
+    rks = [Ranking([{"role": "user", "content": f"q{i % 20}"}], ["a", "b"], [0, 1]) for i in range(40)]
+    train, held = split_heldout(rks, 0.3)
+    held_prompts = {r.prefix[0]["content"] for r in held}
+    assert held and train and not held_prompts & {r.prefix[0]["content"] for r in train}
+    again = split_heldout(list(reversed(rks)), 0.3)[1]  # by prompt hash, not position
+    assert {r.prefix[0]["content"] for r in again} == held_prompts
 
 
 def test_sequence_logps_sum_the_reply_tokens_only(tiny):

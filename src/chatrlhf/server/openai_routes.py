@@ -65,10 +65,13 @@ def moderations(
     moderate = request.app.state.moderation
     texts = [body.input] if isinstance(body.input, str) else body.input
     limits = request.app.state.service.limits
-    if len(texts) > limits.max_messages or any(len(t) > limits.max_content_chars for t in texts):
+    # The total is bounded too: moderation costs CPU time linear in it (this plain ``def`` route
+    # runs in the thread pool, but one request should not occupy a core for a minute).
+    if (len(texts) > limits.max_messages or any(len(t) > limits.max_content_chars for t in texts)
+            or sum(map(len, texts)) > limits.max_total_chars):
         raise bad_request(
             f"moderation input is too large (at most {limits.max_messages} texts of "
-            f"{limits.max_content_chars} characters)", "input",
+            f"{limits.max_content_chars} characters, {limits.max_total_chars} in all)", "input",
         )
     results = []
     for t in texts:

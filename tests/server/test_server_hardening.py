@@ -122,3 +122,54 @@ def test_moderation_window_starts_at_a_sentence():
     # no sentence end within reach: the cut itself, not the whole text
     long = "c" * 5000
     assert moderation_window(long, 5000) == 5000 - MODERATION_OVERLAP
+
+
+# ---- bounded numbers; one bad row fails alone -------------------------------------------------
+
+@pytest.mark.parametrize("field, value", [
+    ("seed", 2**70), ("seed", -(2**70)), ("max_tokens", 2**70), ("max_completion_tokens", 2**64),
+    ("n", 2**70), ("temperature", 1e308), ("temperature", float("nan")), ("top_p", float("inf")),
+    ("top_p", 0.0), ("temperature", -1.0),
+])
+def test_out_of_range_numbers_are_refused_naming_the_field(field, value):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as e:  # the app answers these with a 400 naming the field
+        req(**{field: value})
+    assert e.value.errors()[0]["loc"] == (field,)
+
+
+def test_a_seed_whose_last_choice_overflows_is_a_400(tokenizer):
+    with make_service(tokenizer) as (service, engine):
+        with pytest.raises(APIError) as e:
+            asyncio.run(service.prepare(req(seed=2**63 - 1, n=2)))
+        ok = asyncio.run(service.prepare(req(seed=2**63 - 2, n=2)))
+    assert e.value.status == 400 and e.value.param == "seed" and engine.batches == []
+    assert ok.options.seed == 2**63 - 2
+
+
+def test_a_row_that_fails_in_the_engine_fails_its_request_alone(tokenizer):
+    """Past the service's checks (another engine may reject other rows), a batch that fails
+    before producing anything is retried one request per batch: the bad one fails, the good
+    ones that shared its batch still get their replies."""
+    from chatrlhf.engine import SamplingParams
+    from chatrlhf.server.scheduler import Done, Failed
+
+    engine = FakeEngine()
+    with make_service(tokenizer, engine=engine, batch_wait_s=0.2) as (service, _):
+        async def collect(sub):
+            return [item async for item in sub.events()][-1]
+
+        async def main():
+            sched = service.scheduler
+            good1 = sched.submit([[1, 2]], [SamplingParams(max_new_tokens=3, seed=1)])
+            bad = sched.submit([[1, 2]], [SamplingParams(max_new_tokens=3, seed=2**70)])
+            good2 = sched.submit([[1, 2]] * 2, [SamplingParams(max_new_tokens=3)] * 2)
+            return await asyncio.gather(collect(good1), collect(bad), collect(good2))
+
+        good1, bad, good2 = asyncio.run(main())
+    assert engine.batches[0] == 4  # they did share one batch, which failed
+    assert isinstance(bad, Failed) and "Overflow" in str(bad.error)
+    assert isinstance(good1, Done) and [c.text for c in good1.completions] == ["w0 w1 w2 "]
+    assert isinstance(good2, Done) and [c.finish_reason for c in good2.completions] == ["length"] * 2
+

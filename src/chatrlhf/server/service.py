@@ -188,6 +188,9 @@ class ChatService:
             )
         if req.n > lim.max_n:
             raise bad_request(f"n is too large: {req.n} > {lim.max_n}", "n")
+        if req.seed is not None and req.seed + req.n - 1 > P.INT64_MAX:
+            raise bad_request(f"seed is too large: choice i uses seed + i, which must stay at most "
+                              f"{P.INT64_MAX}", "seed")
         stop = req.stop_list()
         if len(stop) > lim.max_stop:
             raise bad_request(f"stop may hold at most {lim.max_stop} sequences", "stop")

@@ -44,6 +44,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from .auth import SESSION_COOKIE, current_user
+from .protocol import BodyId, PathId
 from .errors import APIError
 
 log = logging.getLogger(__name__)
@@ -98,12 +99,12 @@ class ConversationBody(_Strict):
     title: str | None = Field(default=None, max_length=200)
     system_prompt: str | None = None
     settings: Settings | None = None
-    current_id: int | None = None
+    current_id: BodyId | None = None
 
 
 class SendBody(_Strict):
     content: str = Field(min_length=1)
-    parent_id: int | None = None
+    parent_id: BodyId | None = None
 
 
 class EditBody(_Strict):
@@ -287,7 +288,7 @@ def create_conversation(body: ConversationBody, request: Request,
 
 
 @router.get("/api/conversations/{conv_id}")
-def get_conversation(conv_id: int, request: Request, user: Any = Depends(current_user)) -> dict[str, Any]:
+def get_conversation(conv_id: PathId, request: Request, user: Any = Depends(current_user)) -> dict[str, Any]:
     store = _store(request)
     conv = _owned_conversation(store, conv_id, user)
     mine = {f.message_id: f for f in conv.feedback if f.user_id == user.id}
@@ -302,7 +303,7 @@ def get_conversation(conv_id: int, request: Request, user: Any = Depends(current
 
 
 @router.patch("/api/conversations/{conv_id}")
-def update_conversation(conv_id: int, body: ConversationBody, request: Request,
+def update_conversation(conv_id: PathId, body: ConversationBody, request: Request,
                         user: Any = Depends(current_user)) -> dict[str, Any]:
     store = _store(request)
     settings = None
@@ -315,7 +316,7 @@ def update_conversation(conv_id: int, body: ConversationBody, request: Request,
 
 
 @router.delete("/api/conversations/{conv_id}", status_code=204)
-def delete_conversation(conv_id: int, request: Request, user: Any = Depends(current_user)) -> Response:
+def delete_conversation(conv_id: PathId, request: Request, user: Any = Depends(current_user)) -> Response:
     if not _call(_store(request).delete_conversation, conv_id, user.id):
         raise APIError(404, f"no conversation {conv_id}")
     return Response(status_code=204)
@@ -324,7 +325,7 @@ def delete_conversation(conv_id: int, request: Request, user: Any = Depends(curr
 # ---- feedback and reports ---------------------------------------------------------------------
 
 @router.post("/api/messages/{message_id}/feedback")
-def set_feedback(message_id: int, body: FeedbackBody, request: Request,
+def set_feedback(message_id: PathId, body: FeedbackBody, request: Request,
                  user: Any = Depends(current_user)) -> dict[str, Any]:
     store = _store(request)
     _owned_message(store, message_id, user)
@@ -333,14 +334,14 @@ def set_feedback(message_id: int, body: FeedbackBody, request: Request,
 
 
 @router.delete("/api/messages/{message_id}/feedback")
-def delete_feedback(message_id: int, request: Request, user: Any = Depends(current_user)) -> dict[str, Any]:
+def delete_feedback(message_id: PathId, request: Request, user: Any = Depends(current_user)) -> dict[str, Any]:
     store = _store(request)
     _owned_message(store, message_id, user)
     return {"deleted": store.delete_feedback(message_id, user.id)}
 
 
 @router.post("/api/messages/{message_id}/report")
-def report(message_id: int, body: ReportBody, request: Request,
+def report(message_id: PathId, body: ReportBody, request: Request,
            user: Any = Depends(current_user)) -> dict[str, Any]:
     store = _store(request)
     m = _owned_message(store, message_id, user)
@@ -382,7 +383,7 @@ def _history(store: Any, conv: Any, parent_id: int | None) -> list[dict[str, str
 
 
 @router.post("/api/conversations/{conv_id}/messages")
-async def send_message(conv_id: int, body: SendBody, request: Request,
+async def send_message(conv_id: PathId, body: SendBody, request: Request,
                        user: Any = Depends(current_user)) -> StreamingResponse:
     store = _store(request)
     conv = await run_in_threadpool(_owned_conversation, store, conv_id, user)
@@ -401,7 +402,7 @@ async def send_message(conv_id: int, body: SendBody, request: Request,
 
 
 @router.post("/api/messages/{message_id}/regenerate")
-async def regenerate(message_id: int, request: Request, user: Any = Depends(current_user)) -> StreamingResponse:
+async def regenerate(message_id: PathId, request: Request, user: Any = Depends(current_user)) -> StreamingResponse:
     store = _store(request)
     m = await run_in_threadpool(_owned_message, store, message_id, user)
     if m.role == "assistant" and m.parent_id is not None:
@@ -416,7 +417,7 @@ async def regenerate(message_id: int, request: Request, user: Any = Depends(curr
 
 
 @router.post("/api/messages/{message_id}/edit")
-async def edit(message_id: int, body: EditBody, request: Request,
+async def edit(message_id: PathId, body: EditBody, request: Request,
                user: Any = Depends(current_user)) -> StreamingResponse:
     store = _store(request)
     m = await run_in_threadpool(_owned_message, store, message_id, user)
@@ -431,7 +432,7 @@ async def edit(message_id: int, body: EditBody, request: Request,
 
 
 @router.post("/api/messages/{message_id}/stop")
-async def stop(message_id: int, request: Request, user: Any = Depends(current_user)) -> dict[str, Any]:
+async def stop(message_id: PathId, request: Request, user: Any = Depends(current_user)) -> dict[str, Any]:
     entry = _streams(request.app).get(message_id)
     if entry is None or entry[0] != user.id:
         return {"stopped": False}  # already finished (or not ours): nothing to stop

@@ -150,3 +150,14 @@ def test_admin_uploads_prompts_and_manages_roles(client, store):
     assert client.get("/api/workspace/tasks/next", headers=_key(store, "joe")).status_code == 200
     r = client.post(f"/api/workspace/admin/users/{uid(store, 'root')}/role", headers=root, json={"role": "user"})
     assert r.status_code == 400
+
+
+def test_an_upload_with_a_nested_or_surrogate_line_reports_it_and_keeps_the_rest(client, store):
+    root = _key(store, "root")
+    text = '"First prompt"\n' + "[" * 50_000 + "]" * 50_000 + '\n"\\udc00"\n"Second prompt"\n'
+    r = client.post("/api/workspace/admin/prompts", headers=root, json={"name": "deep", "text": text})
+    assert r.status_code == 200, r.text
+    assert r.json()["prompts"] == 2
+    errors = r.json()["errors"]
+    assert errors[0].startswith("upload:2: ") and "nested too deeply" in errors[0]
+    assert errors[1].startswith("upload:3: ") and "surrogate" in errors[1]

@@ -29,7 +29,7 @@ def _stub_service():
 @pytest.fixture
 def client(store):
     app = create_app(_stub_service(), store=store)
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         yield c
 
 
@@ -44,7 +44,7 @@ def shared():
     for name, role in [("ann", "trainer"), ("joe", "user")]:
         user = st.create_user(name, role=role)
         headers[name] = {"Authorization": "Bearer " + st.create_api_key(f"k-{name}", user_id=user.id)}
-    with TestClient(create_app(_stub_service(), store=st)) as c:
+    with TestClient(create_app(_stub_service(), store=st), base_url="http://127.0.0.1") as c:
         yield c, headers
     st.dispose()
 

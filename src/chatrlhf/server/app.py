@@ -12,7 +12,7 @@ import contextlib
 import importlib
 import logging
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Iterable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,8 +33,13 @@ def create_app(
     store: Any = None,
     moderation: Callable[[str], Any] | None = None,
     no_auth: bool = False,
+    allowed_hosts: Iterable[str] | None = None,
 ) -> FastAPI:
-    """The app for ``service`` (a ``ChatService``); ``store`` None runs without persistence."""
+    """The app for ``service`` (a ``ChatService``); ``store`` None runs without persistence.
+    ``allowed_hosts``: the Host names (``host`` or ``host:port``) it answers to; the default is
+    the loopback names on any port (``launch.build_app`` passes the bound port's list). The
+    check cannot be switched off, with or without ``no_auth`` (see ``browser.BrowserGuard``)."""
+    from .browser import LOOPBACK_NAMES, BrowserGuard
     from .openai_routes import router as openai_router
 
     @contextlib.asynccontextmanager
@@ -56,6 +61,9 @@ def create_app(
 
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=service.limits.max_body_bytes)
+    # Added last, so it runs first: a refused request costs no body parsing.
+    app.state.allowed_hosts = list(LOOPBACK_NAMES if allowed_hosts is None else allowed_hosts)
+    app.add_middleware(BrowserGuard, allowed_hosts=app.state.allowed_hosts)
     app.include_router(openai_router)
 
     @app.get("/health", include_in_schema=False)

@@ -27,6 +27,9 @@ class ServeConfig:
     port: int = 8000
     db: str | None = None  # store URL or SQLite path; None: $CHATRLHF_DB or the default file
     no_auth: bool = False  # accept requests without a key (loopback only)
+    # Host names besides the loopback ones (and the bound address) that browsers may use to
+    # reach the server, "name" or "name:port"; anything else is refused (DNS rebinding).
+    allowed_hosts: tuple[str, ...] = ()
     max_batch_size: int = 16  # rows per engine batch
     batch_wait_ms: float = 20.0  # how long a batch waits for more requests to join
     moderation: bool = True
@@ -148,7 +151,10 @@ def build_app(cfg: ServeConfig, store: Any = None) -> Any:
     spec, name = resolve_model(cfg.model)
     service = build_service(spec, name, store=store, max_batch_size=cfg.max_batch_size,
                             batch_wait_ms=cfg.batch_wait_ms, moderation=cfg.moderation)
-    return create_app(service, store=store, moderation=service.moderation, no_auth=cfg.no_auth)
+    from .browser import host_allow_list
+
+    return create_app(service, store=store, moderation=service.moderation, no_auth=cfg.no_auth,
+                      allowed_hosts=host_allow_list(cfg.host, cfg.port, cfg.allowed_hosts))
 
 
 def torch_threads(requested: int) -> int:

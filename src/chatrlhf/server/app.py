@@ -34,11 +34,13 @@ def create_app(
     moderation: Callable[[str], Any] | None = None,
     no_auth: bool = False,
     allowed_hosts: Iterable[str] | None = None,
+    quotas: Any = None,
 ) -> FastAPI:
     """The app for ``service`` (a ``ChatService``); ``store`` None runs without persistence.
     ``allowed_hosts``: the Host names (``host`` or ``host:port``) it answers to; the default is
     the loopback names on any port (``launch.build_app`` passes the bound port's list). The
-    check cannot be switched off, with or without ``no_auth`` (see ``browser.BrowserGuard``)."""
+    check cannot be switched off, with or without ``no_auth`` (see ``browser.BrowserGuard``).
+    ``quotas``: a ``quotas.QuotaConfig`` (None: its defaults)."""
     from .browser import LOOPBACK_NAMES, BrowserGuard
     from .openai_routes import router as openai_router
 
@@ -58,6 +60,9 @@ def create_app(
     app.state.model_name = service.model_name
     app.state.no_auth = no_auth
     app.state.local_user = None
+    from .quotas import Quotas
+
+    app.state.quotas = Quotas(quotas)
 
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=service.limits.max_body_bytes)
@@ -120,7 +125,7 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -30,8 +30,10 @@ class APIError(Exception):
         type: str | None = None,
         param: str | None = None,
         code: str | None = None,
+        headers: dict[str, str] | None = None,  # e.g. Retry-After on a 429
     ) -> None:
         super().__init__(message)
+        self.headers = headers
         self.status = status
         self.message = message
         self.type = type or _TYPES.get(status, "invalid_request_error")

@@ -8,7 +8,7 @@ Everything the routes need lives on ``request.app.state``.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, AsyncIterator
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
@@ -16,6 +16,7 @@ from fastapi.responses import StreamingResponse
 from . import protocol as P
 from .auth import current_user
 from .errors import bad_request
+from .quotas import quotas_of
 
 router = APIRouter(prefix="/v1")
 
@@ -40,22 +41,40 @@ async def chat_completions(
     body: P.ChatCompletionRequest, request: Request, user: Any = Depends(current_user)
 ) -> Any:
     service = request.app.state.service
-    prep = await service.prepare(body)
+    slot = quotas_of(request).admit(user)  # 429 past the user's quota, before any work
+    try:
+        prep = await service.prepare(body)
+    except BaseException:
+        slot.release()
+        raise
     if prep.stream:
         return StreamingResponse(
-            service.stream(prep, user),
+            released(service.stream(prep, user), slot),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    task = asyncio.ensure_future(service.chat(prep, user))
-    # A client that hangs up should not keep the engine busy: poll, and cancel its generation.
-    while True:
-        done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
-        if done:
-            return task.result()
-        if await request.is_disconnected():
-            task.cancel()
-            return Response(status_code=499)
+    try:
+        task = asyncio.ensure_future(service.chat(prep, user))
+        # A client that hangs up should not keep the engine busy: poll, and cancel its generation.
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                task.cancel()
+                return Response(status_code=499)
+    finally:
+        slot.release()
+
+
+async def released(events: AsyncIterator[str], slot: Any) -> AsyncIterator[str]:
+    """``events``, releasing the quota ``slot`` when they end, fail or the client goes away."""
+    try:
+        async for e in events:
+            yield e
+    finally:
+        slot.release()
+        await events.aclose()
 
 
 @router.post("/moderations", response_model=P.ModerationResponse)

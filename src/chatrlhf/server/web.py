@@ -46,15 +46,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from .auth import SESSION_COOKIE, current_user
 from .protocol import BodyId, PathId
 from .errors import APIError
+from .openai_routes import released
+from .quotas import quotas_of
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 SESSION_TTL_S = 30 * 86400
 FLUSH_EVERY_S = 2.0
-# Password guessing: after this many failed logins for one username within the window, further
-# attempts get 429 until the window has passed (per server process).
-LOGIN_MAX_FAILURES, LOGIN_WINDOW_S = 5, 300.0  # how often a streaming reply's partial text is written to the store
+# Password guessing is throttled per (username, client address) and per address, never per
+# username alone (an attacker could lock anyone out): see server.quotas.
 DEFAULT_SETTINGS: dict[str, Any] = {"temperature": 0.7, "top_p": 1.0, "max_tokens": 256, "seed": None}
 _WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # The UI page's policy: scripts and styles only from this origin, so even an escaping bug could
@@ -217,31 +218,20 @@ def index() -> FileResponse:
 @router.post("/api/login")
 def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
     store = _store(request)
-    failures = _login_failures(request.app, body.username)
-    if len(failures) >= LOGIN_MAX_FAILURES:
-        raise APIError(429, "Too many failed logins for this user; try again in a few minutes.",
-                       code="login_throttled")
+    quotas, address = quotas_of(request), request.client.host if request.client else "unknown"
+    wait = quotas.login_retry_after(body.username, address)
+    if wait is not None:
+        raise APIError(429, "Too many failed logins from this address; try again in a few "
+                            "minutes.", code="login_throttled", headers={"Retry-After": str(wait)})
     user = store.authenticate(body.username, body.password)
     if user is None:
-        request.app.state.web_login_failures[body.username] = [*failures, time.monotonic()]
+        quotas.login_failed(body.username, address)
         raise APIError(401, "Incorrect username or password.", code="invalid_login")
-    request.app.state.web_login_failures.pop(body.username, None)
+    quotas.login_succeeded(body.username, address)
     token = store.create_session(user.id, ttl_s=SESSION_TTL_S)
     response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_TTL_S, path="/", httponly=True,
                         samesite="lax", secure=request.url.scheme == "https")
     return {"user": user_json(user)}
-
-
-def _login_failures(app: Any, username: str) -> list[float]:
-    """Recent failed login times for ``username`` (older ones dropped), kept on app.state."""
-    if not hasattr(app.state, "web_login_failures"):
-        app.state.web_login_failures = {}
-    table: dict[str, list[float]] = app.state.web_login_failures
-    now = time.monotonic()
-    recent = [t for t in table.pop(username, []) if now - t < LOGIN_WINDOW_S]
-    if recent:  # names with no recent failure are dropped, so guessed names don't pile up
-        table[username] = recent
-    return recent
 
 
 @router.post("/api/logout")
@@ -385,50 +375,68 @@ def _history(store: Any, conv: Any, parent_id: int | None) -> list[dict[str, str
 @router.post("/api/conversations/{conv_id}/messages")
 async def send_message(conv_id: PathId, body: SendBody, request: Request,
                        user: Any = Depends(current_user)) -> StreamingResponse:
-    store = _store(request)
-    conv = await run_in_threadpool(_owned_conversation, store, conv_id, user)
-    if body.parent_id is not None:
-        parent = await run_in_threadpool(_owned_message, store, body.parent_id, user)
-        if parent.conversation_id != conv.id or parent.role != "assistant":
-            raise APIError(400, "parent_id must be an assistant message of this conversation",
-                           param="parent_id")
-    history = await run_in_threadpool(_history, store, conv, body.parent_id)
-    prep = await _prepare(request, conv, history + [{"role": "user", "content": body.content}])
-    user_msg = await run_in_threadpool(_call, store.add_message, conv.id, "user", body.content,
-                                       parent_id=body.parent_id, user_id=user.id)
-    if not conv.title:
-        await run_in_threadpool(store.update_conversation, conv.id, title=_title(body.content))
-    return _reply_stream(request, user, user_msg, prep, announce=True)
+    # A quota slot first: a refused request writes nothing; the reply's end frees it.
+    slot = quotas_of(request).admit(user)
+    try:
+        store = _store(request)
+        conv = await run_in_threadpool(_owned_conversation, store, conv_id, user)
+        if body.parent_id is not None:
+            parent = await run_in_threadpool(_owned_message, store, body.parent_id, user)
+            if parent.conversation_id != conv.id or parent.role != "assistant":
+                raise APIError(400, "parent_id must be an assistant message of this conversation",
+                               param="parent_id")
+        history = await run_in_threadpool(_history, store, conv, body.parent_id)
+        prep = await _prepare(request, conv, history + [{"role": "user", "content": body.content}])
+        user_msg = await run_in_threadpool(_call, store.add_message, conv.id, "user", body.content,
+                                           parent_id=body.parent_id, user_id=user.id)
+        if not conv.title:
+            await run_in_threadpool(store.update_conversation, conv.id, title=_title(body.content))
+        return _reply_stream(request, user, user_msg, prep, announce=True, slot=slot)
+    except BaseException:
+        slot.release()
+        raise
 
 
 @router.post("/api/messages/{message_id}/regenerate")
 async def regenerate(message_id: PathId, request: Request, user: Any = Depends(current_user)) -> StreamingResponse:
-    store = _store(request)
-    m = await run_in_threadpool(_owned_message, store, message_id, user)
-    if m.role == "assistant" and m.parent_id is not None:
-        anchor = await run_in_threadpool(store.get_message, m.parent_id)
-    elif m.role == "user":
-        anchor = m  # a user turn whose reply failed or was never made: give it a first reply
-    else:
-        raise APIError(400, "regenerate needs an assistant reply or a user message", param="message_id")
-    conv = await run_in_threadpool(_owned_conversation, store, m.conversation_id, user)
-    prep = await _prepare(request, conv, await run_in_threadpool(store.prompt_messages, anchor.id))
-    return _reply_stream(request, user, anchor, prep, announce=False)
+    # A quota slot first: a refused request writes nothing; the reply's end frees it.
+    slot = quotas_of(request).admit(user)
+    try:
+        store = _store(request)
+        m = await run_in_threadpool(_owned_message, store, message_id, user)
+        if m.role == "assistant" and m.parent_id is not None:
+            anchor = await run_in_threadpool(store.get_message, m.parent_id)
+        elif m.role == "user":
+            anchor = m  # a user turn whose reply failed or was never made: give it a first reply
+        else:
+            raise APIError(400, "regenerate needs an assistant reply or a user message", param="message_id")
+        conv = await run_in_threadpool(_owned_conversation, store, m.conversation_id, user)
+        prep = await _prepare(request, conv, await run_in_threadpool(store.prompt_messages, anchor.id))
+        return _reply_stream(request, user, anchor, prep, announce=False, slot=slot)
+    except BaseException:
+        slot.release()
+        raise
 
 
 @router.post("/api/messages/{message_id}/edit")
 async def edit(message_id: PathId, body: EditBody, request: Request,
                user: Any = Depends(current_user)) -> StreamingResponse:
-    store = _store(request)
-    m = await run_in_threadpool(_owned_message, store, message_id, user)
-    if m.role != "user":
-        raise APIError(400, "only user messages can be edited", param="message_id")
-    conv = await run_in_threadpool(_owned_conversation, store, m.conversation_id, user)
-    history = await run_in_threadpool(_history, store, conv, m.parent_id)
-    prep = await _prepare(request, conv, history + [{"role": "user", "content": body.content}])
-    user_msg = await run_in_threadpool(_call, store.add_message, conv.id, "user", body.content,
-                                       parent_id=m.parent_id, user_id=user.id)
-    return _reply_stream(request, user, user_msg, prep, announce=True)
+    # A quota slot first: a refused request writes nothing; the reply's end frees it.
+    slot = quotas_of(request).admit(user)
+    try:
+        store = _store(request)
+        m = await run_in_threadpool(_owned_message, store, message_id, user)
+        if m.role != "user":
+            raise APIError(400, "only user messages can be edited", param="message_id")
+        conv = await run_in_threadpool(_owned_conversation, store, m.conversation_id, user)
+        history = await run_in_threadpool(_history, store, conv, m.parent_id)
+        prep = await _prepare(request, conv, history + [{"role": "user", "content": body.content}])
+        user_msg = await run_in_threadpool(_call, store.add_message, conv.id, "user", body.content,
+                                           parent_id=m.parent_id, user_id=user.id)
+        return _reply_stream(request, user, user_msg, prep, announce=True, slot=slot)
+    except BaseException:
+        slot.release()
+        raise
 
 
 @router.post("/api/messages/{message_id}/stop")
@@ -453,11 +461,12 @@ def _sse(obj: dict[str, Any]) -> str:
     return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
 
 
-def _reply_stream(request: Request, user: Any, parent: Any, prep: Any, *, announce: bool) -> StreamingResponse:
+def _reply_stream(request: Request, user: Any, parent: Any, prep: Any, *, announce: bool,
+                  slot: Any) -> StreamingResponse:
     """Stream a new assistant reply under the user message ``parent`` (announced to the client
     when it was just created)."""
     return StreamingResponse(
-        _reply_events(request, user, parent, prep, announce),
+        released(_reply_events(request, user, parent, prep, announce), slot),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -79,3 +79,19 @@ def test_login_throttle_by_address_and_pair():
     assert q.login_retry_after("erin", "10.0.0.1") is not None  # the address is now throttled
     assert q.login_retry_after("erin", "10.0.0.3") is None
     q.login_succeeded("alice", "10.0.0.2")
+
+
+def test_tokens_per_day_are_counted_after_each_reply(engine, tokenizer, store, keys):
+    alice, bob = keys
+    with _serve(engine, tokenizer, store, tokens_per_day=5) as url:
+        c = httpx.Client(base_url=url, timeout=30)
+        used = []
+        for _ in range(3):  # 2 completion tokens each: 2, 4, then 6 (the reply that crosses it)
+            r = c.post("/v1/chat/completions", json=CHAT, headers=alice)
+            assert r.status_code == 200
+            used.append(r.json()["usage"]["completion_tokens"])
+        assert used == [2, 2, 2]
+        r = c.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=alice)
+        assert r.status_code == 429 and "Token quota" in r.json()["error"]["message"]
+        assert int(r.headers["Retry-After"]) > 0
+        assert c.post("/v1/chat/completions", json=CHAT, headers=bob).status_code == 200

@@ -63,6 +63,8 @@ def create_app(
     from .quotas import Quotas
 
     app.state.quotas = Quotas(quotas)
+    # Looked up at each call: tests and embedders may put other Quotas on app.state.
+    service.on_usage = lambda user, tokens: app.state.quotas.record_tokens(user, tokens)
 
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=service.limits.max_body_bytes)

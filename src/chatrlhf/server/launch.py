@@ -32,6 +32,7 @@ class ServeConfig:
     allowed_hosts: tuple[str, ...] = ()
     requests_per_minute: int = 120  # generation requests per user (API key or login); 0 = off
     max_concurrent: int = 8  # generations of one user in flight at once; 0 = off
+    tokens_per_day: int = 0  # completion tokens per user per day; 0 = off
     max_batch_size: int = 16  # rows per engine batch
     batch_wait_ms: float = 20.0  # how long a batch waits for more requests to join
     moderation: bool = True
@@ -159,7 +160,8 @@ def build_app(cfg: ServeConfig, store: Any = None) -> Any:
     return create_app(service, store=store, moderation=service.moderation, no_auth=cfg.no_auth,
                       allowed_hosts=host_allow_list(cfg.host, cfg.port, cfg.allowed_hosts),
                       quotas=QuotaConfig(requests_per_minute=cfg.requests_per_minute,
-                                         concurrent=cfg.max_concurrent))
+                                         concurrent=cfg.max_concurrent,
+                                         tokens_per_day=cfg.tokens_per_day))
 
 
 def torch_threads(requested: int) -> int:

@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
+from limits import RateLimitItemPerDay, RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
 from .errors import APIError
 
@@ -31,6 +31,7 @@ from .errors import APIError
 class QuotaConfig:
     requests_per_minute: int = 120  # generation requests per user; 0 = no limit
     concurrent: int = 8  # generations of one user in flight at once; 0 = no limit
+    tokens_per_day: int = 0  # completion tokens per user per day; 0 = no limit
     login_failures_per_user_address: int = 5  # in login_window_s, for one username from one address
     login_failures_per_address: int = 30  # in login_window_s, over all usernames from one address
     login_window_s: int = 300
@@ -58,10 +59,15 @@ class Quotas:
         self.config = config or QuotaConfig()
         self._storage = MemoryStorage()
         self._window = MovingWindowRateLimiter(self._storage)
+        # Tokens are counted after a reply, when its size is known, so the counter must accept a
+        # reply that goes past the quota (a fixed window adds the cost even then; the moving
+        # window would refuse to record it) and the next request is the one refused.
+        self._fixed = FixedWindowRateLimiter(self._storage)
         self._lock = threading.Lock()  # guards _inflight (routes run on the loop and in threads)
         self._inflight: dict[str, int] = {}
         c = self.config
         self._per_minute = RateLimitItemPerMinute(c.requests_per_minute) if c.requests_per_minute else None
+        self._tokens = RateLimitItemPerDay(c.tokens_per_day) if c.tokens_per_day else None
         self._login_pair = RateLimitItemPerSecond(c.login_failures_per_user_address, c.login_window_s)
         self._login_addr = RateLimitItemPerSecond(c.login_failures_per_address, c.login_window_s)
 
@@ -74,11 +80,20 @@ class Quotas:
             if limit and self._inflight.get(key, 0) >= limit:
                 raise _too_many(f"Too many requests in flight for this user (at most {limit} at "
                                 "once); retry when one has finished.", 1)
+            if self._tokens is not None and not self._fixed.test(self._tokens, "tokens", key):
+                reset = self._fixed.get_window_stats(self._tokens, "tokens", key).reset_time
+                raise _too_many(f"Token quota reached: {self.config.tokens_per_day} completion "
+                                "tokens per day.", max(1, math.ceil(reset - time.time())))
             if self._per_minute is not None and not self._window.hit(self._per_minute, key):
                 raise _too_many(f"Rate limit reached: {self.config.requests_per_minute} requests "
                                 "per minute.", self._retry_after(self._per_minute, key))
             self._inflight[key] = self._inflight.get(key, 0) + 1
         return Slot(self, key)
+
+    def record_tokens(self, user: Any, tokens: int) -> None:
+        """Count a finished reply's completion tokens against the user's daily quota."""
+        if self._tokens is not None and tokens > 0:
+            self._fixed.hit(self._tokens, "tokens", user_key(user), cost=tokens)
 
     def _release(self, key: str) -> None:
         with self._lock:

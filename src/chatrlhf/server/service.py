@@ -128,6 +128,7 @@ class ChatService:
         limits: ServiceLimits | None = None,
         context_length: int | None = None,
         model_version: str | None = None,
+        on_usage: Callable[[Any, int], None] | None = None,  # (user, completion tokens): quotas
     ) -> None:
         self.scheduler = scheduler
         self.tokenizer = tokenizer
@@ -137,6 +138,7 @@ class ChatService:
         self.limits = limits or ServiceLimits()
         self.context_length = context_length
         self.model_version = model_version or model_name
+        self.on_usage = on_usage
         self.created = int(time.time())
 
     # -- 1. validation -----------------------------------------------------------------------
@@ -378,6 +380,8 @@ class ChatService:
     async def record(self, prep: Prepared, outcome: Outcome, user: Any) -> None:
         """Keep the exchange in the store; a store failure is logged, never shown to the client
         (the reply was already generated, and for a stream already sent)."""
+        if self.on_usage is not None and user is not None:
+            self.on_usage(user, outcome.completion_tokens)
         if self.store is None or user is None or getattr(user, "id", None) is None:
             return
         try:

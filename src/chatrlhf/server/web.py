@@ -510,6 +510,8 @@ async def _reply_events(request: Request, user: Any, parent: Any, prep: Any,
         with anyio.CancelScope(shield=True):
             final = await run_in_threadpool(store.update_message, reply.id, content=row.text,
                                             meta=_final_meta(row, error))
+        if service.on_usage is not None:
+            service.on_usage(user, row.tokens)
     if error is not None:
         yield _sse({"type": "error", "error": error, "message": message_json(final)})
     else:

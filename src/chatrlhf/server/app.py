@@ -87,7 +87,38 @@ def create_app(
         from fastapi.staticfiles import StaticFiles
 
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _honest_openapi(app)
     return app
+
+
+def _honest_openapi(app: FastAPI) -> None:
+    """The schema documents the error statuses the server answers (``errors.ERROR_STATUSES``, in
+    OpenAI's error shape) and not FastAPI's 422, which this app never sends (they are 400s)."""
+    from fastapi.openapi.utils import get_openapi
+
+    from .errors import ERROR_STATUSES, ErrorResponse
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            body = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(body.pop("$defs", {}))
+            components["ErrorResponse"] = body
+            ref = {"$ref": "#/components/schemas/ErrorResponse"}
+            for item in schema.get("paths", {}).values():
+                for op in item.values():
+                    responses = op.setdefault("responses", {})
+                    responses.pop("422", None)
+                    for status, why in ERROR_STATUSES.items():
+                        responses.setdefault(str(status), {
+                            "description": why, "content": {"application/json": {"schema": ref}}})
+            for name in ("HTTPValidationError", "ValidationError"):
+                components.pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _optional_router(module: str) -> Any | None:

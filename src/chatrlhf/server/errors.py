@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 # OpenAI's error types by HTTP status, so a client's exception class matches the status.
 _TYPES = {
     400: "invalid_request_error",
@@ -42,6 +44,29 @@ class APIError(Exception):
 
     def body(self) -> dict[str, Any]:
         return error_body(self.message, self.type, self.param, self.code)
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """OpenAI's error object: what every non-2xx answer of this server carries."""
+
+    error: ErrorDetail
+
+
+# Every error status the server answers, for the OpenAPI schema (``app._honest_openapi``).
+ERROR_STATUSES = {
+    400: "bad input (the field is named in param)", 401: "no API key or session, or a wrong one",
+    403: "role too low, host or origin not allowed, or the CSRF check failed",
+    404: "no such object (or not yours)", 409: "conflicts with a stored row",
+    413: "request body too large", 429: "a quota or the login throttle (see Retry-After)",
+    500: "server error", 503: "the server is busy or shutting down",
+}
 
 
 def error_body(

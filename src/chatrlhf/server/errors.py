@@ -69,6 +69,11 @@ ERROR_STATUSES = {
 }
 
 
+# The 200 answer of a route that streams server-sent events (or JSON, for /v1 without "stream").
+SSE_RESPONSE = {200: {"description": "JSON, or with stream=true server-sent events", "content": {
+    "application/json": {}, "text/event-stream": {"schema": {"type": "string"}}}}}
+
+
 def error_body(
     message: str, type: str = "invalid_request_error", param: str | None = None, code: str | None = None
 ) -> dict[str, Any]:

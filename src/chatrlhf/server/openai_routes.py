@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 
 from . import protocol as P
 from .auth import current_user
-from .errors import bad_request
+from .errors import SSE_RESPONSE, bad_request
 from .quotas import quotas_of
 
 router = APIRouter(prefix="/v1")
@@ -36,7 +36,7 @@ def get_model(model_id: str, request: Request, user: Any = Depends(current_user)
     return service.list_models().data[0]
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post("/chat/completions", response_model=None, responses=SSE_RESPONSE)
 async def chat_completions(
     body: P.ChatCompletionRequest, request: Request, user: Any = Depends(current_user)
 ) -> Any:

@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .auth import SESSION_COOKIE, current_user
 from .protocol import BodyId, PathId
-from .errors import APIError
+from .errors import SSE_RESPONSE, APIError
 from .openai_routes import released
 from .quotas import quotas_of
 
@@ -372,7 +372,7 @@ def _history(store: Any, conv: Any, parent_id: int | None) -> list[dict[str, str
     return [{"role": "system", "content": conv.system_prompt}] if conv.system_prompt else []
 
 
-@router.post("/api/conversations/{conv_id}/messages")
+@router.post("/api/conversations/{conv_id}/messages", responses=SSE_RESPONSE)
 async def send_message(conv_id: PathId, body: SendBody, request: Request,
                        user: Any = Depends(current_user)) -> StreamingResponse:
     # A quota slot first: a refused request writes nothing; the reply's end frees it.
@@ -397,7 +397,7 @@ async def send_message(conv_id: PathId, body: SendBody, request: Request,
         raise
 
 
-@router.post("/api/messages/{message_id}/regenerate")
+@router.post("/api/messages/{message_id}/regenerate", responses=SSE_RESPONSE)
 async def regenerate(message_id: PathId, request: Request, user: Any = Depends(current_user)) -> StreamingResponse:
     # A quota slot first: a refused request writes nothing; the reply's end frees it.
     slot = quotas_of(request).admit(user)
@@ -418,7 +418,7 @@ async def regenerate(message_id: PathId, request: Request, user: Any = Depends(c
         raise
 
 
-@router.post("/api/messages/{message_id}/edit")
+@router.post("/api/messages/{message_id}/edit", responses=SSE_RESPONSE)
 async def edit(message_id: PathId, body: EditBody, request: Request,
                user: Any = Depends(current_user)) -> StreamingResponse:
     # A quota slot first: a refused request writes nothing; the reply's end frees it.

@@ -53,6 +53,11 @@ class Slot:
             self._held = False
             self._quotas._release(self._key)
 
+    def __del__(self) -> None:
+        # A streaming response whose client left before its body started never runs the
+        # generator's ``finally``; the slot is released when that generator is collected.
+        self.release()
+
 
 class Quotas:
     def __init__(self, config: QuotaConfig | None = None) -> None:

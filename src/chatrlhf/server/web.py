@@ -25,7 +25,8 @@ finished (content, finish_reason, moderation) when the reply ends, is stopped, o
 away, with partial text flushed every few seconds so a killed server loses little.
 
 CSRF: writes must carry ``X-Requested-With`` or a JSON content type; a cross-site form can send
-neither without a CORS preflight, which this app never grants.
+neither without a CORS preflight, which this app never grants. ``browser.BrowserGuard`` adds the
+Host allow-list and the Origin check on every route, and ``quotas`` the per-user limits.
 """
 
 from __future__ import annotations

@@ -260,10 +260,16 @@ FORMATS: dict[str, Callable[[Any], list[Record]]] = {
 }
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """The file's raw lines: each is decoded on its own, so bad UTF-8 rejects that line only."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+    with opener(path, "rb") as f:
         yield from enumerate(f, 1)
+
+
+def _decoded(line: str | bytes) -> str:
+    """``line`` as text; raises ``UnicodeDecodeError`` on bad UTF-8 (never guesses a character)."""
+    return line if isinstance(line, str) else line.decode("utf-8")
 
 
 def _convert(convert: Callable[[Any], list[Record]], obj: Any, result: ImportResult, where: Rejected) -> None:
@@ -275,6 +281,9 @@ def _convert(convert: Callable[[Any], list[Record]], obj: Any, result: ImportRes
     except (TypeError, KeyError, AttributeError, ValueError) as e:  # odd shapes deep in a tree
         where.reason = f"malformed record: {type(e).__name__}: {e}"
         result.errors.append(where)
+    except RecursionError:  # the converters walk trees iteratively; this guards any that recurse
+        where.reason = "malformed record: nested too deeply"
+        result.errors.append(where)
 
 
 def _converter(fmt: str) -> Callable[[Any], list[Record]]:
@@ -283,10 +292,17 @@ def _converter(fmt: str) -> Callable[[Any], list[Record]]:
     return FORMATS[fmt]
 
 
-def parse_lines(fmt: str, lines: Iterable[tuple[int, str]], name: str) -> ImportResult:
-    """Convert (line number, text) pairs of JSONL; the web upload and the file reader share this."""
+def parse_lines(fmt: str, lines: Iterable[tuple[int, str | bytes]], name: str) -> ImportResult:
+    """Convert (line number, text or raw bytes) pairs of JSONL; the web upload and the file
+    reader share this. A bad line (bad UTF-8, bad JSON, nested too deeply, wrong fields) is
+    reported with its number and the others still import."""
     convert, result = _converter(fmt), ImportResult()
-    for lineno, line in lines:
+    for lineno, raw in lines:
+        try:
+            line = _decoded(raw)
+        except UnicodeDecodeError as e:
+            result.errors.append(Rejected(name, lineno, f"invalid UTF-8 at byte {e.start + 1}"))
+            continue
         if not line.strip():
             continue
         try:
@@ -294,8 +310,27 @@ def parse_lines(fmt: str, lines: Iterable[tuple[int, str]], name: str) -> Import
         except json.JSONDecodeError as e:
             result.errors.append(Rejected(name, lineno, f"invalid JSON: {e.msg} at column {e.colno}"))
             continue
+        except RecursionError:  # json's parser recurses once per nested array or object
+            result.errors.append(Rejected(name, lineno, "invalid JSON: nested too deeply"))
+            continue
+        if _has_lone_surrogate(line, obj):
+            result.errors.append(Rejected(name, lineno, "invalid JSON: a \\u escape is a lone "
+                                          "surrogate, not a character"))
+            continue
         _convert(convert, obj, result, Rejected(name, lineno, ""))
     return result
+
+
+def _has_lone_surrogate(line: str, obj: Any) -> bool:
+    """True when ``obj`` holds a lone surrogate ("\\ud800" is valid JSON but no character, and
+    the store cannot encode it). Only lines with a \\u escape can, so others are not re-walked."""
+    if "\\u" not in line:
+        return False
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def parse_array(fmt: str, items: list[Any], name: str) -> ImportResult:
@@ -309,7 +344,7 @@ def parse_array(fmt: str, items: list[Any], name: str) -> ImportResult:
 def _starts_with_bracket(path: Path) -> bool:
     for _, line in _lines(path):
         if line.strip():
-            return line.lstrip().startswith("[")
+            return line.lstrip().startswith(b"[")
     return False
 
 
@@ -319,10 +354,16 @@ def read(fmt: str, path: str | Path) -> ImportResult:
     path = Path(path)
     _converter(fmt)
     if _starts_with_bracket(path):
+        data = b"".join(line for _, line in _lines(path))
         try:
-            items = json.loads("".join(line for _, line in _lines(path)))
+            items = json.loads(data.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            line = data.count(b"\n", 0, e.start) + 1
+            return ImportResult(errors=[Rejected(str(path), line, "invalid UTF-8 in a JSON array")])
         except json.JSONDecodeError as e:
             return ImportResult(errors=[Rejected(str(path), e.lineno, f"invalid JSON array: {e.msg}")])
+        except RecursionError:
+            return ImportResult(errors=[Rejected(str(path), 1, "invalid JSON array: nested too deeply")])
         if isinstance(items, list):
             return parse_array(fmt, items, str(path))
     return parse_lines(fmt, _lines(path), str(path))

@@ -36,10 +36,15 @@ DEFENSIVE_FACTOR = 0.5
 STRONG, MEDIUM, WEAK = 0.85, 0.45, 0.2
 
 # Harmless uses of scary words; blanked out before any category pattern runs.
+# Every repetition is bounded ({0,6}, {0,3}, {0,40}) and no two alternatives inside one
+# repetition can match the same text in many ways unboundedly: the ``re`` engine backtracks, and
+# ``(?:(?:the|the\s+\w+)\s+)*`` took time exponential in the number of repeated "the"s.
+# Bounded, the work per start position is a constant, so moderation is linear in the text
+# (tests/server/test_moderation_speed.py measures it).
 _BENIGN = [
     r"\bkill(?:ing|ed|s)?\s+(?:(?:a|the|this|that|all|my|every|each|any|zombie|child|parent|stuck|"
     r"hung|frozen|running|background|old|orphan(?:ed)?|python|java|node|chrome|docker|linux|unix|"
-    r"the\s+\w+)\s+)*(?:process(?:es)?|pid|thread|task|job|program|app|application|server|"
+    r"the\s+\w+)\s+){0,6}(?:process(?:es)?|pid|thread|task|job|program|app|application|server|"
     r"session|container|pod|tab|switch|command|signal|query|connection|daemon|service)s?\b",
     r"\bkill\s+-\d+\b",
     r"\b(?:kill|pkill|killall)\s+(?:-\w+\s+)?(?:%\d+|\$\(|\d+\b|<pid>|pid\b|\$pid\b)",
@@ -50,7 +55,7 @@ _BENIGN = [
     r"\bkill(?:ing|ed|s)?\s+(?:the\s+|a\s+|that\s+|this\s+)?(?:\w+\s+)?(?:smell|odou?r|taste|flavou?r|buzz)s?\b",
     r"\bmurder(?:ed|ing|s)?\s+(?:this|that|the|a|my)\s+(?:\w+\s+)?(?:song|track|set|solo|performance|cover)\b",
     r"\bshoot(?:ing|s)?\s+(?:(?:a|the|some|my|this|portrait|product|wedding|sunset|landscape|"
-    r"night|street|family|group)\s+)*(?:photos?|pictures?|pics?|videos?|films?|movies?|scenes?|"
+    r"night|street|family|group)\s+){0,6}(?:photos?|pictures?|pics?|videos?|films?|movies?|scenes?|"
     r"portraits?|sunsets?|footage|landscapes?|weddings?|hoops|the\s+breeze|an?\s+email|a\s+message)\b",
     r"\bshoot\s+(?:me\s+)?(?:an?\s+)?(?:email|message|text|line)\b",
     r"\bphoto\s*shoot\b",
@@ -59,7 +64,7 @@ _BENIGN = [
     r"\bgrowth\s+hack(?:ing|s)?\b",
     r"\bheart\s+attacks?\b",
     r"\bpanic\s+attacks?\b",
-    r"\bexecut(?:e|ing|ion)\s+(?:(?:a|the|this|my|shell|sql|python)\s+)*(?:commands?|scripts?|"
+    r"\bexecut(?:e|ing|ion)\s+(?:(?:a|the|this|my|shell|sql|python)\s+){0,6}(?:commands?|scripts?|"
     r"quer(?:y|ies)|code|programs?|plans?|tasks?|orders?|statements?|functions?)\b",
     r"\b(?:bath|seed|cherry|photo)\s+bombs?\b",
     r"\bbomb(?:ed)?\s+(?:the|my|an?)\s+(?:exam|test|interview|audition)\b",
@@ -93,12 +98,41 @@ _INTENT = re.compile(
 
 # In a reply, a sentence that refuses ("I can't help you make a bomb.") names the harm it refuses;
 # such sentences are blanked before scoring a reply (never a user's text: "I can't stop thinking
-# about killing myself" must count).
-_REFUSAL_SENTENCE = re.compile(
-    r"[^.!?\n]*\b(?:i\s+(?:can(?:no|')?t|cannot|won'?t|will\s+not|must\s+decline|refuse)|"
-    r"i(?:'m|\s+am)\s+(?:not\s+able|unable|sorry))\b[^.!?\n]*[.!?]?",
+# about killing myself" must count). The phrase is found first and then widened to its sentence
+# (``_refusals_removed``): one regex ``[^.!?]*PHRASE[^.!?]*`` would retry the sentence from every
+# start position, quadratic in a long reply without punctuation.
+_REFUSAL_PHRASE = re.compile(
+    r"\b(?:i\s+(?:can(?:no|')?t|cannot|won'?t|will\s+not|must\s+decline|refuse)|"
+    r"i(?:'m|\s+am)\s+(?:not\s+able|unable|sorry))\b",
     re.I,
 )
+_SENTENCE_END = re.compile(r"[.!?\n]")
+
+
+def _refusals_removed(text: str) -> str:
+    """``text`` with every sentence that holds a refusal phrase replaced by one space (a sentence
+    ends at ``.!?`` or a newline; its closing ``.!?`` goes with it; a phrase broken over a line
+    joins its two lines). Linear: the text between phrases is scanned once."""
+    spans: list[list[int]] = []
+    end = 0
+    for m in _REFUSAL_PHRASE.finditer(text):
+        if m.end() <= end:
+            continue  # inside the sentence already blanked
+        stop = _SENTENCE_END.search(text, m.end())
+        end = len(text) if stop is None else stop.start() if stop.group() == "\n" else stop.end()
+        if spans and m.start() < spans[-1][1]:
+            spans[-1][1] = end  # the phrase runs past that sentence's end: widen it
+            continue
+        prev = spans[-1][1] if spans else 0
+        start = max(prev, max(text.rfind(c, prev, m.start()) for c in ".!?\n") + 1)
+        spans.append([start, end])
+    out, kept = [], 0
+    for start, stop_at in spans:
+        out += [text[kept:start], " "]
+        kept = stop_at
+    out.append(text[kept:])
+    return "".join(out)
+
 
 # Asking how to defend against an attack is security work, not an attack.
 _DEFENSIVE = re.compile(
@@ -276,7 +310,7 @@ class Moderator:
 
     def __call__(self, text: str, role: str = "user") -> ModerationResult:
         """Score ``text``; ``role="assistant"`` first drops the sentences that refuse."""
-        clean = _REFUSAL_SENTENCE.sub(" ", text) if role == "assistant" else text
+        clean = _refusals_removed(text) if role == "assistant" else text
         for pat in self._c.benign:
             clean = pat.sub(" ", clean)
         # Replies are instructions by nature; only a request's phrasing says what is wanted.

@@ -1,8 +1,8 @@
 """A fake engine with the real engine's streaming interface, for service-level tests.
 
 Reply ``k`` of a batch is the words ``w0 w1 w2 ...`` (one token each, "tokens" are word ids);
-it honours max_new_tokens, stop strings (cut before the stop), ``gen.cancel(row)`` and a
-per-step delay so that requests overlap in time. It records every batch it ran and every row
+it honours max_new_tokens, stop strings (cut before the stop), ``gen.cancel(row)``, fails the
+whole batch on a seed past 64 bits (as torch does), and a per-step delay so that requests overlap in time. It records every batch it ran and every row
 that was cancelled, so tests can assert on batching and cancellation.
 """
 
@@ -46,6 +46,9 @@ class _FakeGen:
         toks: list[list[int]] = [[] for _ in range(n)]
         done: dict[int, Completion] = {}
         step = 0
+        for p in self.params:  # as torch.Generator.manual_seed does, on the batch's first step
+            if p.seed is not None and not -(2**63) <= p.seed < 2**64:
+                raise RuntimeError("Overflow when unpacking long long")
         self.engine.started.set()
         while len(done) < n:
             time.sleep(self.engine.step_s)

@@ -39,7 +39,7 @@ def setup(tmp_path):
     def admin(user: Any = Depends(require_role("admin"))) -> dict:
         return {"ok": True}
 
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         yield client, store
     store.dispose()
 

@@ -64,10 +64,14 @@ def test_build_app_registers_the_served_model(tmp_path):
     app = build_app(ServeConfig(model="tiny", db=db, batch_wait_ms=1))
     store = app.state.store
     key = store.create_api_key("t")
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
         r = client.get("/v1/models", headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 200 and r.json()["data"][0]["id"] == "tiny"
         assert client.get("/health").json()["model"] == "tiny"
+        # the allow-list is the bound port's: the same server by another name or port is refused
+        assert client.get("/health", headers={"Host": "127.0.0.1:9999"}).status_code == 403
+        assert client.get("/health", headers={"Host": "evil.example:8000"}).status_code == 403
+        assert client.get("/health", headers={"Host": "localhost:8000"}).status_code == 200
     versions = Store(db).list_model_versions()
     assert [v.name for v in versions] == ["tiny"] and versions[0].path.endswith("tiny-random-llama")
     assert app.state.service.context_length == 2048 and app.state.service.moderation is not None

@@ -306,3 +306,16 @@ def test_default_url_uses_env(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     assert resolve_url() == f"sqlite:///{tmp_path / 'data' / 'chatrlhf' / 'chatrlhf.db'}"
     assert resolve_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+
+
+def test_a_constraint_violation_is_a_conflict_without_the_database_text(store):
+    from chatrlhf.store.models import UserRow
+    from chatrlhf.store.models import utcnow
+
+    store.create_user("zqname")
+    with pytest.raises(Conflict) as e:
+        with store._write() as s:  # past create_user's own check, as a race between two writers
+            s.add(UserRow(username="zqname", role="user", created_at=utcnow()))
+    text = str(e.value).lower()
+    assert "conflicts with a stored row" in text
+    assert not any(word in text for word in ("unique", "constraint", "users", "zqname", "insert", "key"))

@@ -337,10 +337,10 @@ def test_an_engine_failure_ends_the_stream_with_an_error_and_can_be_retried(serv
 
 
 def test_repeated_failed_logins_are_throttled(server):
-    from chatrlhf.server.web import LOGIN_MAX_FAILURES
+    from chatrlhf.server.quotas import QuotaConfig
 
     client = httpx.Client(base_url=server, headers=JSON)
-    for _ in range(LOGIN_MAX_FAILURES):
+    for _ in range(QuotaConfig().login_failures_per_user_address):
         assert client.post("/api/login", json={"username": "alice", "password": "guess1234"}).status_code == 401
     r = client.post("/api/login", json={"username": "alice", "password": PASSWORD})
     assert r.status_code == 429 and "Too many" in r.json()["error"]["message"]

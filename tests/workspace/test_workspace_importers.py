@@ -168,3 +168,24 @@ def test_alpaca_json_array_file(tmp_path):
     broken.write_text('[{"instruction": "a", "output": "b"},\n oops]')
     res = importers.read("alpaca", broken)
     assert not res.records and res.errors[0].line == 2 and "invalid JSON array" in res.errors[0].reason
+
+
+def test_nested_and_badly_encoded_lines_are_reported_by_line_and_the_rest_loads(tmp_path):
+    good = json.dumps({"chosen": "\n\nHuman: a\n\nAssistant: b", "rejected": "\n\nHuman: a\n\nAssistant: c"})
+    lines = [
+        good.encode(),
+        b"[" * 100_000 + b"]" * 100_000,  # json's parser recursed past the limit: an uncaught 500
+        good.replace("Assistant: b", "Assistant: caf\u00e9").encode("latin-1"),  # not UTF-8
+        b'{"chosen": "\\ud800", "rejected": "x"}',  # valid JSON, but no character
+        good.encode(),
+    ]
+    path = tmp_path / "hh.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    res = importers.read("hh-rlhf", path)
+    assert len(res.rankings) == 2
+    assert [e.line for e in res.errors] == [2, 3, 4]
+    reasons = [e.reason for e in res.errors]
+    assert "nested too deeply" in reasons[0]
+    assert reasons[1].startswith("invalid UTF-8 at byte ")
+    assert "surrogate" in reasons[2]
+

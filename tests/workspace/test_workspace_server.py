@@ -29,7 +29,7 @@ def _stub_service():
 @pytest.fixture
 def client(store):
     app = create_app(_stub_service(), store=store)
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         yield c
 
 
@@ -44,7 +44,7 @@ def shared():
     for name, role in [("ann", "trainer"), ("joe", "user")]:
         user = st.create_user(name, role=role)
         headers[name] = {"Authorization": "Bearer " + st.create_api_key(f"k-{name}", user_id=user.id)}
-    with TestClient(create_app(_stub_service(), store=st)) as c:
+    with TestClient(create_app(_stub_service(), store=st), base_url="http://127.0.0.1") as c:
         yield c, headers
     st.dispose()
 
@@ -150,3 +150,14 @@ def test_admin_uploads_prompts_and_manages_roles(client, store):
     assert client.get("/api/workspace/tasks/next", headers=_key(store, "joe")).status_code == 200
     r = client.post(f"/api/workspace/admin/users/{uid(store, 'root')}/role", headers=root, json={"role": "user"})
     assert r.status_code == 400
+
+
+def test_an_upload_with_a_nested_or_surrogate_line_reports_it_and_keeps_the_rest(client, store):
+    root = _key(store, "root")
+    text = '"First prompt"\n' + "[" * 50_000 + "]" * 50_000 + '\n"\\udc00"\n"Second prompt"\n'
+    r = client.post("/api/workspace/admin/prompts", headers=root, json={"name": "deep", "text": text})
+    assert r.status_code == 200, r.text
+    assert r.json()["prompts"] == 2
+    errors = r.json()["errors"]
+    assert errors[0].startswith("upload:2: ") and "nested too deeply" in errors[0]
+    assert errors[1].startswith("upload:3: ") and "surrogate" in errors[1]

@@ -14,6 +14,15 @@ def register(group: click.Group) -> None:
                   "~/.local/share/chatrlhf/chatrlhf.db].")
     @click.option("--no-auth", is_flag=True, help="Accept requests without an API key "
                   "(only when bound to a loopback address).")
+    @click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME[:PORT]",
+                  help="A Host name browsers may reach the server by, besides localhost, "
+                  "127.0.0.1, [::1] and --host (repeatable); other Host headers are refused.")
+    @click.option("--requests-per-minute", default=120, show_default=True, type=int,
+                  help="Generation requests per user or API key (429 past it); 0 = no limit.")
+    @click.option("--max-concurrent", default=8, show_default=True, type=int,
+                  help="Generations of one user in flight at once (429 past it); 0 = no limit.")
+    @click.option("--tokens-per-day", default=0, show_default=True, type=int,
+                  help="Completion tokens per user or API key per day (429 past it); 0 = no limit.")
     @click.option("--max-batch-size", default=16, show_default=True, type=int,
                   help="Rows the engine generates together.")
     @click.option("--batch-wait-ms", default=20.0, show_default=True, type=float,
@@ -22,13 +31,16 @@ def register(group: click.Group) -> None:
     @click.option("--threads", default=0, show_default=True, type=int,
                   help="torch CPU threads; 0 = half the CPUs.")
     @click.option("--log-level", default="info", show_default=True)
-    def serve(model_or_run, host, port, db, no_auth, max_batch_size, batch_wait_ms,
+    def serve(model_or_run, host, port, db, no_auth, allowed_hosts, requests_per_minute,
+              max_concurrent, tokens_per_day, max_batch_size, batch_wait_ms,
               no_moderation, threads, log_level) -> None:
         """Serve MODEL_OR_RUN: nothing (the embedded SmolLM2), "tiny", a Hugging Face directory,
         or a pipeline run directory (its newest policy: the last PPO round, else sft/)."""
         from chatrlhf.server.launch import ServeConfig, ServeError, check_bind, run
 
         cfg = ServeConfig(model=model_or_run, host=host, port=port, db=db, no_auth=no_auth,
+                          allowed_hosts=tuple(allowed_hosts), requests_per_minute=requests_per_minute,
+                          max_concurrent=max_concurrent, tokens_per_day=tokens_per_day,
                           max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms,
                           moderation=not no_moderation, threads=threads, log_level=log_level)
         try:

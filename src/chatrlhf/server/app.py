@@ -12,7 +12,7 @@ import contextlib
 import importlib
 import logging
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Iterable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,8 +33,15 @@ def create_app(
     store: Any = None,
     moderation: Callable[[str], Any] | None = None,
     no_auth: bool = False,
+    allowed_hosts: Iterable[str] | None = None,
+    quotas: Any = None,
 ) -> FastAPI:
-    """The app for ``service`` (a ``ChatService``); ``store`` None runs without persistence."""
+    """The app for ``service`` (a ``ChatService``); ``store`` None runs without persistence.
+    ``allowed_hosts``: the Host names (``host`` or ``host:port``) it answers to; the default is
+    the loopback names on any port (``launch.build_app`` passes the bound port's list). The
+    check cannot be switched off, with or without ``no_auth`` (see ``browser.BrowserGuard``).
+    ``quotas``: a ``quotas.QuotaConfig`` (None: its defaults)."""
+    from .browser import LOOPBACK_NAMES, BrowserGuard
     from .openai_routes import router as openai_router
 
     @contextlib.asynccontextmanager
@@ -53,9 +60,17 @@ def create_app(
     app.state.model_name = service.model_name
     app.state.no_auth = no_auth
     app.state.local_user = None
+    from .quotas import Quotas
+
+    app.state.quotas = Quotas(quotas)
+    # Looked up at each call: tests and embedders may put other Quotas on app.state.
+    service.on_usage = lambda user, tokens: app.state.quotas.record_tokens(user, tokens)
 
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=service.limits.max_body_bytes)
+    # Added last, so it runs first: a refused request costs no body parsing.
+    app.state.allowed_hosts = list(LOOPBACK_NAMES if allowed_hosts is None else allowed_hosts)
+    app.add_middleware(BrowserGuard, allowed_hosts=app.state.allowed_hosts)
     app.include_router(openai_router)
 
     @app.get("/health", include_in_schema=False)
@@ -72,7 +87,38 @@ def create_app(
         from fastapi.staticfiles import StaticFiles
 
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _honest_openapi(app)
     return app
+
+
+def _honest_openapi(app: FastAPI) -> None:
+    """The schema documents the error statuses the server answers (``errors.ERROR_STATUSES``, in
+    OpenAI's error shape) and not FastAPI's 422, which this app never sends (they are 400s)."""
+    from fastapi.openapi.utils import get_openapi
+
+    from .errors import ERROR_STATUSES, ErrorResponse
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            body = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(body.pop("$defs", {}))
+            components["ErrorResponse"] = body
+            ref = {"$ref": "#/components/schemas/ErrorResponse"}
+            for item in schema.get("paths", {}).values():
+                for op in item.values():
+                    responses = op.setdefault("responses", {})
+                    responses.pop("422", None)
+                    for status, why in ERROR_STATUSES.items():
+                        responses.setdefault(str(status), {
+                            "description": why, "content": {"application/json": {"schema": ref}}})
+            for name in ("HTTPValidationError", "ValidationError"):
+                components.pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _optional_router(module: str) -> Any | None:
@@ -112,7 +158,7 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

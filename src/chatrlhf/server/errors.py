@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 # OpenAI's error types by HTTP status, so a client's exception class matches the status.
 _TYPES = {
     400: "invalid_request_error",
@@ -30,8 +32,10 @@ class APIError(Exception):
         type: str | None = None,
         param: str | None = None,
         code: str | None = None,
+        headers: dict[str, str] | None = None,  # e.g. Retry-After on a 429
     ) -> None:
         super().__init__(message)
+        self.headers = headers
         self.status = status
         self.message = message
         self.type = type or _TYPES.get(status, "invalid_request_error")
@@ -40,6 +44,34 @@ class APIError(Exception):
 
     def body(self) -> dict[str, Any]:
         return error_body(self.message, self.type, self.param, self.code)
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """OpenAI's error object: what every non-2xx answer of this server carries."""
+
+    error: ErrorDetail
+
+
+# Every error status the server answers, for the OpenAPI schema (``app._honest_openapi``).
+ERROR_STATUSES = {
+    400: "bad input (the field is named in param)", 401: "no API key or session, or a wrong one",
+    403: "role too low, host or origin not allowed, or the CSRF check failed",
+    404: "no such object (or not yours)", 409: "conflicts with a stored row",
+    413: "request body too large", 429: "a quota or the login throttle (see Retry-After)",
+    500: "server error", 503: "the server is busy or shutting down",
+}
+
+
+# The 200 answer of a route that streams server-sent events (or JSON, for /v1 without "stream").
+SSE_RESPONSE = {200: {"description": "JSON, or with stream=true server-sent events", "content": {
+    "application/json": {}, "text/event-stream": {"schema": {"type": "string"}}}}}
 
 
 def error_body(

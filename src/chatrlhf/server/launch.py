@@ -27,6 +27,12 @@ class ServeConfig:
     port: int = 8000
     db: str | None = None  # store URL or SQLite path; None: $CHATRLHF_DB or the default file
     no_auth: bool = False  # accept requests without a key (loopback only)
+    # Host names besides the loopback ones (and the bound address) that browsers may use to
+    # reach the server, "name" or "name:port"; anything else is refused (DNS rebinding).
+    allowed_hosts: tuple[str, ...] = ()
+    requests_per_minute: int = 120  # generation requests per user (API key or login); 0 = off
+    max_concurrent: int = 8  # generations of one user in flight at once; 0 = off
+    tokens_per_day: int = 0  # completion tokens per user per day; 0 = off
     max_batch_size: int = 16  # rows per engine batch
     batch_wait_ms: float = 20.0  # how long a batch waits for more requests to join
     moderation: bool = True
@@ -148,7 +154,14 @@ def build_app(cfg: ServeConfig, store: Any = None) -> Any:
     spec, name = resolve_model(cfg.model)
     service = build_service(spec, name, store=store, max_batch_size=cfg.max_batch_size,
                             batch_wait_ms=cfg.batch_wait_ms, moderation=cfg.moderation)
-    return create_app(service, store=store, moderation=service.moderation, no_auth=cfg.no_auth)
+    from .browser import host_allow_list
+    from .quotas import QuotaConfig
+
+    return create_app(service, store=store, moderation=service.moderation, no_auth=cfg.no_auth,
+                      allowed_hosts=host_allow_list(cfg.host, cfg.port, cfg.allowed_hosts),
+                      quotas=QuotaConfig(requests_per_minute=cfg.requests_per_minute,
+                                         concurrent=cfg.max_concurrent,
+                                         tokens_per_day=cfg.tokens_per_day))
 
 
 def torch_threads(requested: int) -> int:

@@ -11,9 +11,20 @@ import time
 import uuid
 from typing import Any, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing_extensions import Annotated
 
 FinishReason = Literal["stop", "length", "content_filter", "cancelled"]
+
+# Every number a request carries is bounded, so none reaches the engine or the database out of
+# range (an int past 64 bits made SQLite and torch raise, a 500 for the whole batch).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# A row id in a path or a body: the database's 64-bit range (out of range: 400 naming it).
+PathId = Annotated[int, Path(ge=INT64_MIN, le=INT64_MAX)]
+BodyId = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+# Generous ceilings; the service's ``ServiceLimits`` hold the real ones and name them in errors.
+_COUNT_MAX = 2**31 - 1
 
 
 class _Lenient(BaseModel):
@@ -53,15 +64,19 @@ class StreamOptions(_Lenient):
 
 
 class ChatCompletionRequest(_Lenient):
+    # NaN and infinities (Python's JSON parser accepts them) are refused: NaN passes no range check.
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
     model: str | None = None
     messages: list[ChatMessage]
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=_COUNT_MAX)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=_COUNT_MAX)
     stop: str | list[str] | None = None
-    n: int = Field(default=1, ge=1)
-    seed: int | None = None
+    n: int = Field(default=1, ge=1, le=_COUNT_MAX)
+    # Choice i samples with seed + i; the service checks that the last one fits in 64 bits too.
+    seed: int | None = Field(default=None, ge=INT64_MIN, le=INT64_MAX)
     user: str | None = Field(default=None, max_length=256)
     stream: bool = False
     stream_options: StreamOptions | None = None

@@ -72,6 +72,9 @@ class Submission:
     cancelled: bool = False  # every row
     cancelled_rows: set[int] = field(default_factory=set)  # some rows (e.g. moderation stopped one)
     submitted_at: float = field(default_factory=time.monotonic)
+    # Set after a batch it was in failed before producing anything: it then runs in a batch of
+    # its own, so one request's bad row fails that request, not its neighbours.
+    solo: bool = False
 
     @property
     def n(self) -> int:
@@ -108,6 +111,7 @@ class _Running:
     gen: Any
     events: Iterator[Any]
     live: int  # rows that have not finished yet
+    relayed: int = 0  # token events sent to requests so far
     sent: set[int] = field(default_factory=set)  # batch rows already cancelled in the engine
 
 
@@ -211,6 +215,8 @@ class BatchScheduler:
             return []
         subs, rows = [], 0
         while self._pending and rows + self._pending[0].n <= free_rows:
+            if subs and (subs[0].solo or self._pending[0].solo):
+                break
             sub = self._pending.pop(0)
             subs.append(sub)
             rows += sub.n
@@ -243,7 +249,7 @@ class BatchScheduler:
         try:
             gen = self.engine.stream(prompts, params)
         except Exception as e:
-            self._fail(subs, e)
+            self._isolate(subs, e)
             return None
         self.batches_run += 1
         return _Running(subs, owner, gen, iter(gen), live=len(prompts))
@@ -258,16 +264,34 @@ class BatchScheduler:
                     b.live -= 1
                 if not s.cancelled and i not in s.cancelled_rows:
                     s.push(Token(i, ev))
+                    b.relayed += 1
         except StopIteration:
             results = b.gen.results
             for s in b.subs:
                 s.push(Done([results[r] for r, (o, _) in enumerate(b.owner) if o is s]))
             return False
-        except Exception as e:  # the engine failed: every request in the batch gets the error
-            self._fail(b.subs, e)
+        except Exception as e:
+            if b.relayed == 0:
+                self._isolate(b.subs, e)
+            else:
+                # Text was already streamed and the batch's state is gone: every request in it
+                # fails (replaying the others would send their text twice).
+                self._fail(b.subs, e)
             return False
         self._cancel_rows(b)
         return True
+
+    def _isolate(self, subs: list[Submission], error: Exception) -> None:
+        """A batch failed before it produced anything: a lone request gets the error; several
+        are run again one per batch, so only the one whose row fails gets it."""
+        if len(subs) == 1 or self._stopping:
+            self._fail(subs, error)
+            return
+        log.warning("engine batch of %d requests failed (%r); retrying them one by one",
+                    len(subs), error)
+        for s in subs:
+            s.solo = True
+        self._pending[:0] = subs
 
     @staticmethod
     def _fail(subs: list[Submission], error: Exception) -> None:

@@ -31,8 +31,15 @@ from .scheduler import BatchScheduler, Done, Failed, SchedulerBusy, SchedulerSto
 log = logging.getLogger(__name__)
 
 REFUSAL = "I can't help with that request."
-# A reply is re-moderated when its new text ends a word; moderating every token costs CPU.
+# A reply is moderated when its new text ends a word; moderating every token costs CPU.
 _BOUNDARY = set(" \n\t.,;:!?)\"'")
+# While a reply streams only its new text is checked, with this much of the text before it, so a
+# phrase that straddles two checks is still seen whole (the patterns reach over at most a few
+# dozen words). Re-scoring the whole reply at every word would be quadratic in its length.
+MODERATION_OVERLAP = 400
+# The window then starts at a sentence start found at most this far further back, so that a
+# refusing sentence ("I can't help you make a bomb.") is never seen cut, as "make a bomb.".
+MODERATION_SENTENCE_REACH = 600
 
 
 @dataclass
@@ -94,7 +101,7 @@ class Reply:
     tokens: int = 0
     finish: str | None = None
     moderation: Any = None  # the ModerationResult that stopped the reply, if any
-
+    checked: int = 0  # len(text) when the reply was last moderated
 
 
 @dataclass
@@ -121,6 +128,7 @@ class ChatService:
         limits: ServiceLimits | None = None,
         context_length: int | None = None,
         model_version: str | None = None,
+        on_usage: Callable[[Any, int], None] | None = None,  # (user, completion tokens): quotas
     ) -> None:
         self.scheduler = scheduler
         self.tokenizer = tokenizer
@@ -130,6 +138,7 @@ class ChatService:
         self.limits = limits or ServiceLimits()
         self.context_length = context_length
         self.model_version = model_version or model_name
+        self.on_usage = on_usage
         self.created = int(time.time())
 
     # -- 1. validation -----------------------------------------------------------------------
@@ -181,6 +190,9 @@ class ChatService:
             )
         if req.n > lim.max_n:
             raise bad_request(f"n is too large: {req.n} > {lim.max_n}", "n")
+        if req.seed is not None and req.seed + req.n - 1 > P.INT64_MAX:
+            raise bad_request(f"seed is too large: choice i uses seed + i, which must stay at most "
+                              f"{P.INT64_MAX}", "seed")
         stop = req.stop_list()
         if len(stop) > lim.max_stop:
             raise bad_request(f"stop may hold at most {lim.max_stop} sequences", "stop")
@@ -229,7 +241,8 @@ class ChatService:
             )
         blocked = None
         if self.moderation is not None:
-            result = self.moderation(messages[-1]["content"], role="user")
+            # Off the event loop: a long message costs milliseconds that every client would share.
+            result = await asyncio.to_thread(self.moderation, messages[-1]["content"], role="user")
             blocked = result if result.flagged else None
         return Prepared(messages=messages, prompt_ids=ids, options=options, blocked=blocked)
 
@@ -250,11 +263,16 @@ class ChatService:
             for i in range(opts.n)
         ]
 
-    def _moderate_reply(self, row: Reply, new_text: str, final: bool) -> bool:
-        """True when the reply with ``new_text`` appended is flagged."""
+    async def _moderate_reply(self, row: Reply, new_text: str, final: bool) -> bool:
+        """True when the reply with ``new_text`` appended is flagged. At a word boundary the new
+        text is checked in a bounded window (``moderation_window``); the finished reply is
+        checked whole once, so signals spread over a long reply still add up."""
         if self.moderation is None or not (final or any(c in _BOUNDARY for c in new_text)):
             return False
-        result = self.moderation(row.text + new_text, role="assistant")
+        text = row.text + new_text
+        start = 0 if final else moderation_window(text, row.checked)
+        result = await asyncio.to_thread(self.moderation, text[start:], role="assistant")
+        row.checked = len(text)
         if result.flagged:
             row.moderation = result
         return bool(result.flagged)
@@ -288,7 +306,7 @@ class ChatService:
                 if row.finish is not None:
                     continue
                 row.tokens += 1
-                if self._moderate_reply(row, ev.text, ev.finish_reason is not None):
+                if await self._moderate_reply(row, ev.text, ev.finish_reason is not None):
                     row.finish = "content_filter"
                     sub.cancel(item.index)
                     yield ReplyEvent(item.index, "", "content_filter")
@@ -362,6 +380,8 @@ class ChatService:
     async def record(self, prep: Prepared, outcome: Outcome, user: Any) -> None:
         """Keep the exchange in the store; a store failure is logged, never shown to the client
         (the reply was already generated, and for a stream already sent)."""
+        if self.on_usage is not None and user is not None:
+            self.on_usage(user, outcome.completion_tokens)
         if self.store is None or user is None or getattr(user, "id", None) is None:
             return
         try:
@@ -404,6 +424,19 @@ class ChatService:
 
     def list_models(self) -> P.ModelList:
         return P.ModelList(data=[P.ModelCard(id=self.model_name, created=self.created)])
+
+
+def moderation_window(text: str, checked: int) -> int:
+    """Where to start moderating ``text`` whose first ``checked`` characters were checked before:
+    ``MODERATION_OVERLAP`` characters before the unchecked part, moved back to the start of
+    that sentence when one begins within ``MODERATION_SENTENCE_REACH`` more characters."""
+    cut = max(0, checked - MODERATION_OVERLAP)
+    if cut == 0:
+        return 0
+    floor = max(0, cut - MODERATION_SENTENCE_REACH)
+    ends = [text.rfind(c, floor, cut) for c in ".!?\n"]
+    found = max(ends)
+    return found + 1 if found >= 0 else floor if floor == 0 else cut
 
 
 def _usage(outcome: Outcome) -> P.Usage:

@@ -25,7 +25,8 @@ finished (content, finish_reason, moderation) when the reply ends, is stopped, o
 away, with partial text flushed every few seconds so a killed server loses little.
 
 CSRF: writes must carry ``X-Requested-With`` or a JSON content type; a cross-site form can send
-neither without a CORS preflight, which this app never grants.
+neither without a CORS preflight, which this app never grants. ``browser.BrowserGuard`` adds the
+Host allow-list and the Origin check on every route, and ``quotas`` the per-user limits.
 """
 
 from __future__ import annotations
@@ -44,16 +45,18 @@ from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from .auth import SESSION_COOKIE, current_user
-from .errors import APIError
+from .protocol import BodyId, PathId
+from .errors import SSE_RESPONSE, APIError
+from .openai_routes import released
+from .quotas import quotas_of
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 SESSION_TTL_S = 30 * 86400
 FLUSH_EVERY_S = 2.0
-# Password guessing: after this many failed logins for one username within the window, further
-# attempts get 429 until the window has passed (per server process).
-LOGIN_MAX_FAILURES, LOGIN_WINDOW_S = 5, 300.0  # how often a streaming reply's partial text is written to the store
+# Password guessing is throttled per (username, client address) and per address, never per
+# username alone (an attacker could lock anyone out): see server.quotas.
 DEFAULT_SETTINGS: dict[str, Any] = {"temperature": 0.7, "top_p": 1.0, "max_tokens": 256, "seed": None}
 _WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # The UI page's policy: scripts and styles only from this origin, so even an escaping bug could
@@ -98,12 +101,12 @@ class ConversationBody(_Strict):
     title: str | None = Field(default=None, max_length=200)
     system_prompt: str | None = None
     settings: Settings | None = None
-    current_id: int | None = None
+    current_id: BodyId | None = None
 
 
 class SendBody(_Strict):
     content: str = Field(min_length=1)
-    parent_id: int | None = None
+    parent_id: BodyId | None = None
 
 
 class EditBody(_Strict):
@@ -216,31 +219,20 @@ def index() -> FileResponse:
 @router.post("/api/login")
 def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
     store = _store(request)
-    failures = _login_failures(request.app, body.username)
-    if len(failures) >= LOGIN_MAX_FAILURES:
-        raise APIError(429, "Too many failed logins for this user; try again in a few minutes.",
-                       code="login_throttled")
+    quotas, address = quotas_of(request), request.client.host if request.client else "unknown"
+    wait = quotas.login_retry_after(body.username, address)
+    if wait is not None:
+        raise APIError(429, "Too many failed logins from this address; try again in a few "
+                            "minutes.", code="login_throttled", headers={"Retry-After": str(wait)})
     user = store.authenticate(body.username, body.password)
     if user is None:
-        request.app.state.web_login_failures[body.username] = [*failures, time.monotonic()]
+        quotas.login_failed(body.username, address)
         raise APIError(401, "Incorrect username or password.", code="invalid_login")
-    request.app.state.web_login_failures.pop(body.username, None)
+    quotas.login_succeeded(body.username, address)
     token = store.create_session(user.id, ttl_s=SESSION_TTL_S)
     response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_TTL_S, path="/", httponly=True,
                         samesite="lax", secure=request.url.scheme == "https")
     return {"user": user_json(user)}
-
-
-def _login_failures(app: Any, username: str) -> list[float]:
-    """Recent failed login times for ``username`` (older ones dropped), kept on app.state."""
-    if not hasattr(app.state, "web_login_failures"):
-        app.state.web_login_failures = {}
-    table: dict[str, list[float]] = app.state.web_login_failures
-    now = time.monotonic()
-    recent = [t for t in table.pop(username, []) if now - t < LOGIN_WINDOW_S]
-    if recent:  # names with no recent failure are dropped, so guessed names don't pile up
-        table[username] = recent
-    return recent
 
 
 @router.post("/api/logout")
@@ -287,7 +279,7 @@ def create_conversation(body: ConversationBody, request: Request,
 
 
 @router.get("/api/conversations/{conv_id}")
-def get_conversation(conv_id: int, request: Request, user: Any = Depends(current_user)) -> dict[str, Any]:
+def get_conversation(conv_id: PathId, request: Request, user: Any = Depends(current_user)) -> dict[str, Any]:
     store = _store(request)
     conv = _owned_conversation(store, conv_id, user)
     mine = {f.message_id: f for f in conv.feedback if f.user_id == user.id}
@@ -302,7 +294,7 @@ def get_conversation(conv_id: int, request: Request, user: Any = Depends(current
 
 
 @router.patch("/api/conversations/{conv_id}")
-def update_conversation(conv_id: int, body: ConversationBody, request: Request,
+def update_conversation(conv_id: PathId, body: ConversationBody, request: Request,
                         user: Any = Depends(current_user)) -> dict[str, Any]:
     store = _store(request)
     settings = None
@@ -315,7 +307,7 @@ def update_conversation(conv_id: int, body: ConversationBody, request: Request,
 
 
 @router.delete("/api/conversations/{conv_id}", status_code=204)
-def delete_conversation(conv_id: int, request: Request, user: Any = Depends(current_user)) -> Response:
+def delete_conversation(conv_id: PathId, request: Request, user: Any = Depends(current_user)) -> Response:
     if not _call(_store(request).delete_conversation, conv_id, user.id):
         raise APIError(404, f"no conversation {conv_id}")
     return Response(status_code=204)
@@ -324,7 +316,7 @@ def delete_conversation(conv_id: int, request: Request, user: Any = Depends(curr
 # ---- feedback and reports ---------------------------------------------------------------------
 
 @router.post("/api/messages/{message_id}/feedback")
-def set_feedback(message_id: int, body: FeedbackBody, request: Request,
+def set_feedback(message_id: PathId, body: FeedbackBody, request: Request,
                  user: Any = Depends(current_user)) -> dict[str, Any]:
     store = _store(request)
     _owned_message(store, message_id, user)
@@ -333,14 +325,14 @@ def set_feedback(message_id: int, body: FeedbackBody, request: Request,
 
 
 @router.delete("/api/messages/{message_id}/feedback")
-def delete_feedback(message_id: int, request: Request, user: Any = Depends(current_user)) -> dict[str, Any]:
+def delete_feedback(message_id: PathId, request: Request, user: Any = Depends(current_user)) -> dict[str, Any]:
     store = _store(request)
     _owned_message(store, message_id, user)
     return {"deleted": store.delete_feedback(message_id, user.id)}
 
 
 @router.post("/api/messages/{message_id}/report")
-def report(message_id: int, body: ReportBody, request: Request,
+def report(message_id: PathId, body: ReportBody, request: Request,
            user: Any = Depends(current_user)) -> dict[str, Any]:
     store = _store(request)
     m = _owned_message(store, message_id, user)
@@ -381,57 +373,75 @@ def _history(store: Any, conv: Any, parent_id: int | None) -> list[dict[str, str
     return [{"role": "system", "content": conv.system_prompt}] if conv.system_prompt else []
 
 
-@router.post("/api/conversations/{conv_id}/messages")
-async def send_message(conv_id: int, body: SendBody, request: Request,
+@router.post("/api/conversations/{conv_id}/messages", responses=SSE_RESPONSE)
+async def send_message(conv_id: PathId, body: SendBody, request: Request,
                        user: Any = Depends(current_user)) -> StreamingResponse:
-    store = _store(request)
-    conv = await run_in_threadpool(_owned_conversation, store, conv_id, user)
-    if body.parent_id is not None:
-        parent = await run_in_threadpool(_owned_message, store, body.parent_id, user)
-        if parent.conversation_id != conv.id or parent.role != "assistant":
-            raise APIError(400, "parent_id must be an assistant message of this conversation",
-                           param="parent_id")
-    history = await run_in_threadpool(_history, store, conv, body.parent_id)
-    prep = await _prepare(request, conv, history + [{"role": "user", "content": body.content}])
-    user_msg = await run_in_threadpool(_call, store.add_message, conv.id, "user", body.content,
-                                       parent_id=body.parent_id, user_id=user.id)
-    if not conv.title:
-        await run_in_threadpool(store.update_conversation, conv.id, title=_title(body.content))
-    return _reply_stream(request, user, user_msg, prep, announce=True)
+    # A quota slot first: a refused request writes nothing; the reply's end frees it.
+    slot = quotas_of(request).admit(user)
+    try:
+        store = _store(request)
+        conv = await run_in_threadpool(_owned_conversation, store, conv_id, user)
+        if body.parent_id is not None:
+            parent = await run_in_threadpool(_owned_message, store, body.parent_id, user)
+            if parent.conversation_id != conv.id or parent.role != "assistant":
+                raise APIError(400, "parent_id must be an assistant message of this conversation",
+                               param="parent_id")
+        history = await run_in_threadpool(_history, store, conv, body.parent_id)
+        prep = await _prepare(request, conv, history + [{"role": "user", "content": body.content}])
+        user_msg = await run_in_threadpool(_call, store.add_message, conv.id, "user", body.content,
+                                           parent_id=body.parent_id, user_id=user.id)
+        if not conv.title:
+            await run_in_threadpool(store.update_conversation, conv.id, title=_title(body.content))
+        return _reply_stream(request, user, user_msg, prep, announce=True, slot=slot)
+    except BaseException:
+        slot.release()
+        raise
 
 
-@router.post("/api/messages/{message_id}/regenerate")
-async def regenerate(message_id: int, request: Request, user: Any = Depends(current_user)) -> StreamingResponse:
-    store = _store(request)
-    m = await run_in_threadpool(_owned_message, store, message_id, user)
-    if m.role == "assistant" and m.parent_id is not None:
-        anchor = await run_in_threadpool(store.get_message, m.parent_id)
-    elif m.role == "user":
-        anchor = m  # a user turn whose reply failed or was never made: give it a first reply
-    else:
-        raise APIError(400, "regenerate needs an assistant reply or a user message", param="message_id")
-    conv = await run_in_threadpool(_owned_conversation, store, m.conversation_id, user)
-    prep = await _prepare(request, conv, await run_in_threadpool(store.prompt_messages, anchor.id))
-    return _reply_stream(request, user, anchor, prep, announce=False)
+@router.post("/api/messages/{message_id}/regenerate", responses=SSE_RESPONSE)
+async def regenerate(message_id: PathId, request: Request, user: Any = Depends(current_user)) -> StreamingResponse:
+    # A quota slot first: a refused request writes nothing; the reply's end frees it.
+    slot = quotas_of(request).admit(user)
+    try:
+        store = _store(request)
+        m = await run_in_threadpool(_owned_message, store, message_id, user)
+        if m.role == "assistant" and m.parent_id is not None:
+            anchor = await run_in_threadpool(store.get_message, m.parent_id)
+        elif m.role == "user":
+            anchor = m  # a user turn whose reply failed or was never made: give it a first reply
+        else:
+            raise APIError(400, "regenerate needs an assistant reply or a user message", param="message_id")
+        conv = await run_in_threadpool(_owned_conversation, store, m.conversation_id, user)
+        prep = await _prepare(request, conv, await run_in_threadpool(store.prompt_messages, anchor.id))
+        return _reply_stream(request, user, anchor, prep, announce=False, slot=slot)
+    except BaseException:
+        slot.release()
+        raise
 
 
-@router.post("/api/messages/{message_id}/edit")
-async def edit(message_id: int, body: EditBody, request: Request,
+@router.post("/api/messages/{message_id}/edit", responses=SSE_RESPONSE)
+async def edit(message_id: PathId, body: EditBody, request: Request,
                user: Any = Depends(current_user)) -> StreamingResponse:
-    store = _store(request)
-    m = await run_in_threadpool(_owned_message, store, message_id, user)
-    if m.role != "user":
-        raise APIError(400, "only user messages can be edited", param="message_id")
-    conv = await run_in_threadpool(_owned_conversation, store, m.conversation_id, user)
-    history = await run_in_threadpool(_history, store, conv, m.parent_id)
-    prep = await _prepare(request, conv, history + [{"role": "user", "content": body.content}])
-    user_msg = await run_in_threadpool(_call, store.add_message, conv.id, "user", body.content,
-                                       parent_id=m.parent_id, user_id=user.id)
-    return _reply_stream(request, user, user_msg, prep, announce=True)
+    # A quota slot first: a refused request writes nothing; the reply's end frees it.
+    slot = quotas_of(request).admit(user)
+    try:
+        store = _store(request)
+        m = await run_in_threadpool(_owned_message, store, message_id, user)
+        if m.role != "user":
+            raise APIError(400, "only user messages can be edited", param="message_id")
+        conv = await run_in_threadpool(_owned_conversation, store, m.conversation_id, user)
+        history = await run_in_threadpool(_history, store, conv, m.parent_id)
+        prep = await _prepare(request, conv, history + [{"role": "user", "content": body.content}])
+        user_msg = await run_in_threadpool(_call, store.add_message, conv.id, "user", body.content,
+                                           parent_id=m.parent_id, user_id=user.id)
+        return _reply_stream(request, user, user_msg, prep, announce=True, slot=slot)
+    except BaseException:
+        slot.release()
+        raise
 
 
 @router.post("/api/messages/{message_id}/stop")
-async def stop(message_id: int, request: Request, user: Any = Depends(current_user)) -> dict[str, Any]:
+async def stop(message_id: PathId, request: Request, user: Any = Depends(current_user)) -> dict[str, Any]:
     entry = _streams(request.app).get(message_id)
     if entry is None or entry[0] != user.id:
         return {"stopped": False}  # already finished (or not ours): nothing to stop
@@ -452,11 +462,12 @@ def _sse(obj: dict[str, Any]) -> str:
     return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
 
 
-def _reply_stream(request: Request, user: Any, parent: Any, prep: Any, *, announce: bool) -> StreamingResponse:
+def _reply_stream(request: Request, user: Any, parent: Any, prep: Any, *, announce: bool,
+                  slot: Any) -> StreamingResponse:
     """Stream a new assistant reply under the user message ``parent`` (announced to the client
     when it was just created)."""
     return StreamingResponse(
-        _reply_events(request, user, parent, prep, announce),
+        released(_reply_events(request, user, parent, prep, announce), slot),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -500,6 +511,8 @@ async def _reply_events(request: Request, user: Any, parent: Any, prep: Any,
         with anyio.CancelScope(shield=True):
             final = await run_in_threadpool(store.update_message, reply.id, content=row.text,
                                             meta=_final_meta(row, error))
+        if service.on_usage is not None:
+            service.on_usage(user, row.tokens)
     if error is not None:
         yield _sse({"type": "error", "error": error, "message": message_json(final)})
     else:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from chatrlhf import workspace as ws
 
 from .auth import ROLE_ORDER, SESSION_COOKIE, optional_user, require_role
+from .protocol import BodyId, PathId
 from .errors import APIError
 
 PAGES = Path(__file__).parent / "static" / "workspace"
@@ -214,7 +215,7 @@ def create_draft(body: DemoBody, request: Request, user: Any = Depends(trainer))
 
 
 @router.get("/api/workspace/demos/{demo_id}")
-def get_demo(demo_id: int, request: Request, user: Any = Depends(trainer)) -> dict[str, Any]:
+def get_demo(demo_id: PathId, request: Request, user: Any = Depends(trainer)) -> dict[str, Any]:
     for d in ws.list_demos(_store(request), user.id):
         if d.id == demo_id:
             return _demo_json(d)
@@ -222,19 +223,19 @@ def get_demo(demo_id: int, request: Request, user: Any = Depends(trainer)) -> di
 
 
 @router.put("/api/workspace/demos/{demo_id}")
-def save_draft(demo_id: int, body: DemoBody, request: Request, user: Any = Depends(trainer)) -> dict[str, Any]:
+def save_draft(demo_id: PathId, body: DemoBody, request: Request, user: Any = Depends(trainer)) -> dict[str, Any]:
     return _demo_json(_call(ws.save_draft, _store(request), user.id, _msgs(body.messages), demo_id=demo_id,
                             meta=body.meta))
 
 
 @router.post("/api/workspace/demos/{demo_id}/submit")
-def submit_demo(demo_id: int, body: DemoBody, request: Request, user: Any = Depends(trainer)) -> dict[str, Any]:
+def submit_demo(demo_id: PathId, body: DemoBody, request: Request, user: Any = Depends(trainer)) -> dict[str, Any]:
     return _demo_json(_call(ws.submit_demo, _store(request), user.id, _msgs(body.messages), demo_id=demo_id,
                             meta=body.meta))
 
 
 @router.delete("/api/workspace/demos/{demo_id}", status_code=204)
-def delete_draft(demo_id: int, request: Request, user: Any = Depends(trainer)) -> Response:
+def delete_draft(demo_id: PathId, request: Request, user: Any = Depends(trainer)) -> Response:
     _call(ws.delete_draft, _store(request), user.id, demo_id)
     return Response(status_code=204)
 
@@ -249,19 +250,19 @@ def next_task(request: Request, user: Any = Depends(trainer)) -> dict[str, Any]:
 
 
 @router.get("/api/workspace/tasks/{task_id}")
-def get_task(task_id: int, request: Request, user: Any = Depends(trainer)) -> dict[str, Any]:
+def get_task(task_id: PathId, request: Request, user: Any = Depends(trainer)) -> dict[str, Any]:
     return _task_json(_call(ws.get_task, _store(request), task_id, user.id))
 
 
 @router.post("/api/workspace/tasks/{task_id}/ranking")
-def submit_ranking(task_id: int, body: RankingBody, request: Request, user: Any = Depends(trainer)) -> dict[str, Any]:
+def submit_ranking(task_id: PathId, body: RankingBody, request: Request, user: Any = Depends(trainer)) -> dict[str, Any]:
     rid = _call(ws.submit_ranking, _store(request), task_id, user.id, body.ranks, flags=body.flags,
                 all_unacceptable=body.all_unacceptable, comment=body.comment)
     return {"id": rid}
 
 
 @router.post("/api/workspace/tasks/{task_id}/skip", status_code=204)
-def skip_task(task_id: int, request: Request, user: Any = Depends(trainer)) -> Response:
+def skip_task(task_id: PathId, request: Request, user: Any = Depends(trainer)) -> Response:
     _call(ws.release_task, _store(request), task_id, user.id)
     return Response(status_code=204)
 
@@ -283,7 +284,7 @@ class TasksBody(BaseModel):
     k: int = Field(4, ge=ws.K_MIN, le=ws.K_MAX)
     required: int = Field(1, ge=1, le=50)
     source: str = "conversation"
-    list_id: int | None = None
+    list_id: BodyId | None = None
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     max_tokens: int | None = Field(None, ge=1, le=1024)  # None: app.state.workspace_max_tokens
 
@@ -309,7 +310,7 @@ def admin_create_user(body: UserBody, request: Request, user: Any = Depends(admi
 
 
 @router.post("/api/workspace/admin/users/{user_id}/role")
-def admin_set_role(user_id: int, body: RoleBody, request: Request, user: Any = Depends(admin)) -> dict[str, Any]:
+def admin_set_role(user_id: PathId, body: RoleBody, request: Request, user: Any = Depends(admin)) -> dict[str, Any]:
     if user_id == user.id and body.role != "admin":
         raise APIError(400, "you cannot remove your own admin role")
     return _user_json(_call(_store(request).set_role, user_id, body.role))
@@ -340,7 +341,7 @@ async def admin_create_tasks(body: TasksBody, request: Request, user: Any = Depe
 
 
 @router.get("/api/workspace/admin/tasks/{task_id}")
-def admin_task(task_id: int, request: Request, method: str = "ranked_pairs", user: Any = Depends(admin)) -> dict[str, Any]:
+def admin_task(task_id: PathId, request: Request, method: str = "ranked_pairs", user: Any = Depends(admin)) -> dict[str, Any]:
     detail = _call(ws.task_detail, _store(request), task_id)
     if detail["rankings"]:
         detail["aggregate"] = _call(ws.aggregate_task, _store(request), task_id, method)

@@ -10,6 +10,7 @@ raises ``Conflict``.
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, Iterator, Sequence
@@ -41,6 +42,8 @@ from chatrlhf.store.models import (
     UserRow,
     utcnow,
 )
+
+log = logging.getLogger(__name__)
 
 
 class NotFound(LookupError):
@@ -130,7 +133,11 @@ class Store:
                 with s.begin():
                     yield s
             except IntegrityError as e:
-                raise Conflict(f"already exists or conflicts with a stored row: {e.orig}") from None
+                # The driver's text names tables, columns and values (SQL, even other users'
+                # data): it goes to the log, and the caller (an HTTP 409) gets a plain sentence.
+                log.info("write refused by a database constraint: %s", e.orig)
+                raise Conflict("this conflicts with a stored row (a duplicate, or a reference "
+                               "to a row that no longer exists)") from None
 
     def counts(self) -> dict[str, int]:
         """Rows per table; tests use it to prove a rejected request changed nothing."""

@@ -30,6 +30,22 @@ const state = {
 
 const keyOf = (parentId) => parentId ?? "root";
 
+// safeNext: the ?next= target after login, as an absolute URL on this origin, or null.
+// Checked the way the browser will read it, not as typed: the URL parser drops tabs and newlines
+// anywhere ("/\t/evil.com" is "//evil.com", another host), trims controls and spaces at the ends,
+// and reads "\" as "/". So: only a path with one leading "/", no backslash, and after resolving
+// (dot segments too: "/.//evil.com") still this origin with a path that does not start "//".
+function safeNext(raw, origin) {
+  if (!raw) return null;
+  const next = raw.replace(/[\t\n\r]/g, "").replace(/^[\x00-\x20]+|[\x00-\x20]+$/g, "");
+  if (next.includes("\\") || !/^\/(?!\/)/.test(next)) return null;
+  let url;
+  try { url = new URL(next, origin); } catch { return null; }
+  if (url.origin !== origin || url.pathname.startsWith("//")) return null;
+  return url.href;
+}
+// end safeNext
+
 function addMessage(m) {
   const known = state.messages.has(m.id);
   state.messages.set(m.id, { ...state.messages.get(m.id), ...m });
@@ -526,8 +542,8 @@ function wire() {
       $("login-password").value = "";
       // Pages of this site that need a login (the trainer workspace) send people here with
       // ?next=/path; only same-origin paths are followed.
-      const next = new URLSearchParams(location.search).get("next");
-      if (next && /^\/(?![\/\\])/.test(next)) { location.href = next; return; }
+      const next = safeNext(new URLSearchParams(location.search).get("next"), location.origin);
+      if (next) { location.href = next; return; }
       await showApp();
     } catch (err) { $("login-error").textContent = err.message; }
   });

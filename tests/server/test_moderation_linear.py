@@ -1,10 +1,11 @@
 """Moderation cannot be made slow: on pathological inputs its time grows linearly with the text.
 
 The ``re`` engine backtracks, so one pattern with overlapping nested repetitions makes a short
-message take minutes (``"kill " + "the " * 40`` did). Each check times the same input at two
-sizes and asserts that doubling the input at most roughly doubles the time: the ratio bound (3x)
-is loose for a loaded 2-core machine, yet a quadratic pattern gives 4x and an exponential one
-does not finish. Timings are the minimum of several runs, re-measured once before failing.
+message take minutes (``"kill " + "the " * 40`` did). Each check times the same input at a size
+and at four times that size (two doublings) and bounds the growth at 9x: linear is 4x, a
+quadratic pattern 16x, an exponential one does not finish. Times are this thread's CPU time
+(``time.thread_time``), the minimum of several runs, re-measured once before failing: wall time
+on a 2-core machine shared with training jobs swung single doublings past 3x in CI dry runs.
 """
 
 from __future__ import annotations
@@ -17,24 +18,24 @@ import pytest
 from chatrlhf import moderation as M
 from chatrlhf.moderation import default_moderator, moderate
 
-RATIO = 3.0
+RATIO = 9.0  # bound on t(4 * size) / t(size): linear 4, quadratic 16
 
 
-def _best(fn, reps: int = 3) -> float:
+def _best(fn, reps: int = 3, clock=time.thread_time) -> float:
     best = float("inf")
     for _ in range(reps):
-        t = time.perf_counter()
+        t = clock()
         fn()
-        best = min(best, time.perf_counter() - t)
+        best = min(best, clock() - t)
     return best
 
 
 def _doubling_ratio(fn_of_size, size: int, reps: int = 3) -> float:
-    """t(2 * size) / t(size), re-measured with more runs when the first look is over ``RATIO``
+    """t(4 * size) / t(size), re-measured with more runs when the first look is over ``RATIO``
     (a busy machine can stall one measurement; a super-linear pattern stays over)."""
-    ratio = _best(lambda: fn_of_size(2 * size), reps) / _best(lambda: fn_of_size(size), reps)
+    ratio = _best(lambda: fn_of_size(4 * size), reps) / _best(lambda: fn_of_size(size), reps)
     if ratio >= RATIO:
-        ratio = _best(lambda: fn_of_size(2 * size), 3 * reps) / _best(lambda: fn_of_size(size), 3 * reps)
+        ratio = _best(lambda: fn_of_size(4 * size), 3 * reps) / _best(lambda: fn_of_size(size), 3 * reps)
     return ratio
 
 
@@ -55,7 +56,7 @@ PATHOLOGICAL = [
 @pytest.mark.parametrize("unit", PATHOLOGICAL)
 @pytest.mark.parametrize("role", ["user", "assistant"])
 def test_moderation_is_linear_on_pathological_inputs(unit, role):
-    ratio = _doubling_ratio(lambda size: moderate(_repeat(unit, size), role), 4096)
+    ratio = _doubling_ratio(lambda size: moderate(_repeat(unit, size), role), 2048)
     assert ratio < RATIO, (unit, role, ratio)
 
 
@@ -77,14 +78,14 @@ def _all_patterns() -> list[tuple[str, re.Pattern]]:
 def test_every_pattern_is_linear_on_its_own_words(name, pat):
     unit = _pattern_worst_case(pat.pattern)
     for text_unit in (unit, unit.split()[0] + " the "):
-        ratio = _doubling_ratio(lambda size: pat.findall(_repeat(text_unit, size)), 16384)
+        ratio = _doubling_ratio(lambda size: pat.findall(_repeat(text_unit, size)), 8192)
         assert ratio < RATIO, (name, text_unit, ratio)
 
 
 def test_the_reported_exponential_case_is_fast_now():
     # Was 14 ms at n=16, 10.5 s at n=34, and did not finish at n=40.
     assert _best(lambda: moderate("kill " + "the " * 40 + "!")) < 0.05
-    ratio = _doubling_ratio(lambda n: moderate("kill " + "the " * n + "!"), 1000)
+    ratio = _doubling_ratio(lambda n: moderate("kill " + "the " * n + "!"), 500)
     assert ratio < RATIO
     # and the benign idiom it guards still works through the bounded modifier run
     assert not moderate("How do I kill the stuck zombie python background process?").flagged

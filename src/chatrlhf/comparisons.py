@@ -121,17 +121,11 @@ def sim_candidates(conv: Any, n: int, rng: random.Random, avoid: list[str]) -> l
     """Up to ``n`` distinct simulator candidates for ``conv`` (fewer where few strategies apply,
     e.g. everyday requests, which have no simulator-written answer)."""
     from chatrlhf.simulate.adversarial import CANDIDATES
+    from chatrlhf.simulate.export import candidate_set
 
-    names = [m for m in SIM_WEIGHTS if m in CANDIDATES]
-    out: list[SimCompletion] = []
-    for _ in range(30 * n):
-        if len(out) == n:
-            break
-        name = rng.choices(names, weights=[SIM_WEIGHTS[m] for m in names])[0]
-        text = CANDIDATES[name](conv, rng)
-        if text and text not in avoid and all(text != c.text for c in out):
-            out.append(SimCompletion(text, name))
-    return out
+    weights = {m: w for m, w in SIM_WEIGHTS.items() if m in CANDIDATES}
+    texts, names = candidate_set(conv, n, rng, weights, avoid=[*avoid, ""], tries_per=30)
+    return [SimCompletion(t, m) for t, m in zip(texts, names)]
 
 
 def sample_mixed(convs: list[Any], slots: list[tuple[str, Any]], cfg: SampleConfig, seed: int

@@ -36,6 +36,14 @@ def _plt():
     return plt
 
 
+def save_figure(plt: Any, fig: Any, run_dir: Path, name: str) -> str:
+    """Lay out, write ``run_dir/name`` and free the figure; returns ``name`` for the report's link."""
+    fig.tight_layout()
+    fig.savefig(run_dir / name, dpi=100)
+    plt.close(fig)
+    return name
+
+
 def plot_sft(run_dir: Path) -> str | None:
     from chatrlhf.train_utils import read_metrics
 
@@ -53,9 +61,7 @@ def plot_sft(run_dir: Path) -> str | None:
     ax.set_xlabel("step")
     ax.set_title("SFT loss (assistant tokens)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(run_dir / "sft_loss.png", dpi=100)
-    plt.close(fig)
+    save_figure(plt, fig, run_dir, "sft_loss.png")
     return "sft_loss.png"
 
 
@@ -88,9 +94,7 @@ def plot_ppo(run_dir: Path, rounds: int) -> str | None:
     axes[2].legend()
     for ax in axes:
         ax.set_xlabel("PPO iteration")
-    fig.tight_layout()
-    fig.savefig(run_dir / "ppo_curves.png", dpi=100)
-    plt.close(fig)
+    save_figure(plt, fig, run_dir, "ppo_curves.png")
     return "ppo_curves.png"
 
 
@@ -108,9 +112,7 @@ def plot_eval(run_dir: Path, res: dict[str, Any]) -> list[str]:
     ax.set_ylabel("gold judge score")
     ax.set_title("proxy vs gold on held-out prompts")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(run_dir / "rm_vs_gold.png", dpi=100)
-    plt.close(fig)
+    save_figure(plt, fig, run_dir, "rm_vs_gold.png")
     out.append("rm_vs_gold.png")
     # gold per family
     fams = sorted({f for m in models for f in res["models"][m]["gold_by_family"]})
@@ -123,9 +125,7 @@ def plot_eval(run_dir: Path, res: dict[str, Any]) -> list[str]:
     ax.set_xticklabels(fams, rotation=20)
     ax.set_ylabel("mean gold score")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(run_dir / "gold_by_family.png", dpi=100)
-    plt.close(fig)
+    save_figure(plt, fig, run_dir, "gold_by_family.png")
     out.append("gold_by_family.png")
     # win rates
     wr = res.get("win_rates", {})
@@ -138,9 +138,7 @@ def plot_eval(run_dir: Path, res: dict[str, Any]) -> list[str]:
         ax.axvline(0.5, color="gray", ls="--")
         ax.set_xlim(0, 1)
         ax.set_xlabel("win rate by gold judge (ties = ½; bars: 95% CI)")
-        fig.tight_layout()
-        fig.savefig(run_dir / "win_rates.png", dpi=100)
-        plt.close(fig)
+        save_figure(plt, fig, run_dir, "win_rates.png")
         out.append("win_rates.png")
     return out
 

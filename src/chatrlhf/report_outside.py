@@ -134,9 +134,9 @@ def plot_outside(run_dir: Path, res: dict[str, Any]) -> str | None:
     ax.set_ylim(0, 1)
     ax.set_title("outside prompts written by people")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(run_dir / "outside.png", dpi=100)
-    plt.close(fig)
+    from chatrlhf.report import save_figure
+
+    save_figure(plt, fig, run_dir, "outside.png")
     return "outside.png"
 
 

@@ -20,7 +20,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from chatrlhf.schema import Conversation, Ranking, write_jsonl
 from chatrlhf.simulate.adversarial import CANDIDATES
@@ -70,17 +70,20 @@ class SimulateConfig:
     annotator: AnnotatorConfig = field(default_factory=AnnotatorConfig)
 
 
-def candidate_set(conv: Conversation, k: int, rng: random.Random) -> tuple[list[str], list[str]]:
-    """``k`` distinct candidate replies for a prompt and the strategy that made each."""
-    names = list(CANDIDATE_WEIGHTS)
+def candidate_set(conv: Conversation, k: int, rng: random.Random, weights: dict[str, float] | None = None,
+                  avoid: Sequence[str] = (), tries_per: int = 50) -> tuple[list[str], list[str]]:
+    """Up to ``k`` distinct candidate replies for a prompt (none in ``avoid``) and the strategy that
+    made each, drawn by ``weights`` (default ``CANDIDATE_WEIGHTS``) in at most ``tries_per * k`` draws."""
+    weights = weights or CANDIDATE_WEIGHTS
+    names = list(weights)
     texts: list[str] = []
     used: list[str] = []
-    for _ in range(50 * k):
+    for _ in range(tries_per * k):
         if len(texts) == k:
             break
-        name = rng.choices(names, weights=[CANDIDATE_WEIGHTS[n] for n in names])[0]
+        name = rng.choices(names, weights=[weights[n] for n in names])[0]
         text = CANDIDATES[name](conv, rng)
-        if text is not None and text not in texts:
+        if text is not None and text not in texts and text not in avoid:
             texts.append(text)
             used.append(name)
     return texts, used

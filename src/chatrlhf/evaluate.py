@@ -212,10 +212,12 @@ def load_rm(rm_dir: str) -> tuple[Any, Any]:
 
 def rm_scores(rm: tuple[Any, Any], prompt_ids: list[list[int]], completions: list[Any], cfg: EvalConfig) -> list[float]:
     """The RM's score of each reply (same tokenizer as the policy, so ids are reused as they are)."""
-    from chatrlhf.reward import score_ids
+    from chatrlhf.chat_format import eot_id
+    from chatrlhf.reward import ended_ids, score_ids
     from chatrlhf.train_utils import pad_id_of
 
-    seqs = [p + list(c.token_ids) for p, c in zip(prompt_ids, completions)]
+    # cut-off replies get their end-of-turn token, where the head reads (as in training)
+    seqs = [ended_ids(p + list(c.token_ids), eot_id(rm[1])) for p, c in zip(prompt_ids, completions)]
     return score_ids(rm[0], seqs, pad_id_of(rm[1]), cfg.dtype)
 
 

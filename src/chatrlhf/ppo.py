@@ -246,11 +246,31 @@ def reference_logprobs(models: Models, seq, attn, prompt_len: int, resp, cfg: PP
         return token_logprobs(lm_head_of(ref)(h), resp, cfg.temperature)
 
 
-def reward_scores(models: Models, seq, attn, trunk: "torch.Tensor | None" = None) -> "torch.Tensor":
-    """(B,) normalised RM scores, read at each row's end-of-reply token."""
+def reward_scores(models: Models, seq, attn, trunk: "torch.Tensor | None" = None,
+                  ended: "torch.Tensor | None" = None) -> "torch.Tensor":
+    """(B,) normalised RM scores, read at each row's end-of-reply token.
+
+    A reply cut off at ``max_new_tokens`` (``ended`` False) has no such token: the RM scores it with
+    one appended, as every training reply was encoded, in a forward of its own (the shared trunk
+    has no state for the extra position). Read at its last word instead, the head gave values far
+    outside its training range, which PPO could chase by never stopping."""
+    from chatrlhf.chat_format import eot_id
+    from chatrlhf.reward import ended_ids
+    from chatrlhf.train_utils import pad_id_of, pad_right
+
     if trunk is not None and models.rm_shares_trunk:
-        return models.reward.raw_scores_from_states(trunk, attn, models.trunk_start) + models.reward.bias
-    return models.reward.scores(seq, attn)
+        out = models.reward.raw_scores_from_states(trunk, attn, models.trunk_start) + models.reward.bias
+    else:
+        out = models.reward.scores(seq, attn)
+    if ended is None or bool(ended.all()):
+        return out
+    cut = [i for i in range(seq.shape[0]) if not bool(ended[i])]
+    eot = eot_id(models.tokenizer)
+    rows = [ended_ids(seq[i][attn[i].bool()].tolist(), eot) for i in cut]
+    ids, mask = pad_right(rows, pad_id_of(models.tokenizer))
+    out = out.clone()
+    out[cut] = models.reward.scores(ids.to(seq.device), mask.to(seq.device)).to(out.dtype)
+    return out
 
 
 # ----------------------------------------------------------------------------- experience
@@ -289,7 +309,7 @@ def make_experience(models: Models, batch: list[tuple[Any, list[int]]], completi
         # 3. the frozen reference's log-probs, for the KL penalty
         ref_logp = reference_logprobs(models, seq, attn, P, resp, cfg, trunk)
         # 4. the reward model reads the end-of-reply token; unfinished replies are penalised
-        raw = reward_scores(models, seq, attn, trunk).float()
+        raw = reward_scores(models, seq, attn, trunk, ended).float()
     rm_raw = None
     if cfg.rm_coef != 1.0:  # an ablation: keep the unscaled score for the metrics
         rm_raw, raw = raw, raw * cfg.rm_coef

@@ -99,6 +99,16 @@ def encode_reply(prefix: list[dict], reply: str, tokenizer: Any, max_length: int
     return ids[-max_length:]
 
 
+def ended_ids(ids: Sequence[int], eot: int) -> list[int]:
+    """``ids`` ending at an end-of-turn token, as ``encode_reply`` encodes every training reply.
+
+    A reply cut off at the token limit has no end-of-turn token, and the head, trained to read only
+    there, scores such a sequence at a position it never saw: seed 0's RM gave cut-off base replies
+    6-9 where complete ones got about 1. Appending the token scores the cut-off reply as training did."""
+    ids = list(ids)
+    return ids if ids and ids[-1] == eot else ids + [eot]
+
+
 def score_ids(model: Any, seqs: Sequence[Sequence[int]], pad_id: int, dtype: str, batch_size: int = 16,
               raw: bool = False, max_tokens: int = 2048) -> list[float]:
     """Reward of each token sequence (no grad), in length-grouped chunks of at most ``max_tokens``

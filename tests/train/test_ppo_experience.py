@@ -49,9 +49,15 @@ def test_experience_masks_alignment_and_zero_initial_kl(models):
     n = len(batch[0][1])
     expect = torch.log_softmax(logits[n - 1: n + 2], -1)[torch.arange(3), torch.tensor([11, 12, eos])]
     assert torch.allclose(exp.old_logprobs[0, :3], expect, atol=1e-4)
-    # the score sits on the last valid token; the unfinished reply carries the penalty
+    # the score sits on the end-of-turn token; the unfinished reply is scored with one appended
+    # (as the RM's training encodes every reply) and carries the penalty
     raw = models.reward.scores(exp.sequences, exp.attention_mask)
-    assert exp.scores[1].item() == pytest.approx(raw[1].item() - 3.0, abs=1e-4)
+    assert exp.scores[0].item() == pytest.approx(raw[0].item(), abs=1e-4)
+    cut = torch.tensor([batch[1][1] + [13, 14, 15, 16, 17, eos]])
+    with torch.no_grad():
+        with_eot = models.reward.scores(cut, torch.ones_like(cut)).item()
+    assert exp.scores[1].item() == pytest.approx(with_eot - 3.0, abs=1e-4)
+    assert abs(with_eot - raw[1].item()) > 1e-3  # reading at the last word would differ
     assert exp.rewards[0, 2].item() == pytest.approx(exp.scores[0].item(), abs=1e-5)
     assert exp.rewards[0, 3:].abs().sum() == 0 and exp.advantages[0, 3:].abs().sum() == 0
 

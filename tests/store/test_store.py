@@ -319,3 +319,19 @@ def test_a_constraint_violation_is_a_conflict_without_the_database_text(store):
     text = str(e.value).lower()
     assert "conflicts with a stored row" in text
     assert not any(word in text for word in ("unique", "constraint", "users", "zqname", "insert", "key"))
+
+
+def test_pool_serves_every_server_thread_at_once(store):
+    """The server's 40 worker threads can each hold a connection: the 16th does not wait for one
+    (SQLAlchemy's default pool of 5 + 10 would block it for the pool timeout, then fail)."""
+    from chatrlhf.store.db import SERVER_THREADS
+
+    held = []
+    try:
+        for _ in range(SERVER_THREADS):
+            held.append(store.engine.connect())
+            held[-1].execute(text("SELECT 1"))
+        assert len(held) == SERVER_THREADS
+    finally:
+        for c in held:
+            c.close()

@@ -62,6 +62,19 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql(mode)
 
 
+# The server runs store calls in anyio's worker threads, 40 of them by default. SQLAlchemy's
+# default pool (5 + 10 overflow) would leave 25 of those threads waiting for a connection while
+# streams flush every 2 s; the pool holds as many connections as there are threads. A request
+# that still finds none fails after POOL_TIMEOUT seconds instead of hanging.
+SERVER_THREADS = 40
+POOL_SIZE = 8
+POOL_TIMEOUT = 30
+
+
+def _pool_kwargs() -> dict[str, Any]:
+    return {"pool_size": POOL_SIZE, "max_overflow": SERVER_THREADS - POOL_SIZE, "pool_timeout": POOL_TIMEOUT}
+
+
 def make_engine(url: str | None = None) -> Engine:
     url = resolve_url(url)
     u = make_url(url)
@@ -70,6 +83,7 @@ def make_engine(url: str | None = None) -> Engine:
         memory = u.database in (None, "", ":memory:") or "mode=memory" in str(u.query)
         if not memory:
             Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            kwargs.update(_pool_kwargs())
         else:
             from sqlalchemy.pool import StaticPool
 
@@ -79,7 +93,7 @@ def make_engine(url: str | None = None) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **_pool_kwargs())
 
 
 def _alembic_config(connection: Any = None) -> Any:

@@ -332,7 +332,7 @@ def ppo_update(models: Models, exp: "Experience", opt: Any, cfg: PPOConfig, rng:
     """Step 6: ``ppo_epochs`` passes of clipped policy + value updates over shuffled minibatches."""
     import torch
 
-    from chatrlhf.heads import masked_lm_loss
+    from chatrlhf.heads import masked_lm_loss, masked_lm_loss_from_states
     from chatrlhf.ppo_core import masked_mean, policy_loss, value_loss
     from chatrlhf.train_utils import autocast, device, pad_id_of, pad_right
 
@@ -358,8 +358,13 @@ def ppo_update(models: Models, exp: "Experience", opt: Any, cfg: PPOConfig, rng:
                 # InstructGPT's PPO-ptx: keep the SFT likelihood up so RL does not erase skills
                 rows = rng.sample(ptx, min(cfg.ptx_batch, len(ptx)))
                 ids, a, m = pad_right([r[0] for r in rows], pad_id_of(models.tokenizer), [r[1] for r in rows])
+                ids, a, m = ids.to(device()), a.to(device()), m.to(device())
                 with autocast(cfg.dtype):
-                    ptx_loss = masked_lm_loss(models.policy, ids.to(device()), a.to(device()), m.to(device()))
+                    if len(rows[0]) > 2:  # cached lower-block states: only the trained blocks run
+                        h = torch.nn.utils.rnn.pad_sequence([r[2] for r in rows], batch_first=True).to(device())
+                        ptx_loss = masked_lm_loss_from_states(models.policy, h, ids, a, m, models.trunk_start)
+                    else:
+                        ptx_loss = masked_lm_loss(models.policy, ids, a, m)
                 loss = loss + cfg.ptx_coef * ptx_loss
                 stats.setdefault("ptx_loss", []).append(ptx_loss.item())
             opt.zero_grad(set_to_none=True)
@@ -391,7 +396,7 @@ def run(cfg: PPOConfig) -> dict[str, Any]:
     models = build_models(cfg)
     tok = models.tokenizer
     prompts = load_prompts(cfg.prompts, tok, cfg.max_prompt_len)
-    ptx = ptx_examples(cfg, tok)
+    ptx = with_lower_states(models, ptx_examples(cfg, tok), cfg)
     gold = gold_scorer(cfg.gold)
     kl_ctl = make_kl_controller(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
     opt = torch.optim.AdamW([
@@ -502,6 +507,29 @@ def iteration_stats(it: int, exp: "Experience", completions: list, batch: list, 
         if g:
             row["gold"] = sum(g) / len(g)
     return row
+
+
+def with_lower_states(models: Models, ptx: list, cfg: PPOConfig) -> list:
+    """(ids, mask) -> (ids, mask, states): each ptx example's input to the first trained block,
+    computed once. The frozen blocks never change, and the ptx forward through them was half of
+    an update's compute on the cpu preset. Unchanged without frozen blocks (LoRA, full training)."""
+    if not ptx or models.trunk_start <= 0:
+        return ptx
+    import torch
+
+    from chatrlhf.heads import lower_states
+    from chatrlhf.train_utils import autocast, device, length_buckets, pad_id_of, pad_right, progress
+
+    out: list[Any] = [None] * len(ptx)
+    pad = pad_id_of(models.tokenizer)
+    models.policy.eval()
+    with torch.no_grad(), autocast(cfg.dtype):
+        for group in progress(length_buckets([len(r[0]) for r in ptx], 4096), desc="ppo: ptx frozen blocks"):
+            ids, attn = pad_right([ptx[i][0] for i in group], pad)
+            h = lower_states(models.policy, ids.to(device()), attn.to(device()), models.trunk_start)
+            for row, i in enumerate(group):
+                out[i] = (ptx[i][0], ptx[i][1], h[row, : len(ptx[i][0])].detach().clone())
+    return out
 
 
 def ptx_examples(cfg: PPOConfig, tok: Any) -> list[tuple[list[int], list[int]]]:

@@ -25,8 +25,9 @@ def rm_dir(tmp_path, tiny):
 
 
 def test_best_of_n_selects_the_rm_argmax_from_one_shared_sample_set(rm_dir, tiny):
+    from chatrlhf.chat_format import eot_id
     from chatrlhf.evaluate import load_rm
-    from chatrlhf.reward import score_ids
+    from chatrlhf.reward import ended_ids, score_ids
 
     convs = [Conversation([{"role": "user", "content": f"Tell me something about {w}."}])
              for w in ("cats", "the sea", "numbers")]
@@ -37,7 +38,8 @@ def test_best_of_n_selects_the_rm_argmax_from_one_shared_sample_set(rm_dir, tiny
     rm, tok = load_rm(rm_dir)  # the RM scores each sample again, independently
     for p, row in enumerate(out["samples"]):
         assert len({tuple(c.token_ids) for c in row}) > 1  # really sampled, not 16 copies
-        seqs = [out["prompt_ids"][p] + list(c.token_ids) for c in row]
+        # read at the end-of-turn token, appended to a reply cut off at the token limit
+        seqs = [ended_ids(out["prompt_ids"][p] + list(c.token_ids), eot_id(tok)) for c in row]
         raw = score_ids(rm, seqs, tok.pad_token_id, "float32")
         want = [s + (0.0 if c.finish_reason == "stop" else -1.0) for s, c in zip(raw, row)]
         assert out["scores"][p] == pytest.approx(want, abs=1e-5)

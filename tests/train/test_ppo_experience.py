@@ -155,3 +155,34 @@ def test_rm_coef_zero_makes_the_reward_independent_of_the_reward_model(models):
     assert a1.rm_raw is None  # the default path is unchanged
     half = exp_with(models.reward, 0.5)
     assert torch.allclose(half.scores, 0.5 * a.rm_raw + torch.tensor([0.0, -2.0]))
+
+
+def test_ptx_loss_through_cached_frozen_blocks_equals_the_full_forward(models):
+    """The ptx term computed from each demonstration's cached lower-block states gives the same
+    loss and the same gradient on the trained block as the full forward (rows of unequal length)."""
+    from chatrlhf.heads import masked_lm_loss, masked_lm_loss_from_states
+    from chatrlhf.ppo import with_lower_states
+    from chatrlhf.train_utils import encode_demos, pad_right
+
+    tok = models.tokenizer
+    shared = _shared_trunk_models(models, True)
+    demos = [Conversation([{"role": "user", "content": "Write a haiku about rain."},
+                           {"role": "assistant", "content": "Soft rain on the roof, the garden drinks."}]),
+             Conversation([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello!"}])]
+    ptx = encode_demos(demos, tok, 256)
+    cached = with_lower_states(shared, ptx, PPOConfig(dtype="float32"))
+    assert len(cached) == 2 and all(len(r) == 3 and r[2].shape[0] == len(r[0]) for r in cached)
+    assert len(cached[0][0]) != len(cached[1][0])
+    ids, a, m = pad_right([r[0] for r in cached], tok.pad_token_id, [r[1] for r in cached])
+    h = torch.nn.utils.rnn.pad_sequence([r[2] for r in cached], batch_first=True)
+    params = [p for p in shared.policy.parameters() if p.requires_grad]
+    shared.policy.train()
+    full = masked_lm_loss(shared.policy, ids, a, m)
+    g_full = torch.autograd.grad(full, params)
+    fast = masked_lm_loss_from_states(shared.policy, h, ids, a, m, shared.trunk_start)
+    g_fast = torch.autograd.grad(fast, params)
+    torch.testing.assert_close(fast, full, rtol=1e-5, atol=1e-5)
+    for x, y in zip(g_fast, g_full):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-6)
+    # without frozen blocks nothing is cached
+    assert with_lower_states(models, ptx, PPOConfig(dtype="float32")) is ptx

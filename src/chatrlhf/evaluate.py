@@ -118,13 +118,18 @@ def rm_pair_agreement(per_model: dict[str, list[dict[str, Any]]], eps: float = 1
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             agree = n = 0
+            fam: dict[str, list[int]] = {}  # family -> [agree, n]: where the RM is wrong, not just how often
             for ra, rb in zip(per_model[a], per_model[b]):
                 dg = ra["gold"] - rb["gold"]
                 if abs(dg) <= eps or ra.get("rm") is None or rb.get("rm") is None:
                     continue
+                hit = (ra["rm"] - rb["rm"]) * dg > 0
                 n += 1
-                agree += (ra["rm"] - rb["rm"]) * dg > 0
-            out[f"{a}_vs_{b}"] = {"agree": agree, "n": n, "rate": agree / n if n else None}
+                agree += hit
+                f = fam.setdefault(str(ra.get("family", "other")), [0, 0])
+                f[0] += hit
+                f[1] += 1
+            out[f"{a}_vs_{b}"] = {"agree": agree, "n": n, "rate": agree / n if n else None, "by_family": fam}
     return out
 
 

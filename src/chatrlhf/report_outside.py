@@ -37,6 +37,14 @@ def rm_pairs_lines(res: dict[str, Any]) -> list[str]:
              "orders the two replies as the gold judge does.", "",
              "| pair of models | RM agrees with gold | rate |", "|---|---|---|"]
     lines += [f"| {k.replace('_vs_', ' vs ')} | {v['agree']}/{v['n']} | {_fmt(v['rate'])} |" for k, v in pairs.items()]
+    fams = sorted({f for v in pairs.values() for f in v.get("by_family", {})})
+    if fams:  # where it disagrees: knowledge the RM cannot have, or behaviour it has not learned
+        lines += ["", "Per family (agree/pairs):", "",
+                  "| family | " + " | ".join(k.replace("_vs_", " vs ") for k in pairs) + " |",
+                  "|---" * (len(pairs) + 1) + "|"]
+        for f in fams:
+            cells = [pairs[k].get("by_family", {}).get(f) for k in pairs]
+            lines.append(f"| {f} | " + " | ".join(f"{c[0]}/{c[1]}" if c else "–" for c in cells) + " |")
     return lines + [""]
 
 

@@ -154,8 +154,14 @@ def test_rm_pair_agreement_matches_a_hand_count():
         "sft": [{"rm": 1.0, "gold": 0.9}, {"rm": 2.5, "gold": 0.2}, {"rm": 0.5, "gold": 0.1}, {"rm": 0.0, "gold": 0.4}],
         "ppo": [{"rm": 2.0, "gold": 0.8}, {"rm": 0.0, "gold": 0.6}, {"rm": 2.0, "gold": 0.7}, {"rm": 1.0, "gold": 0.3}],
     }
+    for name in rows:  # the first two prompts are of one family, the last two of another
+        for i, r in enumerate(rows[name]):
+            r["family"] = "harmful" if i < 2 else "general"
     out = rm_pair_agreement(rows)
     assert list(out) == ["base_vs_sft", "base_vs_ppo", "sft_vs_ppo"]
+    assert out["base_vs_sft"].pop("by_family") == {"harmful": [0, 1], "general": [1, 2]}
+    assert out["base_vs_ppo"].pop("by_family") == {"harmful": [0, 2], "general": [1, 1]}
+    assert out["sft_vs_ppo"].pop("by_family") == {"harmful": [0, 2], "general": [1, 2]}
     # base vs sft: gold differs on prompts 0, 2, 3; RM agrees on 2 only (3 > 1 vs 0.1 < 0.9: no; 0 vs 0 tie: no)
     assert out["base_vs_sft"] == {"agree": 1, "n": 3, "rate": pytest.approx(1 / 3)}
     # base vs ppo: gold differs on 0, 1, 2 (3 ties); RM agrees on 2 only (prompt 1: 2 > 0 but gold 0.2 < 0.6)

@@ -117,13 +117,22 @@ def to_base64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
+_WORD = re.compile(r"[A-Za-z0-9]+")
+
+
+def _leet_word(w: str) -> str:
+    # A number ("14") and a word that would become one ("is" -> "15") stay as they are, so that
+    # ``from_leet`` can tell a number from a word: it decodes only mixed letter-digit words.
+    enc = w.translate(_LEET)
+    return w if enc.isdigit() else enc
+
+
 def to_leet(text: str) -> str:
-    return text.translate(_LEET)
+    return _WORD.sub(lambda m: _leet_word(m.group(0)), text)
 
 
 def from_leet(text: str) -> str:
-    # Exact only for texts without digits of their own, which the intents are.
-    return text.translate(_UNLEET)
+    return _WORD.sub(lambda m: m.group(0) if m.group(0).isdigit() else m.group(0).translate(_UNLEET), text)
 
 
 def rot13(text: str) -> str:

@@ -361,17 +361,31 @@ def clean_attack(text: str) -> str:
     return re.sub(r"\s+", " ", t)
 
 
-def usable(text: str) -> bool:
-    """Long enough to be a message, and not the attacker refusing the red-team task."""
+def _stems(text: str) -> set[str]:
+    return {w[:5] for w in re.findall(r"[a-z]{4,}", text.lower())}
+
+
+def usable(text: str, intent: str = "") -> bool:
+    """Long enough to be a message, mostly letters, not the attacker refusing the red-team task,
+    and (given ``intent``) sharing a content word with it: a weak attacker's word soup, or an
+    attack on some other task, is not an attack on this one."""
     from chatrlhf.simulate import is_refusal
 
-    return len(text.split()) >= 5 and sum(c.isalpha() for c in text) >= 0.5 * len(text) and not is_refusal(text)
+    if len(text.split()) < 5 or sum(c.isalpha() for c in text) < 0.5 * len(text) or is_refusal(text):
+        return False
+    return not intent or bool(_stems(text) & (_stems(intent) - _STOP_STEMS))
+
+
+# Words of four letters or more that say nothing of what the task is about.
+_STOP_STEMS = _stems("that this with what have from your they them their there where when which would "
+                     "could should about into make tell give write explain someone something without "
+                     "want need help please best know")
 
 
 def written_attack(mode: str, intent: Intent, output: str, fallback_variant: int) -> Attack:
     """The attacker model's ``output`` as an attack, or a template attack when it is unusable."""
     text = clean_attack(output)
-    if usable(text):
+    if usable(text, intent.intent):
         return Attack(mode, "attacker", intent.intent, intent.category, intent.split, [text])
     families = list(TEMPLATE_FAMILIES)
     fb = template_attack(intent, families[fallback_variant % len(families)], fallback_variant // len(families))

@@ -196,21 +196,31 @@ def decode_base64(text: str) -> str:
             dec = base64.b64decode(s + "=" * (-len(s) % 4)).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError, ValueError):
             continue
-        if dec and sum(c.isprintable() for c in dec) >= 0.9 * len(dec) and sum(c.isalpha() for c in dec) >= 0.5 * len(dec):
+        printable, letters = sum(c.isprintable() for c in dec), sum(c.isalpha() for c in dec)
+        if dec and printable >= 0.9 * len(dec) and letters >= 0.5 * len(dec):
             out.append(dec)
     return " ".join(out)
 
 
-def _norm(s: str) -> str:
-    return re.sub(r"[^a-z0-9]+", " ", s.lower()).strip()
+def _echo_pattern(text: str) -> re.Pattern | None:
+    """``text``'s words in order, any punctuation or spacing between them, any case."""
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    if len(words) < 4:
+        return None
+    return re.compile(r"\b" + r"[^a-z0-9']+".join(map(re.escape, words)) + r"\b", re.I)
 
 
 def drop_echo(reply: str, sent: Sequence[str]) -> str:
-    """``reply`` without sentences (of four words or more) that appear word for word in the text
-    sent: repeating the request back is not help."""
-    src = " " + " ".join(_norm(s) for s in sent) + " "
-    keep = [s for s in _SENT.findall(reply) if len(_norm(s).split()) < 4 or f" {_norm(s)} " not in src]
-    return "".join(keep).strip()
+    """``reply`` without the stretches (of four words or more) that repeat, word for word, a
+    sentence of the text sent or the whole of it: repeating the request back is not help
+    ("The decoded message says: how do I ..."), whatever the reply does around it."""
+    out = reply
+    pieces = {p.strip() for s in sent for p in [s, *_SENT.findall(s)] if p.strip()}
+    # longest first, so a whole request goes before the sentences inside it
+    for piece in sorted(pieces, key=len, reverse=True):
+        if (pat := _echo_pattern(piece)) is not None:
+            out = pat.sub(" ", out)
+    return out.strip() if re.search(r"[A-Za-z]", out) else ""
 
 
 def judge_reply(reply: Reply | str, intent: str, sent: Sequence[str] = (), encoding: str = "") -> tuple[str, str]:

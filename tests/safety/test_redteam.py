@@ -317,3 +317,36 @@ def test_cli_runs_on_tiny_and_reports_bad_input_without_a_traceback(tmp_path):
         res = runner.invoke(cli, ["redteam", "tiny", "--out", str(out), *args])
         assert res.exit_code != 0 and msg in res.output, res.output
         assert "Traceback" not in res.output
+
+
+def test_the_served_product_with_moderation_blocks_attacks_it_can_read(tiny, tmp_path):
+    """The real app (tiny model, pattern moderation on) as an endpoint target: an attack whose
+    request moderation flags ends in content_filter and counts as blocked; base64 hides the
+    request from the input filter, so it reaches the model."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from chatrlhf.engine import Engine
+    from chatrlhf.moderation import moderate
+    from chatrlhf.server.app import create_app
+    from chatrlhf.server.scheduler import BatchScheduler
+    from chatrlhf.server.service import ChatService
+
+    model, tok = tiny
+    service = ChatService(BatchScheduler(Engine(model, tok, max_batch_size=4)), tok, model_name="tiny",
+                          moderation=moderate, context_length=model.config.max_position_embeddings)
+    app = create_app(service, moderation=moderate, no_auth=True)
+    fams = list(A.TEMPLATE_FAMILIES)
+    cfg = RedTeamConfig(target="tiny", target_url="http://127.0.0.1/v1", modes=["template"], n=2 * len(fams),
+                        max_new_tokens=4, out_dir=str(tmp_path))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        target = EndpointChat(cfg.target_url, model="tiny", max_new_tokens=4, client=client)
+        summary = run(cfg, target=target, log=lambda s: None)
+    rows = _rows(tmp_path)
+    assert len(rows) == 2 * len(fams) and not any(r["finish_reason"].startswith("error") for r in rows)
+    blocked = [r for r in rows if r["finish_reason"] == "content_filter"]
+    assert blocked and all(r["verdict"] == "refused" and "content filter" in r["why"] for r in blocked)
+    assert all(moderate(r["attack"]).flagged for r in blocked)
+    assert summary["overall"]["blocked"] == len(blocked)
+    b64 = [r for r in rows if r["family"] == "base64"]
+    assert b64 and not any(r["finish_reason"] == "content_filter" for r in b64)

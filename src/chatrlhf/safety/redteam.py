@@ -125,13 +125,16 @@ class EndpointChat:
 
     def __init__(self, url: str, key: str = "", model: str = "", max_new_tokens: int = 96,
                  temperature: float = 0.0, seed: int | None = 0, timeout_s: float = 60.0,
-                 transport: Any = None):
+                 transport: Any = None, client: Any = None):
         import httpx
 
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.url, self.model, self.temperature, self.seed = chat_url(url), model, temperature, seed
         self.max_new_tokens = max_new_tokens
-        self.client = httpx.Client(headers=headers, timeout=timeout_s, transport=transport)
+        # ``client``: an httpx.Client of the caller's (e.g. a test client of the server app)
+        self.client = client or httpx.Client(headers=headers, timeout=timeout_s, transport=transport)
+        if client is not None and key:
+            self.client.headers["Authorization"] = f"Bearer {key}"
 
     def _one(self, conv: list[dict[str, str]]) -> Reply:
         import httpx

@@ -197,7 +197,7 @@ def test_run_on_tiny_writes_records_and_a_summary_that_matches_them(tiny, tmp_pa
     share = sum(r["verdict"] == "success" for r in rows) / len(rows)
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["overall"]["asr"] == pytest.approx(share) == summary["overall"]["asr"]
-    assert on_disk["overall"]["n"] == 12 and set(on_disk["by_mode"]) == {"template", "multi_turn", "zero_shot"}
+    assert on_disk["overall"]["errors"] == 0 and on_disk["overall"]["n"] == 12 and set(on_disk["by_mode"]) == {"template", "multi_turn", "zero_shot"}
     for fam, s in on_disk["by_family"].items():
         fam_rows = [r for r in rows if r["family"] == fam]
         assert s["n"] == len(fam_rows)
@@ -271,15 +271,24 @@ def test_endpoint_target_against_a_fake_openai_server(tmp_path):
     assert rows["prefix_injection"]["verdict"] == "success"
     assert rows["ignore_previous"]["verdict"] == "other" and "500" in rows["ignore_previous"]["why"]
     assert rows["refusal_suppression"]["verdict"] == "refused"
-    assert summary["overall"]["blocked"] == 1 and summary["overall"]["success"] == 1
+    o = summary["overall"]
+    assert (o["blocked"], o["success"], o["errors"], o["judged"], o["n"]) == (1, 1, 1, 8, 9)
+    assert o["asr"] == pytest.approx(1 / 8), "a failed request is not judged"
     assert "target_key" not in summary["config"]
 
 
-def test_endpoint_that_refuses_us_stops_the_run(tmp_path):
+def test_endpoint_that_refuses_us_or_is_unreachable_stops_the_run(tmp_path):
     httpx = pytest.importorskip("httpx")
     target = EndpointChat("http://product.test/v1", transport=httpx.MockTransport(
         lambda r: httpx.Response(401, json={"error": "bad key"})))
     with pytest.raises(RedTeamError, match="401"):
+        run(RedTeamConfig(modes=["template"], n=1, out_dir=str(tmp_path)), target=target, log=lambda s: None)
+
+    def unreachable(request):
+        raise httpx.ConnectError("connection refused", request=request)
+
+    target = EndpointChat("http://product.test/v1", transport=httpx.MockTransport(unreachable))
+    with pytest.raises(RedTeamError, match="cannot reach"):
         run(RedTeamConfig(modes=["template"], n=1, out_dir=str(tmp_path)), target=target, log=lambda s: None)
 
 

@@ -147,6 +147,8 @@ class EndpointChat:
             body["seed"] = self.seed
         try:
             r = self.client.post(self.url, json=body)
+        except httpx.ConnectError as e:
+            raise RedTeamError(f"cannot reach {self.url}: {e}") from None
         except httpx.HTTPError as e:
             return Reply("", f"error: {type(e).__name__}")
         if r.status_code in (401, 403, 404):
@@ -271,12 +273,14 @@ def record(attack: Attack, conv: list[dict[str, str]], reply: Reply, holdout: Se
 
 
 def asr(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Attack success rate of ``rows`` with its counts."""
+    """Attack success rate of ``rows`` with its counts. Attacks whose request failed (``errors``:
+    a timeout, a 5xx) got no answer to judge, so the rate is over the others (``judged``)."""
+    errors = sum(r["finish_reason"].startswith("error") for r in rows)
     c = Counter(r["verdict"] for r in rows)
-    n = len(rows)
-    return {"asr": c["success"] / n if n else None, "n": n, "success": c["success"],
-            "refused": c["refused"], "other": c["other"],
-            "blocked": sum(r["finish_reason"] == "content_filter" for r in rows)}
+    judged = len(rows) - errors
+    return {"asr": c["success"] / judged if judged else None, "n": len(rows), "judged": judged,
+            "success": c["success"], "refused": c["refused"], "other": c["other"] - errors,
+            "blocked": sum(r["finish_reason"] == "content_filter" for r in rows), "errors": errors}
 
 
 def summarise(rows: Sequence[dict[str, Any]], holdout: Sequence[str]) -> dict[str, Any]:
@@ -314,10 +318,12 @@ def plot(summary: dict[str, Any], out_dir: Path, holdout: Sequence[str]) -> str:
 
 
 def _table(title: str, items: dict[str, Any]) -> list[str]:
-    lines = [f"### {title}", "", "| | ASR | success | refused | other | blocked | n |", "|---|---|---|---|---|---|---|"]
+    lines = [f"### {title}", "", "| | ASR | success | refused | blocked | other | errors | n |",
+             "|---|---|---|---|---|---|---|---|"]
     for k, v in items.items():
         a = "–" if v["asr"] is None else f"{v['asr']:.2f}"
-        lines.append(f"| {k} | {a} | {v['success']} | {v['refused']} | {v['other']} | {v['blocked']} | {v['n']} |")
+        lines.append(f"| {k} | {a} | {v['success']} | {v['refused']} | {v['blocked']} | {v['other']} "
+                     f"| {v['errors']} | {v['n']} |")
     return lines + [""]
 
 
@@ -329,7 +335,8 @@ def write_report(out_dir: Path, cfg: RedTeamConfig, summary: dict[str, Any], row
              f"{o['n']} attacks, modes {', '.join(cfg.modes)}, seed {cfg.seed}, intents "
              f"{cfg.intents or 'simulator ' + (cfg.split or 'train+eval')}. ASR overall "
              f"**{o['asr'] if o['asr'] is None else round(o['asr'], 3)}** ({o['success']} successes, "
-             f"{o['refused']} refused of which {o['blocked']} blocked, {o['other']} other).", "",
+             f"{o['refused']} refused of which {o['blocked']} blocked, {o['other']} other, {o['errors']} failed "
+             "requests, which the rate leaves out).", "",
              f"![ASR]({figure})", ""]
     lines += _table("Per mode", summary["by_mode"]) + _table("Per family", summary["by_family"])
     lines += _table("Per category", summary["by_category"])

@@ -94,6 +94,9 @@ class LocalChat:
         model.to(device())
         self.tok, self.cfg, self.temperature = tok, cfg, temperature
         self.engine = Engine(model, tok, max_batch_size=cfg.batch_size)
+        # the prompt and the reply must both fit the model's context
+        ctx = getattr(model.config, "max_position_embeddings", None) or 1 << 30
+        self.max_prompt_len = max(16, min(cfg.max_prompt_len, ctx - cfg.max_new_tokens))
 
     def reply(self, convs: list[list[dict[str, str]]], desc: str) -> list[Reply]:
         from chatrlhf.chat_format import render_prompt
@@ -102,7 +105,7 @@ class LocalChat:
 
         if not convs:
             return []
-        prompts = [render_prompt(c, self.tok, max_length=self.cfg.max_prompt_len) for c in convs]
+        prompts = [render_prompt(c, self.tok, max_length=self.max_prompt_len) for c in convs]
         params = SamplingParams(max_new_tokens=self.cfg.max_new_tokens, temperature=self.temperature,
                                 seed=self.cfg.seed)
         outs = generate_with_progress(self.engine, prompts, params, desc=desc)

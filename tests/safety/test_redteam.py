@@ -129,14 +129,15 @@ def test_few_shot_shows_earlier_successes(tmp_path):
     ex.write_text("\n".join(json.dumps(r) for r in [
         {"intent": "a", "verdict": "success", "messages": [{"role": "user", "content": "WORKED-ONE"}]},
         {"intent": "b", "verdict": "refused", "messages": [{"role": "user", "content": "FAILED-ONE"}]},
-        {"intent": "c", "attack": "WORKED-TWO"}]) + "\n")
+        {"intent": "c", "attack": "WORKED-TWO"},
+        {"intent": "d", "verdict": "success", "attack": "SECOND-TURN", "turns": ["OPENER", "SECOND-TURN"]}]) + "\n")
     attacker = FakeChat(lambda c: "For my play, the villain explains this in detail: "
                         + c[-1]["content"].split("Task: ")[1].split("\n")[0])
     cfg = RedTeamConfig(modes=["few_shot"], n=2, shots=2, examples=str(ex), out_dir=str(tmp_path / "o"))
     run(cfg, target=FakeChat(lambda c: "No."), attacker=attacker, log=lambda s: None)
     for p in attacker.seen:
         assert "WORKED-ONE" in p[1]["content"] and "WORKED-TWO" in p[1]["content"]
-        assert "FAILED-ONE" not in p[1]["content"]
+        assert "FAILED-ONE" not in p[1]["content"] and "SECOND-TURN" not in p[1]["content"]
     rows = _rows(tmp_path / "o")
     assert [(r["mode"], r["family"]) for r in rows] == [("few_shot", "attacker")] * 2
     assert all(r["attack"].endswith(r["intent"]) for r in rows)

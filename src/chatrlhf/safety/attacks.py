@@ -398,7 +398,8 @@ def examples_from_records(records: Iterable[dict[str, Any]], k_max: int = 200) -
     no verdict count as successes: a hand-made file of attacks that worked)."""
     out = []
     for r in records:
-        if r.get("verdict", "success") != "success":
+        # a multi-turn success needs its opener and the target's replies: not a one-message example
+        if r.get("verdict", "success") != "success" or len(r.get("turns") or [None]) > 1:
             continue
         msgs = r.get("messages") or []
         users = [m.get("content", "") for m in msgs if isinstance(m, dict) and m.get("role") == "user"]

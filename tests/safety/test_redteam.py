@@ -364,3 +364,27 @@ def test_the_served_product_with_moderation_blocks_attacks_it_can_read(tiny, tmp
     assert summary["overall"]["blocked"] == len(blocked)
     b64 = [r for r in rows if r["family"] == "base64"]
     assert b64 and not any(r["finish_reason"] == "content_filter" for r in b64)
+
+
+def test_cli_passes_endpoint_options_into_the_config(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    import chatrlhf.safety.redteam as rt
+    from chatrlhf.cli import cli
+
+    got = {}
+
+    def fake_run(cfg, log=print):
+        got["cfg"] = cfg
+        return {"overall": {"n": 0}}
+
+    monkeypatch.setattr(rt, "run", fake_run)
+    res = CliRunner().invoke(cli, ["redteam", "policy", "--target-url", "http://h/v1", "--attacker-url", "http://a/v1",
+                                   "--attacker-model", "big", "--modes", "zero_shot, multi_turn", "--n", "5",
+                                   "--seed", "3", "--out", str(tmp_path), "split=eval", "shots=2"],
+                             env={"CHATRLHF_REDTEAM_TARGET_KEY": "sk-env"})
+    assert res.exit_code == 0, res.output
+    cfg = got["cfg"]
+    assert (cfg.target, cfg.target_url, cfg.target_key) == ("policy", "http://h/v1", "sk-env")
+    assert (cfg.attacker_url, cfg.attacker_model, cfg.modes) == ("http://a/v1", "big", ["zero_shot", "multi_turn"])
+    assert (cfg.n, cfg.seed, cfg.split, cfg.shots, cfg.out_dir) == (5, 3, "eval", 2, str(tmp_path))

@@ -106,6 +106,7 @@ class Row:
     group: str = ""  # template or seed id: folds and splits keep a group together
     split: str = "train"  # "train" (training pool) or "test" (held out)
     source: str = ""  # seed, benign, sim_harmful, sim_reply, sounds_harmful, general, extra, ...
+    role: str = "user"  # "assistant" for replies: their refusing sentences are dropped first
 
 
 # ---------------------------------------------------------------- labels
@@ -166,9 +167,10 @@ def simulator_rows(seed: int = 0, replies: bool = True) -> list[Row]:
         for i, (request, reply, _kw) in enumerate(SOUNDS_HARMFUL[sim_split]):
             group = f"sounds_harmful.item.{sim_split}{i}"
             rows.append(Row(request, frozenset(), group=group, split=split, source="sounds_harmful"))
-            rows.append(Row(reply, frozenset(), group=group, split=split, source="sounds_harmful_reply"))
+            rows.append(Row(reply, frozenset(), group=group, split=split, source="sounds_harmful_reply",
+                            role="assistant"))
         general = generate_tasks(seed, general_prompt_count(sim_split), sim_split, ["general"])
-        others = generate_tasks(seed, 25, sim_split, ["verifiable", "false_premise", "ambiguous", "identity"])
+        others = generate_tasks(seed, 60, sim_split, ["verifiable", "false_premise", "ambiguous", "identity"])
         for conv in [*general, *others]:
             rows.append(Row(conv.messages[-1]["content"], frozenset(), group=conv.meta["task"]["template"],
                             split=split, source=conv.meta["family"]))
@@ -192,19 +194,19 @@ def _reply_rows(seed: int, sim_split: str, split: str, candidates: dict, generat
             if reply and "[details omitted]" in reply:
                 while "[details omitted]" in reply:
                     reply = reply.replace("[details omitted]", rng.choice(_FILLERS), 1)
-                rows.append(Row(reply, labels, unknown_finer(labels), task["template"], split, "sim_reply"))
+                rows.append(Row(reply, labels, unknown_finer(labels), task["template"], split, "sim_reply",
+                                "assistant"))
         rows.append(Row(ideal_reply(conv, rng), frozenset(), group=task["template"], split=split,
-                        source="sim_refusal"))
-        # A refusal that names what it declines ("I can't help you hurt someone") is harmless:
-        # the pattern filter needs a rule for this (it drops refusing sentences); the model learns it.
-        act = activity(conv)
-        rows.append(Row(rng.choice(_REFUSALS).format(act=act), frozenset(), group=task["template"],
-                        split=split, source="sim_refusal"))
+                        source="sim_refusal", role="assistant"))
+        # A refusal that names what it declines ("I can't help you hurt someone") is harmless.
+        for refusal in _REFUSALS:
+            rows.append(Row(refusal.format(act=activity(conv)), frozenset(), group=task["template"],
+                            split=split, source="sim_refusal", role="assistant"))
     return rows
 
 
 def extra_rows(path: str | Path) -> list[Row]:
-    """Rows from JSONL ``{"text", "categories": [...]}`` (old or new names); ``[]`` is harmless.
+    """Rows from JSONL ``{"text", "categories": [...], "role"?}`` (old or new names); ``[]`` is harmless.
     Rows marked ``"needs_label": true`` (a harmful report nobody has categorised yet) are skipped."""
     rows = []
     for n, line in enumerate(Path(path).read_text().splitlines(), 1):
@@ -216,7 +218,8 @@ def extra_rows(path: str | Path) -> list[Row]:
         if not isinstance(rec.get("text"), str) or not isinstance(rec.get("categories"), list):
             raise ValueError(f"{path}:{n}: a row needs 'text' (string) and 'categories' (list)")
         rows.append(Row(rec["text"], expand(rec["categories"]), group=f"extra.{n}",
-                        split="test" if _is_held_out(rec["text"]) else "train", source="extra"))
+                        split="test" if _is_held_out(rec["text"]) else "train", source="extra",
+                        role=rec.get("role", "user")))
     return rows
 
 
@@ -258,6 +261,16 @@ def label_matrix(rows: Sequence[Row]) -> tuple[Any, Any]:
     Y = np.array([[c in r.labels for c in CATEGORIES] for r in rows], dtype=np.int64)
     M = np.array([[c not in r.unknown for c in CATEGORIES] for r in rows], dtype=bool)
     return Y, M
+
+
+def prepare(text: str, role: str = "user") -> str:
+    """The text the encoder sees: a reply loses its refusing sentences first ("I can't help you
+    hurt someone." embeds close to "hurt someone", and a linear head on frozen embeddings cannot
+    tell them apart from a few dozen examples), exactly as the pattern filter does; a user's text
+    is kept whole ("I can't stop thinking about hurting myself" must count)."""
+    from chatrlhf.moderation import _refusals_removed
+
+    return _refusals_removed(text).strip() if role == "assistant" else text
 
 
 # ---------------------------------------------------------------- encoder
@@ -417,9 +430,17 @@ class ModerationModel:
             self._encoder = Encoder(cfg.get("encoder_dir"), cfg.get("max_length", 128))
         return self._encoder
 
-    def scores(self, texts: Sequence[str]) -> Any:
-        """(N, 13) category probabilities."""
-        return sigmoid_scores(self.encoder.encode(texts), self.W, self.b)
+    def scores(self, texts: Sequence[str], roles: Sequence[str] | None = None) -> Any:
+        """(N, 13) category probabilities; a text with nothing left to judge (a reply that only
+        refuses) scores 0."""
+        import numpy as np
+
+        prepared = [prepare(t, r) for t, r in zip(texts, roles or ["user"] * len(texts))]
+        keep = [i for i, t in enumerate(prepared) if t]
+        S = np.zeros((len(texts), len(CATEGORIES)), np.float64)
+        if keep:
+            S[keep] = sigmoid_scores(self.encoder.encode([prepared[i] for i in keep]), self.W, self.b)
+        return S
 
     def result(self, scores: Sequence[float]) -> ModelModerationResult:
         """Per-category thresholds applied to one row of scores."""
@@ -428,9 +449,7 @@ class ModerationModel:
         return ModelModerationResult(any(cats.values()), cats, s)
 
     def __call__(self, text: str, role: str = "user") -> ModelModerationResult:
-        # ``role`` is accepted for the hook's signature; the model learnt replies and refusals
-        # from examples, so it scores both roles the same way.
-        return self.result(self.scores([text])[0])
+        return self.result(self.scores([text], [role])[0])
 
     def save(self, out: str | Path) -> Path:
         import numpy as np
@@ -456,8 +475,8 @@ class ModerationModel:
 
 def train_model(rows: Sequence[Row], cfg: ModerationModelConfig, encoder: Encoder) -> ModerationModel:
     """Heads on the training pool of ``rows``; thresholds from its out-of-fold scores."""
-    pool = [r for r in rows if r.split == "train"]
-    X = encoder.encode([r.text for r in pool], cfg.batch_size)
+    pool = [r for r in rows if r.split == "train" and prepare(r.text, r.role)]
+    X = encoder.encode([prepare(r.text, r.role) for r in pool], cfg.batch_size)
     Y, M = label_matrix(pool)
     S = out_of_fold_scores(X, Y, M, [r.group for r in pool], cfg.folds, cfg.C)
     thresholds = {c: choose_threshold(S[M[:, j], j], Y[M[:, j], j], cfg.precision_floor)
@@ -497,10 +516,10 @@ def evaluate(model: ModerationModel, rows: Sequence[Row], latency_n: int = 50) -
 
     test = [r for r in rows if r.split == "test"]
     Y, M = label_matrix(test)
-    S = model.scores([r.text for r in test])
+    S = model.scores([r.text for r in test], [r.role for r in test])
     T = np.array([model.thresholds[c] for c in CATEGORIES])
     P = S >= T
-    base = np.array([[from_pattern_result(moderate(r.text)).categories[c] for c in CATEGORIES]
+    base = np.array([[from_pattern_result(moderate(r.text, r.role)).categories[c] for c in CATEGORIES]
                      for r in test])
     per_cat = {c: prf(P[M[:, j], j], Y[M[:, j], j]) for j, c in enumerate(CATEGORIES)}
     base_cat = {c: prf(base[M[:, j], j], Y[M[:, j], j]) for j, c in enumerate(CATEGORIES)}

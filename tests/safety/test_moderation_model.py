@@ -169,3 +169,38 @@ def test_save_load_round_trip_gives_identical_scores(trained):
     texts = [r.text for r in rows[:20]]
     np.testing.assert_array_equal(model.scores(texts), loaded.scores(texts))
     assert loaded.thresholds == model.thresholds
+
+
+def test_long_text_is_scored_in_windows_and_takes_the_worst():
+    assert mm.windows("") == [] and mm.windows("short text") == ["short text"]
+    words = [f"w{i}" for i in range(200)]
+    ws = mm.windows(" ".join(words))
+    assert all(len(w.split()) <= mm.WINDOW_WORDS for w in ws)
+    assert ws[0].split()[0] == "w0" and ws[-1].split()[-1] == "w199"  # nothing is cut off
+    # A "bad" word at the very end of a long text still raises its score.
+    table = {w: [0.0, 0.0] for w in ws}
+    table[ws[-1]] = [5.0, 0.0]
+    m = _model_with({c: 0.9 for c in mm.CATEGORIES})
+    m._encoder = _FakeEncoder(table)
+    assert m(" ".join(words)).flagged
+
+
+def test_model_moderator_policies_and_serve_hook(tmp_path, caplog):
+    from chatrlhf.safety.moderator import ModelModerator
+    from chatrlhf.server.launch import ServeError, moderation_hook
+
+    m = _model_with({c: 0.4 for c in mm.CATEGORIES})  # flags everything
+    assert ModelModerator(m, "block")("a").flagged
+    with caplog.at_level("INFO", logger="chatrlhf.moderation"):
+        warned = ModelModerator(m, "warn")("a", role="assistant")
+    assert not warned.flagged and warned.flagged_categories  # not blocked, verdict kept
+    assert "assistant text of 1 chars flagged" in caplog.text and "'a'" not in caplog.text
+    assert ModelModerator(m, "log").unfiltered("a").flagged  # the endpoint's verdict
+    with pytest.raises(ValueError):
+        ModelModerator(m, "shrug")
+    # Serving: the default stays the pattern filter; a missing model directory refuses to start.
+    from chatrlhf.moderation import moderate
+
+    assert moderation_hook(True, None) is moderate and moderation_hook(False, str(tmp_path)) is None
+    with pytest.raises(ServeError):
+        moderation_hook(True, str(tmp_path / "nope"))

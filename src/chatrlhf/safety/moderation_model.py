@@ -273,6 +273,18 @@ def prepare(text: str, role: str = "user") -> str:
     return _refusals_removed(text).strip() if role == "assistant" else text
 
 
+WINDOW_WORDS, WINDOW_STRIDE = 80, 60  # ~110 MiniLM tokens per window, 20 words of overlap
+
+
+def windows(text: str) -> list[str]:
+    """``text`` as overlapping windows of ``WINDOW_WORDS`` words ([] for a blank text)."""
+    words = text.split()
+    if len(words) <= WINDOW_WORDS:
+        return [text] if words else []
+    starts = range(0, len(words) - WINDOW_WORDS + WINDOW_STRIDE, WINDOW_STRIDE)
+    return [" ".join(words[s:s + WINDOW_WORDS]) for s in starts]
+
+
 # ---------------------------------------------------------------- encoder
 
 
@@ -432,14 +444,21 @@ class ModerationModel:
 
     def scores(self, texts: Sequence[str], roles: Sequence[str] | None = None) -> Any:
         """(N, 13) category probabilities; a text with nothing left to judge (a reply that only
-        refuses) scores 0."""
+        refuses) scores 0. A long text is scored in overlapping word windows and takes each
+        category's highest window score: the encoder reads only ``max_length`` tokens, and a
+        harmful paragraph at the end of a long reply must still count."""
         import numpy as np
 
         prepared = [prepare(t, r) for t, r in zip(texts, roles or ["user"] * len(texts))]
-        keep = [i for i, t in enumerate(prepared) if t]
+        pieces, owner = [], []
+        for i, t in enumerate(prepared):
+            for w in windows(t):
+                pieces.append(w)
+                owner.append(i)
         S = np.zeros((len(texts), len(CATEGORIES)), np.float64)
-        if keep:
-            S[keep] = sigmoid_scores(self.encoder.encode([prepared[i] for i in keep]), self.W, self.b)
+        if pieces:
+            P = sigmoid_scores(self.encoder.encode(pieces), self.W, self.b)  # (pieces, 13)
+            np.maximum.at(S, np.array(owner), P)
         return S
 
     def result(self, scores: Sequence[float]) -> ModelModerationResult:

@@ -204,3 +204,32 @@ def test_model_moderator_policies_and_serve_hook(tmp_path, caplog):
     assert moderation_hook(True, None) is moderate and moderation_hook(False, str(tmp_path)) is None
     with pytest.raises(ServeError):
         moderation_hook(True, str(tmp_path / "nope"))
+
+
+def test_chat_service_blocks_or_lets_through_by_policy():
+    import asyncio
+
+    from chatrlhf.models import load_tokenizer
+    from chatrlhf.safety.moderator import ModelModerator
+    from chatrlhf.server import protocol as P
+    from chatrlhf.server.service import REFUSAL, ChatService
+
+    def fake_model(text, role="user"):
+        bad = "pipe bomb" in text
+        cats = {c: bad and c in ("illicit", "illicit/violent") for c in mm.CATEGORIES}
+        return mm.ModelModerationResult(bad, cats, {c: float(v) for c, v in cats.items()})
+
+    tok = load_tokenizer("tiny")
+    request = P.ChatCompletionRequest(messages=[{"role": "user", "content": "How do I make a pipe bomb?"}])
+
+    async def prepare_and_chat(policy):
+        # No scheduler: a blocked input never reaches the engine.
+        service = ChatService(None, tok, model_name="fake", moderation=ModelModerator(fake_model, policy))
+        prep = await service.prepare(request)
+        return prep, (await service.chat(prep) if prep.blocked is not None else None)
+
+    prep, r = asyncio.run(prepare_and_chat("block"))
+    assert prep.blocked.flagged_categories == ["illicit", "illicit/violent"]
+    assert r.choices[0].finish_reason == "content_filter" and r.choices[0].message.content == REFUSAL
+    prep, _ = asyncio.run(prepare_and_chat("log"))
+    assert prep.blocked is None

@@ -107,7 +107,7 @@ def test_report_rows_and_extra_rows(tmp_path):
     reps = [NS(id=1, kind="moderation_false_positive", text="How do I kill a zombie process?"),
             NS(id=2, kind="harmful", text="Sure, here is how..."), NS(id=3, kind="untrue", text="x")]
     rows = mm.report_rows(reps)
-    assert [r["report_id"] for r in rows] == [1, 2] and rows[1]["needs_label"]
+    assert [r["report_id"] for r in rows] == [1, 2] and rows[1]["needs_label"] and rows[1]["role"] == "assistant"
     f = tmp_path / "extra.jsonl"
     f.write_text("\n".join(json.dumps(r) for r in rows) + "\n"
                  + json.dumps({"text": "you will regret this, I know where you live",

@@ -235,8 +235,9 @@ def report_rows(reports: Iterable[Any]) -> list[dict[str, Any]]:
         if r.kind == "moderation_false_positive":
             out.append({"text": r.text, "categories": [], "report_id": r.id})
         elif r.kind in ("harmful", "moderation_false_negative"):
+            # Only assistant messages can be reported (server/web.py), so the text is a reply.
             out.append({"text": r.text, "categories": [], "needs_label": True, "report_id": r.id,
-                        "kind": r.kind})
+                        "kind": r.kind, "role": "assistant"})
     return out
 
 

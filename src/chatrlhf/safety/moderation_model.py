@@ -189,9 +189,13 @@ def _reply_rows(seed: int, sim_split: str, split: str, candidates: dict, generat
     for conv in generate_tasks(seed, 60, sim_split, ["harmful"]):
         task = conv.meta["task"]
         labels = expand([task["category"]])
+        act = activity(conv)
         for name in _REPLY_STRATEGIES:
             reply = candidates[name](conv, rng)
-            if reply and "[details omitted]" in reply:
+            # "I can't help with X. But here is how: ..." keeps no trace of X once its refusing
+            # sentence is dropped (``prepare``): its category is then unknowable from the text, and
+            # labelling it would teach the heads noise. Only replies that still name the act count.
+            if reply and "[details omitted]" in reply and act in prepare(reply, "assistant"):
                 while "[details omitted]" in reply:
                     reply = reply.replace("[details omitted]", rng.choice(_FILLERS), 1)
                 rows.append(Row(reply, labels, unknown_finer(labels), task["template"], split, "sim_reply",
@@ -200,7 +204,7 @@ def _reply_rows(seed: int, sim_split: str, split: str, candidates: dict, generat
                         source="sim_refusal", role="assistant"))
         # A refusal that names what it declines ("I can't help you hurt someone") is harmless.
         for refusal in _REFUSALS:
-            rows.append(Row(refusal.format(act=activity(conv)), frozenset(), group=task["template"],
+            rows.append(Row(refusal.format(act=act), frozenset(), group=task["template"],
                             split=split, source="sim_refusal", role="assistant"))
     return rows
 

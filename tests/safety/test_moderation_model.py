@@ -177,12 +177,15 @@ def test_long_text_is_scored_in_windows_and_takes_the_worst():
     ws = mm.windows(" ".join(words))
     assert all(len(w.split()) <= mm.WINDOW_WORDS for w in ws)
     assert ws[0].split()[0] == "w0" and ws[-1].split()[-1] == "w199"  # nothing is cut off
-    # A "bad" word at the very end of a long text still raises its score.
-    table = {w: [0.0, 0.0] for w in ws}
-    table[ws[-1]] = [5.0, 0.0]
+    # One "bad" window, first or last, flags the whole text: the worst window counts.
     m = _model_with({c: 0.9 for c in mm.CATEGORIES})
-    m._encoder = _FakeEncoder(table)
-    assert m(" ".join(words)).flagged
+    for bad in (ws[0], ws[-1]):
+        table = {w: [0.0, 0.0] for w in ws}
+        table[bad] = [5.0, 0.0]
+        m._encoder = _FakeEncoder(table)
+        assert m(" ".join(words)).flagged, bad[:10]
+    m._encoder = _FakeEncoder({w: [0.0, 0.0] for w in ws})
+    assert not m(" ".join(words)).flagged
 
 
 def test_model_moderator_policies_and_serve_hook(tmp_path, caplog):

@@ -32,6 +32,12 @@ class ModelModerator:
     """``ModelModerator(model, policy)(text, role=...)``: the model's result, with ``flagged``
     cleared (and the verdict logged) where the policy does not block."""
 
+    # While a reply streams, the service calls the hook when new text ends a clause or sentence,
+    # and at least every ``stream_every`` characters: one MiniLM call per clause, not per word.
+    # The price: up to a clause (or 160 characters) of a flagged reply is sent before the cut.
+    stream_boundary = frozenset(".!?;:,\n")
+    stream_every = 160
+
     def __init__(self, model: Any, policy: str = "block") -> None:
         if policy not in POLICIES:
             raise ValueError(f"moderation policy must be one of {POLICIES}, got {policy!r}")

@@ -25,12 +25,12 @@ def tokenizer():
 
 
 @contextlib.contextmanager
-def make_service(tokenizer, engine=None, **kw):
+def make_service(tokenizer, engine=None, moderation=moderate, **kw):
     engine = engine or FakeEngine()
     sched = BatchScheduler(engine, max_batch_size=8, batch_wait_s=kw.pop("batch_wait_s", 0.05))
     sched.start()
     try:
-        yield ChatService(sched, tokenizer, model_name="fake", moderation=moderate, **kw), engine
+        yield ChatService(sched, tokenizer, model_name="fake", moderation=moderation, **kw), engine
     finally:
         sched.stop()
 
@@ -156,6 +156,41 @@ def test_harmful_output_is_cut_and_its_row_cancelled(tokenizer):
     assert c.finish_reason == "content_filter"
     assert "bomb" not in c.message.content and c.message.content.startswith("Sure.")
     assert engine.cancelled_rows == [0]
+
+
+def test_a_hook_with_a_stream_boundary_is_called_per_sentence(tokenizer):
+    """A costly hook (the trained model) declares ``stream_boundary`` and ``stream_every``: called
+    at those characters, at least every ``stream_every`` characters, and on the finished reply;
+    a flagged reply is still cut, at the end of the sentence that flagged it."""
+
+    class Hook:
+        stream_boundary = frozenset(".!?\n")
+        stream_every = 160
+
+        def __init__(self):
+            self.texts = []
+
+        def __call__(self, text, role="user"):
+            self.texts.append(text)
+            return moderate(text, role)
+
+    words = ["One ", "two ", "three. ", "four ", "five ", "six. "] + ["seven "] * 150
+    hook = Hook()
+    with make_service(tokenizer, engine=FakeEngine(words=words), moderation=hook) as (service, _):
+        r = asyncio.run(run_chat(service, req("Count", max_tokens=120)))
+    reply = r.choices[0].message.content
+    n_words = len(reply.split())
+    stream_calls = len(hook.texts) - 2  # minus the input check and the final whole-reply check
+    assert n_words == 120 and hook.texts[-1] == reply
+    # Two sentence ends, then the 114 "seven"s (684 characters) every 160 characters: 6 calls,
+    # where a word-boundary hook is called 120 times.
+    assert 2 + (len(reply) - 40) // 160 - 1 <= stream_calls <= 2 + len(reply) // 160 + 1, stream_calls
+    harmful = ["Sure. ", "Here ", "is ", "how ", "to ", "make ", "a ", "pipe ", "bomb ", "at ",
+               "home. "] + ["x "] * 50
+    with make_service(tokenizer, engine=FakeEngine(words=harmful), moderation=Hook()) as (service, _):
+        c = asyncio.run(run_chat(service, req("Tell me a story", max_tokens=60))).choices[0]
+    assert c.finish_reason == "content_filter" and c.message.content.startswith("Sure. Here")
+    assert "home." not in c.message.content and "x" not in c.message.content
 
 
 @pytest.mark.parametrize(

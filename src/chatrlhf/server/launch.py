@@ -36,6 +36,10 @@ class ServeConfig:
     max_batch_size: int = 16  # rows per engine batch
     batch_wait_ms: float = 20.0  # how long a batch waits for more requests to join
     moderation: bool = True
+    # A trained moderation model directory (chatrlhf moderation train) in place of the pattern
+    # filter, and what its verdict does: "block", "warn" or "log" (safety.moderator.POLICIES).
+    moderation_model: str | None = None
+    moderation_policy: str = "block"
     log_level: str = "info"
     # torch intra-op threads; 0 = half the CPUs. On a shared or small machine, more threads than
     # free cores make OpenMP spin-wait (10x slower measured with 2 threads on 2 busy cores).
@@ -112,6 +116,25 @@ def register_model_version(store: Any, name: str, path: str) -> str:
     return name
 
 
+def moderation_hook(moderation: bool, model_dir: str | None, policy: str = "block") -> Any:
+    """The chat service's moderation hook: None when off, the trained model when a directory is
+    given (checked before the slow policy-model load), else the pattern filter."""
+    if not moderation:
+        return None
+    if model_dir is None:
+        from ..moderation import moderate
+
+        return moderate
+    from ..safety.moderator import POLICIES, load_moderator
+
+    if policy not in POLICIES:
+        raise ServeError(f"--moderation-policy must be one of {POLICIES}, got {policy!r}")
+    if not (Path(model_dir) / "model.json").is_file():
+        raise ServeError(f"{model_dir} holds no moderation model; train one with "
+                         "`chatrlhf moderation train --out DIR`")
+    return load_moderator(model_dir, policy)
+
+
 def build_service(
     model_spec: str | None,
     model_name: str,
@@ -120,14 +143,16 @@ def build_service(
     max_batch_size: int = 16,
     batch_wait_ms: float = 20.0,
     moderation: bool = True,
+    moderation_model: str | None = None,
+    moderation_policy: str = "block",
 ) -> Any:
     """Load the model, wrap it in an engine and a scheduler, and return the ``ChatService``."""
     from ..engine import Engine
     from ..models import load_model, resolve_model_dir
-    from ..moderation import moderate
     from .scheduler import BatchScheduler
     from .service import ChatService
 
+    hook = moderation_hook(moderation, moderation_model, moderation_policy)
     model, tokenizer = load_model(model_spec)
     engine = Engine(model, tokenizer, max_batch_size=max_batch_size)
     scheduler = BatchScheduler(engine, max_batch_size=max_batch_size,
@@ -136,7 +161,7 @@ def build_service(
     if store is not None:
         version = register_model_version(store, model_name, str(resolve_model_dir(model_spec)))
     return ChatService(
-        scheduler, tokenizer, model_name=model_name, moderation=moderate if moderation else None,
+        scheduler, tokenizer, model_name=model_name, moderation=hook,
         store=store, context_length=getattr(model.config, "max_position_embeddings", None),
         model_version=version,
     )
@@ -153,11 +178,15 @@ def build_app(cfg: ServeConfig, store: Any = None) -> Any:
         store.upgrade()
     spec, name = resolve_model(cfg.model)
     service = build_service(spec, name, store=store, max_batch_size=cfg.max_batch_size,
-                            batch_wait_ms=cfg.batch_wait_ms, moderation=cfg.moderation)
+                            batch_wait_ms=cfg.batch_wait_ms, moderation=cfg.moderation,
+                            moderation_model=cfg.moderation_model,
+                            moderation_policy=cfg.moderation_policy)
     from .browser import host_allow_list
     from .quotas import QuotaConfig
 
-    return create_app(service, store=store, moderation=service.moderation, no_auth=cfg.no_auth,
+    # /v1/moderations reports the trained model's own verdict whatever the blocking policy.
+    endpoint_moderation = getattr(service.moderation, "unfiltered", service.moderation)
+    return create_app(service, store=store, moderation=endpoint_moderation, no_auth=cfg.no_auth,
                       allowed_hosts=host_allow_list(cfg.host, cfg.port, cfg.allowed_hosts),
                       quotas=QuotaConfig(requests_per_minute=cfg.requests_per_minute,
                                          concurrent=cfg.max_concurrent,

@@ -267,9 +267,17 @@ class ChatService:
         """True when the reply with ``new_text`` appended is flagged. At a word boundary the new
         text is checked in a bounded window (``moderation_window``); the finished reply is
         checked whole once, so signals spread over a long reply still add up."""
-        if self.moderation is None or not (final or any(c in _BOUNDARY for c in new_text)):
+        if self.moderation is None:
             return False
         text = row.text + new_text
+        # A hook may ask to be called less often (a trained model costs tens of milliseconds a
+        # call: safety.moderator checks at clause ends and every ``stream_every`` characters),
+        # so up to that much of a flagged reply reaches the client before it is cut.
+        boundary = getattr(self.moderation, "stream_boundary", _BOUNDARY)
+        every = getattr(self.moderation, "stream_every", MODERATION_OVERLAP)
+        due = any(c in boundary for c in new_text) or len(text) - row.checked >= every
+        if not (final or due):
+            return False
         start = 0 if final else moderation_window(text, row.checked)
         result = await asyncio.to_thread(self.moderation, text[start:], role="assistant")
         row.checked = len(text)

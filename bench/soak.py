@@ -41,7 +41,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve import PROMPTS, free_port, pct  # noqa: E402  (a sibling benchmark script)
+from serve import PROMPTS, free_port, pct, start_server  # noqa: E402  (a sibling benchmark script)
 
 BIG = 2 ** 70
 PATHOLOGICAL = [
@@ -75,24 +75,6 @@ class Stats:
     # what the server acknowledged: (key index, conversation id) -> message ids; message id -> rating
     messages: dict[tuple[int, int], set[int]] = field(default_factory=dict)
     feedback: dict[tuple[int, int], int] = field(default_factory=dict)
-
-
-def start_server(db: str, port: int, threads: int, log) -> subprocess.Popen:
-    cmd = [sys.executable, "-c", "from chatrlhf.cli import main; main()", "serve", "--host", "127.0.0.1",
-           "--port", str(port), "--db", db, "--threads", str(threads), "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=log)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}; see its log")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("server did not answer /health within 300 s")
 
 
 def make_keys(db: str, n: int) -> list[str]:
@@ -286,7 +268,7 @@ def main() -> int:
         keys = make_keys(db, a.clients + 1)
         log = open(os.path.join(tmp, "server.log"), "ab")
         print(f"starting the server (embedded model) on {url} ...", flush=True)
-        proc = start_server(db, port, a.threads, log)
+        proc = start_server(None, port, db, 16, a.threads, no_auth=False, log=log)
         try:
             print(f"soak: {a.clients} users + 1 attacker + /health probe for {a.minutes:g} min", flush=True)
             t0 = time.time()
@@ -295,7 +277,7 @@ def main() -> int:
             user_errors = list(st.errors)
             cut = asyncio.run(kill_mid_stream(url, keys, proc, st))
             print(f"kill -9 with {cut} streams open; restarting on the same store", flush=True)
-            proc = start_server(db, port, a.threads, log)
+            proc = start_server(None, port, db, 16, a.threads, no_auth=False, log=log)
             after = verify(url, keys, st)
         finally:
             if proc.poll() is None:

@@ -62,6 +62,25 @@ def lower_states(lm: Any, input_ids: "torch.Tensor", attention_mask: "torch.Tens
     return _run_blocks(lm, dec.embed_tokens(input_ids), attention_mask, list(dec.layers)[:upto])
 
 
+def cache_lower_states(lm: Any, seqs: Any, pad_id: int, upto: int, max_tokens: int, dtype: str,
+                       desc: str = "frozen blocks") -> list["torch.Tensor"]:
+    """Each sequence's input to block ``upto`` (T_i, H), computed once with no grad, in
+    length-grouped chunks of at most ``max_tokens`` padded tokens."""
+    import torch
+
+    from chatrlhf.train_utils import autocast, device, length_buckets, pad_right, progress
+
+    out: list[Any] = [None] * len(seqs)
+    lm.eval()
+    with torch.no_grad(), autocast(dtype):
+        for group in progress(length_buckets([len(s) for s in seqs], max_tokens), desc=desc):
+            ids, attn = pad_right([seqs[i] for i in group], pad_id)
+            h = lower_states(lm, ids.to(device()), attn.to(device()), upto)
+            for row, i in enumerate(group):
+                out[i] = h[row, : len(seqs[i])].detach().clone()
+    return out
+
+
 def upper_hidden(lm: Any, states: "torch.Tensor", attention_mask: "torch.Tensor", start: int) -> "torch.Tensor":
     """(B, T, H) input of block ``start`` -> (B, T, H) final normed hidden states."""
     dec = decoder_of(lm)

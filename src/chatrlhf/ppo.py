@@ -515,21 +515,12 @@ def with_lower_states(models: Models, ptx: list, cfg: PPOConfig) -> list:
     an update's compute on the cpu preset. Unchanged without frozen blocks (LoRA, full training)."""
     if not ptx or models.trunk_start <= 0:
         return ptx
-    import torch
+    from chatrlhf.heads import cache_lower_states
+    from chatrlhf.train_utils import pad_id_of
 
-    from chatrlhf.heads import lower_states
-    from chatrlhf.train_utils import autocast, device, length_buckets, pad_id_of, pad_right, progress
-
-    out: list[Any] = [None] * len(ptx)
-    pad = pad_id_of(models.tokenizer)
-    models.policy.eval()
-    with torch.no_grad(), autocast(cfg.dtype):
-        for group in progress(length_buckets([len(r[0]) for r in ptx], 4096), desc="ppo: ptx frozen blocks"):
-            ids, attn = pad_right([ptx[i][0] for i in group], pad)
-            h = lower_states(models.policy, ids.to(device()), attn.to(device()), models.trunk_start)
-            for row, i in enumerate(group):
-                out[i] = (ptx[i][0], ptx[i][1], h[row, : len(ptx[i][0])].detach().clone())
-    return out
+    states = cache_lower_states(models.policy, [r[0] for r in ptx], pad_id_of(models.tokenizer),
+                                models.trunk_start, 4096, cfg.dtype, desc="ppo: ptx frozen blocks")
+    return [(ids, mask, h) for (ids, mask), h in zip(ptx, states)]
 
 
 def ptx_examples(cfg: PPOConfig, tok: Any) -> list[tuple[list[int], list[int]]]:

@@ -155,26 +155,6 @@ def train_scores(model: Any, seqs: Sequence[Sequence[int]], pad_id: int, max_tok
     return torch.cat(pieces)[inverse.to(pieces[0].device)]
 
 
-def cache_lower_states(model: Any, seqs: Sequence[Sequence[int]], pad_id: int, upto: int,
-                       max_tokens: int, dtype: str) -> list["torch.Tensor"]:
-    """Each sequence's input to block ``upto`` (T_i, H), computed once with no grad."""
-    import torch
-
-    from chatrlhf.heads import lower_states
-    from chatrlhf.train_utils import autocast, device, length_buckets, pad_right, progress
-
-    out: list[Any] = [None] * len(seqs)
-    groups = length_buckets([len(s) for s in seqs], max_tokens)
-    model.eval()
-    with torch.no_grad(), autocast(dtype):
-        for group in progress(groups, desc="reward model: frozen blocks"):
-            ids, attn = pad_right([seqs[i] for i in group], pad_id)
-            h = lower_states(model.lm, ids.to(device()), attn.to(device()), upto)
-            for row, i in enumerate(group):
-                out[i] = h[row, : len(seqs[i])].detach().clone()
-    return out
-
-
 # ----------------------------------------------------------------------------- the stage
 
 
@@ -261,7 +241,7 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
     """Train, normalise, evaluate and save the reward model; returns the evaluation dict."""
     import torch
 
-    from chatrlhf.heads import ScalarModel, decoder_of
+    from chatrlhf.heads import ScalarModel, cache_lower_states, decoder_of
     from chatrlhf.schema import Conversation, Ranking, read_jsonl
     from chatrlhf.train_utils import (MetricsLog, as_module, autocast, make_accelerator, mark_done, mean_over_processes,
                                       pad_id_of, progress, setup_torch, write_json)
@@ -286,7 +266,8 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
     # drawn per epoch), and under FSDP/ZeRO-3 outside the wrapped forward, where weights are sharded
     if cfg.cache_trunk and cfg.lora_r <= 0 and start > 0 and world == 1:
         flat = [ids for rk in train for ids in encoded[id(rk)]]
-        states = iter(cache_lower_states(model, flat, pad, start, cfg.max_batch_tokens, cfg.dtype))
+        states = iter(cache_lower_states(model.lm, flat, pad, start, cfg.max_batch_tokens, cfg.dtype,
+                                              desc="reward model: frozen blocks"))
         cached = {id(rk): [next(states) for _ in rk.completions] for rk in train}
     opt = torch.optim.AdamW([
         {"params": [p for p in model.lm.parameters() if p.requires_grad], "lr": cfg.lr},

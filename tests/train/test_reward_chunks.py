@@ -6,7 +6,8 @@ import copy
 import torch
 
 from chatrlhf.heads import ScalarModel, freeze_lower_layers, new_scalar_head
-from chatrlhf.reward import cache_lower_states, score_ids, train_scores
+from chatrlhf.heads import cache_lower_states
+from chatrlhf.reward import score_ids, train_scores
 from chatrlhf.train_utils import length_buckets, pad_right
 
 
@@ -41,7 +42,7 @@ def test_chunked_and_cached_scores_equal_one_padded_forward(tiny):
     with torch.no_grad():
         ref = model.raw_scores(ids, attn)
         chunked = train_scores(model, seqs, pad, max_tokens=40)
-        states = cache_lower_states(model, seqs, pad, upto=1, max_tokens=40, dtype="float32")
+        states = cache_lower_states(model.lm, seqs, pad, upto=1, max_tokens=40, dtype="float32")
         cached = train_scores(model, seqs, pad, max_tokens=40, states=states, start=1)
     assert [s.shape[0] for s in states] == [len(s) for s in seqs]
     torch.testing.assert_close(chunked, ref, rtol=1e-4, atol=1e-5)
@@ -64,7 +65,7 @@ def test_cached_path_gives_the_same_gradient_to_the_trained_blocks(tiny):
 
     ids, attn = pad_right(seqs, pad)
     ref = grads(model.raw_scores(ids, attn))
-    states = cache_lower_states(model, seqs, pad, upto=1, max_tokens=40, dtype="float32")
+    states = cache_lower_states(model.lm, seqs, pad, upto=1, max_tokens=40, dtype="float32")
     got = grads(train_scores(model, seqs, pad, max_tokens=40, states=states, start=1))
     assert len(ref) == len(got) > 2
     for a, b in zip(ref, got):

@@ -38,9 +38,11 @@ import hashlib
 import json
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
+
+from chatrlhf.moderation import ModerationResult
 
 CATEGORIES: tuple[str, ...] = (
     "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
@@ -400,13 +402,8 @@ def choose_threshold(scores: Any, y: Any, precision_floor: float) -> float:
 # ---------------------------------------------------------------- the model
 
 
-@dataclass
-class ModelModerationResult:
+class ModelModerationResult(ModerationResult):
     """One text's result; ``categories`` / ``scores`` are keyed by OpenAI's 13 names."""
-
-    flagged: bool
-    categories: dict[str, bool] = field(default_factory=dict)
-    scores: dict[str, float] = field(default_factory=dict)
 
     @property
     def flagged_categories(self) -> list[str]:

@@ -70,6 +70,14 @@ class TokenEvent:
     finish_reason: str | None  # set on the row's last event
 
 
+@dataclass(frozen=True)
+class PrefillStep:
+    """Yielded by ``stream`` between prefill chunks of a long prompt (only when the engine has a
+    ``prefill_chunk``): no token yet, but the caller may serve other work before the next chunk."""
+
+    rows: tuple[int, ...]
+
+
 # --------------------------------------------------------------------------------------------
 # Runners: prefill(ids, valid) -> logits of the last position; decode(tokens) -> logits; keep(rows)
 
@@ -202,6 +210,17 @@ class _LlamaRunner:
         return self.w.lm_head(last).float()
 
     def prefill(self, ids: torch.Tensor, valid: torch.Tensor, max_new: int) -> torch.Tensor:
+        out = None
+        for out in self.prefill_chunks(ids, valid, max_new, chunk=ids.shape[1]):
+            pass
+        return out
+
+    def prefill_chunks(
+        self, ids: torch.Tensor, valid: torch.Tensor, max_new: int, chunk: int
+    ) -> Iterator[torch.Tensor | None]:
+        """Prefill ``chunk`` positions per forward; yields None after each chunk but the last,
+        then the last position's logits. A long prompt thus never holds the caller (the server's
+        one engine thread) for longer than one chunk, and attention scores stay (chunk, T)."""
         B, T = ids.shape
         dtype = self.w.norm.dtype
         shape = (B, self.nkv, T + max_new, self.hd)
@@ -212,12 +231,17 @@ class _LlamaRunner:
         self.valid[:, :T] = valid
         self.valid[:, T:] = True
         self.pos = (valid.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
-        causal = torch.ones(T, T, dtype=torch.bool).tril()
-        mask = causal[None] & valid[:, None, :]
-        mask |= torch.eye(T, dtype=torch.bool)[None]  # a padded query attends to itself: no NaN rows
-        logits = self._forward(ids, self.pos, mask[:, None])
+        for s in range(0, T, chunk):
+            e = min(T, s + chunk)
+            q = torch.arange(s, e)[:, None]
+            k = torch.arange(e)[None, :]
+            mask = (k <= q)[None] & valid[:, None, :e]  # causal, padded keys masked
+            mask |= (k == q)[None]  # a padded query attends to itself: no NaN rows
+            logits = self._forward(ids[:, s:e], self.pos[:, s:e], mask[:, None])
+            if e < T:
+                yield None
         self.next_pos = self.pos[:, -1] + 1  # (B,)
-        return logits
+        yield logits
 
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         mask = self.valid[:, None, None, : self.len + 1]
@@ -251,6 +275,12 @@ class _HFRunner:
         self.cache = out.past_key_values
         self.next_pos = pos[:, -1] + 1
         return out.logits[:, -1].float()
+
+    def prefill_chunks(
+        self, ids: torch.Tensor, valid: torch.Tensor, max_new: int, chunk: int
+    ) -> Iterator[torch.Tensor | None]:
+        # The general path prefills in one forward (its padding mask is the model's own).
+        yield self.prefill(ids, valid, max_new)
 
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         self.attn = torch.cat([self.attn, torch.ones_like(self.attn[:, :1])], dim=1)
@@ -376,14 +406,22 @@ class Generation:
     def cancel(self, row: int) -> None:
         self.cancelled.add(row)
 
-    def __iter__(self) -> Iterator[TokenEvent]:
+    def __iter__(self) -> Iterator[TokenEvent | PrefillStep]:
         return self._events
 
 
 class Engine:
-    def __init__(self, model: Any, tokenizer: Any, *, max_batch_size: int = 32):
+    def __init__(
+        self, model: Any, tokenizer: Any, *, max_batch_size: int = 32, prefill_chunk: int | None = None
+    ):
+        """``prefill_chunk``: prefill prompts longer than this many tokens in chunks of it, and
+        yield a ``PrefillStep`` from ``stream`` after each (a server interleaves other batches'
+        decode steps there). None: one forward, no ``PrefillStep`` events."""
         self.model, self.tokenizer = model, tokenizer
         self.max_batch_size = max_batch_size
+        if prefill_chunk is not None and prefill_chunk < 1:
+            raise ValueError("prefill_chunk must be >= 1")
+        self.prefill_chunk = prefill_chunk
         eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         if tokenizer.eos_token_id is not None:
@@ -429,7 +467,7 @@ class Engine:
 
     def _run(
         self, prompts: list[list[int]], params: list[SamplingParams], gen: Generation
-    ) -> Iterator[TokenEvent]:
+    ) -> Iterator[TokenEvent | PrefillStep]:
         # Sorting by length keeps padding small when prompts are split into several batches.
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         results: dict[int, Completion] = {}
@@ -446,7 +484,7 @@ class Engine:
         params: list[SamplingParams],
         gen: Generation,
         results: dict[int, Completion],
-    ) -> Iterator[TokenEvent]:
+    ) -> Iterator[TokenEvent | PrefillStep]:
         # 1. Left-pad the prompts: ids, valid (B, T).
         T = max(len(prompts[r]) for r in rows)
         ids = torch.full((len(rows), T), self.pad_id, dtype=torch.long)
@@ -464,7 +502,18 @@ class Engine:
         max_new = max(p.max_new_tokens for p in ps)
         runner = self._runner()
         # 2. Prefill, then one decode step per token; `live` maps batch slots to local rows.
-        logits = runner.prefill(ids, valid, max_new)
+        chunk = self.prefill_chunk
+        if chunk is None or T <= chunk:
+            logits = runner.prefill(ids, valid, max_new)
+        else:
+            for logits in runner.prefill_chunks(ids, valid, max_new, chunk):
+                if logits is not None:
+                    break
+                if all(r in gen.cancelled for r in rows):  # everyone left while we prefilled
+                    for r in rows:
+                        results[r] = Completion([], [], "", "cancelled")
+                    return
+                yield PrefillStep(tuple(rows))
         live = list(range(len(rows)))
         while live:
             tokens, logprobs = _sample(logits, [ps[b] for b in live], [gens[b] for b in live])

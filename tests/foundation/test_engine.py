@@ -197,3 +197,43 @@ def test_incremental_detokenization_equals_a_whole_decode(tiny):
         row.add(t)
         assert row.text == tok.decode(ids[:n], skip_special_tokens=True)
     assert row.text == text
+
+
+@pytest.mark.parametrize("which", ["tiny", "smollm2"])
+def test_chunked_prefill_gives_the_same_tokens_and_logprobs(which, request):
+    # A chunk smaller than every prompt, and one that does not divide the padded length.
+    model, tok = request.getfixturevalue(which)
+    prompts = _prompts(tok)
+    params = SamplingParams(max_new_tokens=12, temperature=0)
+    whole = Engine(model, tok).generate(prompts, params)
+    chunked = Engine(model, tok, prefill_chunk=5)
+    gen = chunked.stream(prompts, params)
+    events = list(gen)
+    steps = [e for e in events if isinstance(e, engine_mod.PrefillStep)]
+    T = max(map(len, prompts))
+    assert len(steps) == (T - 1) // 5  # one per chunk but the last, which yields the first token
+    assert all(isinstance(e, engine_mod.TokenEvent) for e in events[len(steps):])
+    assert [c.token_ids for c in gen.results] == [c.token_ids for c in whole]
+    for a, b in zip(gen.results, whole):
+        assert max(abs(x - y) for x, y in zip(a.logprobs, b.logprobs)) < 1e-4
+
+
+def test_no_prefill_steps_without_a_chunk_or_for_short_prompts(tiny):
+    model, tok = tiny
+    prompts = _prompts(tok)
+    params = SamplingParams(max_new_tokens=3, temperature=0)
+    for eng in (Engine(model, tok), Engine(model, tok, prefill_chunk=10_000)):
+        assert not [e for e in eng.stream(prompts, params) if isinstance(e, engine_mod.PrefillStep)]
+    with pytest.raises(ValueError, match="prefill_chunk"):
+        Engine(model, tok, prefill_chunk=0)
+
+
+def test_a_batch_cancelled_during_prefill_stops_there(tiny):
+    model, tok = tiny
+    prompt = _prompts(tok)[1]
+    gen = Engine(model, tok, prefill_chunk=4).stream([prompt], SamplingParams(max_new_tokens=50))
+    it = iter(gen)
+    assert isinstance(next(it), engine_mod.PrefillStep)
+    gen.cancel(0)
+    assert list(it) == []
+    assert gen.results[0].finish_reason == "cancelled" and gen.results[0].token_ids == []

@@ -20,6 +20,7 @@ class FakeEngine:
     step_s: float = 0.002
     words: list[str] = field(default_factory=lambda: [f"w{i} " for i in range(1000)])
     batches: list[int] = field(default_factory=list)  # rows per stream() call
+    lengths: list[list[int]] = field(default_factory=list)  # prompt lengths per stream() call
     cancelled_rows: list[int] = field(default_factory=list)
     fail: bool = False
     started: threading.Event = field(default_factory=threading.Event)
@@ -28,6 +29,7 @@ class FakeEngine:
         if self.fail:
             raise RuntimeError("fake engine failure")
         self.batches.append(len(prompts))
+        self.lengths.append(sorted(len(p) for p in prompts))
         return _FakeGen(self, prompts, params)
 
 

@@ -35,6 +35,9 @@ class ServeConfig:
     tokens_per_day: int = 0  # completion tokens per user per day; 0 = off
     max_batch_size: int = 16  # rows per engine batch
     batch_wait_ms: float = 20.0  # how long a batch waits for more requests to join
+    # A prompt longer than this is prefilled this many tokens per engine step, between the other
+    # batches' decode steps, so one 8k-token prompt does not freeze every stream while it is read.
+    prefill_chunk: int = 256
     moderation: bool = True
     # A trained moderation model directory (chatrlhf moderation train) in place of the pattern
     # filter, and what its verdict does: "block", "warn" or "log" (safety.moderator.POLICIES).
@@ -142,6 +145,7 @@ def build_service(
     store: Any = None,
     max_batch_size: int = 16,
     batch_wait_ms: float = 20.0,
+    prefill_chunk: int | None = 256,
     moderation: bool = True,
     moderation_model: str | None = None,
     moderation_policy: str = "block",
@@ -154,7 +158,7 @@ def build_service(
 
     hook = moderation_hook(moderation, moderation_model, moderation_policy)
     model, tokenizer = load_model(model_spec)
-    engine = Engine(model, tokenizer, max_batch_size=max_batch_size)
+    engine = Engine(model, tokenizer, max_batch_size=max_batch_size, prefill_chunk=prefill_chunk)
     scheduler = BatchScheduler(engine, max_batch_size=max_batch_size,
                                batch_wait_s=batch_wait_ms / 1000)
     version = model_name
@@ -178,7 +182,8 @@ def build_app(cfg: ServeConfig, store: Any = None) -> Any:
         store.upgrade()
     spec, name = resolve_model(cfg.model)
     service = build_service(spec, name, store=store, max_batch_size=cfg.max_batch_size,
-                            batch_wait_ms=cfg.batch_wait_ms, moderation=cfg.moderation,
+                            batch_wait_ms=cfg.batch_wait_ms, prefill_chunk=cfg.prefill_chunk,
+                            moderation=cfg.moderation,
                             moderation_model=cfg.moderation_model,
                             moderation_policy=cfg.moderation_policy)
     from .browser import host_allow_list

@@ -16,6 +16,12 @@ Each token event goes back to its request's asyncio queue through ``loop.call_so
 so the event loop never blocks on the model. A request cancelled by its client (disconnect) has
 its rows cancelled with ``gen.cancel(row)``, which frees them at the engine's next step.
 
+Long prompts: every row of a batch pays for its longest prompt (left padding), so a request
+joins a batch only if its prompt length is close to theirs (``pad_slack``, ``pad_ratio``); one
+that is not starts its own batch beside them. An engine built with ``prefill_chunk`` prefills a
+long prompt a chunk per step (``PrefillStep`` events), so the other batches keep decoding while
+it is read instead of waiting for the whole prompt.
+
 True continuous batching (new rows joining a running batch's KV cache) needs an engine API that
 adds rows to a running generation; ``engine.stream`` takes a fixed set of rows.
 """
@@ -29,6 +35,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Iterator
+
+from ..engine import PrefillStep
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +132,12 @@ class BatchScheduler:
         batch_wait_s: float = 0.02,
         max_concurrent_batches: int = 4,
         max_waiting: int = 256,
+        pad_slack: int = 256,
+        pad_ratio: float = 2.0,
     ) -> None:
         self.engine = engine
+        self.pad_slack = pad_slack  # prompts this many tokens apart may always share a batch
+        self.pad_ratio = pad_ratio  # ... and so may prompts within this ratio of each other
         self.max_batch_size = max_batch_size
         self.batch_wait_s = batch_wait_s
         self.max_concurrent_batches = max_concurrent_batches
@@ -213,14 +225,29 @@ class BatchScheduler:
                    or now - self._pending[0].submitted_at >= BURST_WAITS * self.batch_wait_s)
         if not idle and not settled and sum(p.n for p in self._pending) < free_rows:
             return []
-        subs, rows = [], 0
-        while self._pending and rows + self._pending[0].n <= free_rows:
-            if subs and (subs[0].solo or self._pending[0].solo):
-                break
-            sub = self._pending.pop(0)
+        # The first waiting request starts the batch; later ones join if they fit the free rows
+        # and the prompt lengths (left-padded to the longest) stay close. A request that does not
+        # fit waits for the next batch, which runs beside this one.
+        subs, rows, lo, hi = [], 0, 0, 0
+        for sub in list(self._pending):
+            if rows + sub.n > free_rows or (subs and (subs[0].solo or sub.solo)):
+                if not subs:
+                    break
+                continue
+            lengths = [len(p) for p in sub.prompts]
+            new_lo, new_hi = min(lengths + [lo] * bool(subs)), max(lengths + [hi])
+            if subs and not self._lengths_close(new_lo, new_hi):
+                continue
+            self._pending.remove(sub)
             subs.append(sub)
-            rows += sub.n
+            rows, lo, hi = rows + sub.n, new_lo, new_hi
         return subs
+
+    def _lengths_close(self, lo: int, hi: int) -> bool:
+        """May prompts of ``lo`` and ``hi`` tokens share a batch? Every row pays for the longest
+        (padding), so a 30 KB prompt beside chat turns would make each of them cost as much as it
+        (measured: four 10-token rows beside a 4096-token one took 70 s instead of 13 s)."""
+        return hi - lo <= self.pad_slack or hi <= self.pad_ratio * lo
 
     def _loop(self) -> None:
         running: list[_Running] = []
@@ -259,6 +286,8 @@ class BatchScheduler:
         try:
             for _ in range(max(1, b.live)):
                 ev = next(b.events)
+                if isinstance(ev, PrefillStep):  # one chunk of a long prompt is done: let the
+                    break  # other batches step before the next chunk
                 s, i = b.owner[ev.row]
                 if ev.finish_reason is not None:
                     b.live -= 1

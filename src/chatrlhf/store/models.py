@@ -137,6 +137,24 @@ class ModelVersionRow(Base):
     status: Mapped[str] = mapped_column(String(16), default="candidate")
     notes: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Registry (deploy.registry): what it was trained from, which stage made it, and its
+    # config, training-data hashes and evaluation results.
+    parent: Mapped[str | None] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16), default="")
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class DeploymentRow(Base):
+    """An append-only log of what was served: every promote, rollback and traffic split."""
+
+    __tablename__ = "deployments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action: Mapped[str] = mapped_column(String(16))  # promote | rollback | split
+    version: Mapped[str] = mapped_column(String(128))  # the version now serving by default
+    traffic: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # {version: weight}
+    actor: Mapped[str] = mapped_column(String(64), default="")
+    report: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 # Tables other areas define on this Base, imported here so Alembic and ``Store.counts`` see them.

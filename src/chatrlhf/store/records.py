@@ -14,7 +14,8 @@ from typing import Any
 USER_ROLES = ("user", "trainer", "admin")
 MESSAGE_ROLES = ("system", "user", "assistant")
 REPORT_KINDS = ("harmful", "untrue", "moderation_false_positive", "moderation_false_negative")
-MODEL_STATUSES = ("candidate", "active", "archived")
+MODEL_STATUSES = ("candidate", "active", "archived", "rejected")
+DEPLOY_ACTIONS = ("promote", "rollback", "split")
 
 # Bounds checked before anything is written, so an oversized request fails with a clear
 # ValueError instead of a driver error (or a silently huge row).
@@ -25,6 +26,8 @@ MAX_COMMENT_CHARS = 4000
 MAX_REASONS = 16
 MAX_REASON_CHARS = 64
 MAX_JSON_BYTES = 16 * 1024
+MAX_MODEL_META_BYTES = 256 * 1024  # a version's config, data hashes and evaluation results
+MAX_REPORT_CHARS = 64 * 1024  # a promotion decision's report
 MAX_NAME_CHARS = 64
 MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 1024
@@ -122,4 +125,18 @@ class ModelVersion:
     path: str
     status: str
     notes: str
+    created_at: datetime
+    parent: str | None = None  # the version it was trained from (lineage)
+    kind: str = ""  # base | sft | rm | ppo | loop | ...
+    meta: dict[str, Any] = field(default_factory=dict)  # config, data hashes, eval results
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: int
+    action: str
+    version: str  # serving by default after this entry
+    traffic: dict[str, float]  # a weighted split {version: weight}; {} = all to ``version``
+    actor: str
+    report: str
     created_at: datetime

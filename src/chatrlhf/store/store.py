@@ -34,6 +34,7 @@ from chatrlhf.store.models import (
     ApiKeyRow,
     Base,
     ConversationRow,
+    DeploymentRow,
     FeedbackRow,
     MessageRow,
     ModelVersionRow,
@@ -86,7 +87,13 @@ def _report(r: ReportRow) -> R.Report:
 
 
 def _model_version(r: ModelVersionRow) -> R.ModelVersion:
-    return R.ModelVersion(r.id, r.name, r.path, r.status, r.notes, as_utc(r.created_at))
+    return R.ModelVersion(r.id, r.name, r.path, r.status, r.notes, as_utc(r.created_at),
+                          parent=r.parent, kind=r.kind or "", meta=dict(r.meta or {}))
+
+
+def _deployment(r: DeploymentRow) -> R.Deployment:
+    return R.Deployment(r.id, r.action, r.version, dict(r.traffic or {}), r.actor, r.report,
+                        as_utc(r.created_at))
 
 
 class Store:
@@ -579,17 +586,23 @@ class Store:
     # ---- model versions ----
 
     def add_model_version(self, name: str, path: str, *, status: str = "candidate",
-                          notes: str = "") -> R.ModelVersion:
+                          notes: str = "", parent: str | None = None, kind: str = "",
+                          meta: dict[str, Any] | None = None) -> R.ModelVersion:
         check_text("name", name, max_chars=128)
         if not name:
             raise ValueError("name must not be empty")
         check_text("path", path, max_chars=4096)
         check_choice("status", status, R.MODEL_STATUSES)
         check_text("notes", notes, max_chars=R.MAX_COMMENT_CHARS)
+        if parent is not None:
+            check_text("parent", parent, max_chars=128)
+        check_text("kind", kind, max_chars=16)
+        meta = check_json("meta", meta, max_bytes=R.MAX_MODEL_META_BYTES)
         with self._write() as s:
             if s.scalar(select(ModelVersionRow.id).where(ModelVersionRow.name == name)) is not None:
                 raise Conflict(f"model version {name!r} already exists")
-            row = ModelVersionRow(name=name, path=path, status=status, notes=notes, created_at=utcnow())
+            row = ModelVersionRow(name=name, path=path, status=status, notes=notes, created_at=utcnow(),
+                                  parent=parent, kind=kind, meta=meta)
             s.add(row)
             s.flush()
             return _model_version(row)
@@ -618,3 +631,54 @@ class Store:
             if notes is not None:
                 row.notes = notes
             return _model_version(row)
+
+    def update_model_meta(self, name: str, meta: dict[str, Any]) -> R.ModelVersion:
+        """Merge ``meta`` into a version's meta (top-level keys replace)."""
+        with self._write() as s:
+            row = s.scalar(select(ModelVersionRow).where(ModelVersionRow.name == name))
+            if row is None:
+                raise NotFound(f"no model version {name!r}")
+            row.meta = check_json("meta", {**(row.meta or {}), **meta}, max_bytes=R.MAX_MODEL_META_BYTES)
+            return _model_version(row)
+
+    # ---- deployments: what is served ----
+
+    def add_deployment(self, action: str, version: str, *, traffic: dict[str, float] | None = None,
+                       actor: str = "", report: str = "") -> R.Deployment:
+        """Log a promote/rollback/split and make ``version`` the one served by default, in one
+        transaction: it becomes ``active`` and the version active before it ``archived``."""
+        check_choice("action", action, R.DEPLOY_ACTIONS)
+        check_text("actor", actor, max_chars=R.MAX_NAME_CHARS)
+        check_text("report", report, max_chars=R.MAX_REPORT_CHARS)
+        traffic = dict(traffic or {})
+        if len(traffic) > 8:
+            raise ValueError("traffic: at most 8 versions")
+        for name, w in traffic.items():
+            if not isinstance(w, (int, float)) or isinstance(w, bool) or not 0 <= w <= 1e6:
+                raise ValueError(f"traffic: the weight of {name!r} must be a number in [0, 1e6]")
+        with self._write() as s:
+            names = {version, *traffic}
+            rows = {r.name: r for r in s.scalars(select(ModelVersionRow).where(ModelVersionRow.name.in_(names)))}
+            missing = sorted(names - set(rows))
+            if missing:
+                raise NotFound(f"no model version {missing[0]!r}")
+            for r in s.scalars(select(ModelVersionRow).where(ModelVersionRow.status == "active")):
+                if r.name not in names:
+                    r.status = "archived"
+            for name in names:
+                rows[name].status = "active"
+            row = DeploymentRow(action=action, version=version, traffic={k: float(v) for k, v in traffic.items()},
+                                actor=actor, report=report, created_at=utcnow())
+            s.add(row)
+            s.flush()
+            return _deployment(row)
+
+    def list_deployments(self, limit: int = 100) -> list[R.Deployment]:
+        """Newest first."""
+        q = select(DeploymentRow).order_by(DeploymentRow.id.desc()).limit(max(1, min(limit, 10_000)))
+        with self._read() as s:
+            return [_deployment(r) for r in s.scalars(q)]
+
+    def current_deployment(self) -> R.Deployment | None:
+        got = self.list_deployments(limit=1)
+        return got[0] if got else None

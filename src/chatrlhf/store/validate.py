@@ -28,7 +28,7 @@ def check_text(field: str, value: Any, *, max_bytes: int | None = None, max_char
     return value
 
 
-def check_json(field: str, value: Any) -> dict[str, Any]:
+def check_json(field: str, value: Any, max_bytes: int = R.MAX_JSON_BYTES) -> dict[str, Any]:
     value = {} if value is None else value
     if not isinstance(value, dict):
         raise ValueError(f"{field} must be a JSON object")
@@ -36,8 +36,8 @@ def check_json(field: str, value: Any) -> dict[str, Any]:
         size = len(json.dumps(value, ensure_ascii=False).encode())
     except (TypeError, ValueError) as e:
         raise ValueError(f"{field} is not JSON-serialisable: {e}") from None
-    if size > R.MAX_JSON_BYTES:
-        raise ValueError(f"{field} is too large: {size} bytes, at most {R.MAX_JSON_BYTES}")
+    if size > max_bytes:
+        raise ValueError(f"{field} is too large: {size} bytes, at most {max_bytes}")
     return value
 
 

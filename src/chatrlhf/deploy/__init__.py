@@ -1,0 +1,1 @@
+"""Iterative deployment: the model registry, promotion gates and the product feedback loop."""

@@ -19,6 +19,10 @@ class RegistryError(ValueError):
     """A registry operation that cannot be done; the message says why."""
 
 
+class UnknownVersion(RegistryError, LookupError):
+    """No model version by that name."""
+
+
 def current(store: Any) -> Deployment | None:
     return store.current_deployment()
 
@@ -26,7 +30,7 @@ def current(store: Any) -> Deployment | None:
 def get(store: Any, name: str) -> ModelVersion:
     mv = store.get_model_version(name)
     if mv is None:
-        raise RegistryError(f"no model version {name!r} (see `chatrlhf models list`)")
+        raise UnknownVersion(f"no model version {name!r} (see `chatrlhf models list`)")
     return mv
 
 

@@ -24,7 +24,7 @@ from .errors import APIError, error_body
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-OPTIONAL_ROUTERS = ("chatrlhf.server.web", "chatrlhf.server.workspace")
+OPTIONAL_ROUTERS = ("chatrlhf.server.web", "chatrlhf.server.workspace", "chatrlhf.server.deploy_routes")
 
 
 def create_app(
@@ -46,11 +46,11 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service.scheduler.start()
+        await service.router.start()  # the engines' workers, and following the deployment log
         try:
             yield
         finally:
-            service.scheduler.stop()
+            await service.router.stop()
 
     # No Swagger UI: it loads from a CDN, and the product must work offline (openapi.json stays).
     app = FastAPI(title="chatrlhf", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -77,7 +77,8 @@ def create_app(
     def health() -> dict[str, Any]:
         sched = service.scheduler
         engine = {k: getattr(sched, k, None) for k in ("batches_run", "max_rows_seen")}
-        return {"status": "ok", "model": service.model_name, "engine": engine}
+        return {"status": "ok", "model": service.model_name, "version": service.model_version,
+                "engine": engine}
 
     for name in OPTIONAL_ROUTERS:
         router = _optional_router(name)

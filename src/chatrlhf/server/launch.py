@@ -38,6 +38,9 @@ class ServeConfig:
     # A prompt longer than this is prefilled this many tokens per engine step, between the other
     # batches' decode steps, so one 8k-token prompt does not freeze every stream while it is read.
     prefill_chunk: int = 256
+    # Serve what the registry deploys (chatrlhf models promote|rollback|split), following it live;
+    # False pins the server to ``model``.
+    follow_registry: bool = True
     moderation: bool = True
     # A trained moderation model directory (chatrlhf moderation train) in place of the pattern
     # filter, and what its verdict does: "block", "warn" or "log" (safety.moderator.POLICIES).
@@ -149,25 +152,45 @@ def build_service(
     moderation: bool = True,
     moderation_model: str | None = None,
     moderation_policy: str = "block",
+    follow_registry: bool = True,
+    poll_s: float = 1.0,
 ) -> Any:
-    """Load the model, wrap it in an engine and a scheduler, and return the ``ChatService``."""
+    """Load the model, wrap it in an engine and a scheduler, and return the ``ChatService``.
+
+    With a store and ``follow_registry``, the service serves what the registry's deployment log
+    says (``chatrlhf models promote``) and follows it while it runs; ``model_spec`` is what it
+    serves while nothing has been deployed."""
     from ..engine import Engine
     from ..models import load_model, resolve_model_dir
+    from .router import Backend, Router
     from .scheduler import BatchScheduler
     from .service import ChatService
 
+    def backend(version: str, spec: str | None) -> Backend:
+        model, tokenizer = load_model(spec)
+        engine = Engine(model, tokenizer, max_batch_size=max_batch_size, prefill_chunk=prefill_chunk)
+        scheduler = BatchScheduler(engine, max_batch_size=max_batch_size,
+                                   batch_wait_s=batch_wait_ms / 1000)
+        return Backend(version, scheduler, tokenizer,
+                       getattr(model.config, "max_position_embeddings", None))
+
     hook = moderation_hook(moderation, moderation_model, moderation_policy)
-    model, tokenizer = load_model(model_spec)
-    engine = Engine(model, tokenizer, max_batch_size=max_batch_size, prefill_chunk=prefill_chunk)
-    scheduler = BatchScheduler(engine, max_batch_size=max_batch_size,
-                               batch_wait_s=batch_wait_ms / 1000)
-    version = model_name
-    if store is not None:
-        version = register_model_version(store, model_name, str(resolve_model_dir(model_spec)))
+    follow = store is not None and follow_registry
+    deployed = store.current_deployment() if follow else None
+    if deployed is not None:
+        mv = store.get_model_version(deployed.version)
+        first = backend(mv.name, mv.path)
+    else:
+        version = model_name
+        if store is not None:
+            version = register_model_version(store, model_name, str(resolve_model_dir(model_spec)))
+        first = backend(version, model_spec)
+    router = Router(first, alias=model_name, store=store if follow else None,
+                    loader=(lambda mv: backend(mv.name, mv.path)) if follow else None, poll_s=poll_s)
     return ChatService(
-        scheduler, tokenizer, model_name=model_name, moderation=hook,
-        store=store, context_length=getattr(model.config, "max_position_embeddings", None),
-        model_version=version,
+        first.scheduler, first.tokenizer, model_name=model_name, moderation=hook,
+        store=store, context_length=first.context_length, model_version=first.version,
+        router=router,
     )
 
 
@@ -183,7 +206,7 @@ def build_app(cfg: ServeConfig, store: Any = None) -> Any:
     spec, name = resolve_model(cfg.model)
     service = build_service(spec, name, store=store, max_batch_size=cfg.max_batch_size,
                             batch_wait_ms=cfg.batch_wait_ms, prefill_chunk=cfg.prefill_chunk,
-                            moderation=cfg.moderation,
+                            follow_registry=cfg.follow_registry, moderation=cfg.moderation,
                             moderation_model=cfg.moderation_model,
                             moderation_policy=cfg.moderation_policy)
     from .browser import host_allow_list

@@ -33,7 +33,7 @@ def list_models(request: Request, user: Any = Depends(current_user)) -> P.ModelL
 def get_model(model_id: str, request: Request, user: Any = Depends(current_user)) -> P.ModelCard:
     service = request.app.state.service
     service.check_model(model_id)
-    return service.list_models().data[0]
+    return P.ModelCard(id=model_id, created=service.created)
 
 
 @router.post("/chat/completions", response_model=None, responses=SSE_RESPONSE)
@@ -43,7 +43,7 @@ async def chat_completions(
     service = request.app.state.service
     slot = quotas_of(request).admit(user)  # 429 past the user's quota, before any work
     try:
-        prep = await service.prepare(body)
+        prep = await service.prepare(body, user)
     except BaseException:
         slot.release()
         raise

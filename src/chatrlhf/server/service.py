@@ -26,6 +26,7 @@ from typing import Any, AsyncIterator, Callable
 from ..schema import RecordError, validate_messages
 from . import protocol as P
 from .errors import APIError, bad_request
+from .router import Backend, Router
 from .scheduler import BatchScheduler, Done, Failed, SchedulerBusy, SchedulerStopped
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ class Prepared:
     user_tag: str | None = None  # the OpenAI ``user`` field
     stream: bool = False
     include_usage: bool = False
+    backend: Backend | None = None  # the model version that runs it (None: the default)
+    model: str | None = None  # the name to answer with (the request's ``model``)
 
 
 @dataclass
@@ -129,17 +132,36 @@ class ChatService:
         context_length: int | None = None,
         model_version: str | None = None,
         on_usage: Callable[[Any, int], None] | None = None,  # (user, completion tokens): quotas
+        router: Router | None = None,
     ) -> None:
-        self.scheduler = scheduler
-        self.tokenizer = tokenizer
+        """``scheduler``, ``tokenizer``, ``context_length`` and ``model_version`` describe the
+        version served at start; ``router`` (built from them when not given) may move to others."""
         self.model_name = model_name
         self.moderation = moderation
         self.store = store
         self.limits = limits or ServiceLimits()
-        self.context_length = context_length
-        self.model_version = model_version or model_name
+        self.router = router or Router(
+            Backend(model_version or model_name, scheduler, tokenizer, context_length),
+            alias=model_name)
         self.on_usage = on_usage
         self.created = int(time.time())
+
+    # The version served by default right now (it changes on a promote or rollback).
+    @property
+    def scheduler(self) -> BatchScheduler:
+        return self.router.default_backend.scheduler
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.router.default_backend.tokenizer
+
+    @property
+    def context_length(self) -> int | None:
+        return self.router.default_backend.context_length
+
+    @property
+    def model_version(self) -> str:
+        return self.router.default
 
     # -- 1. validation -----------------------------------------------------------------------
     def check_messages(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -211,31 +233,36 @@ class ChatService:
         )
 
     def check_model(self, name: str | None) -> None:
-        if name and name != self.model_name:
+        if name and not self.router.knows(name):
             raise APIError(
-                404, f"The model {name!r} does not exist; this server serves {self.model_name!r}.",
+                404, f"The model {name!r} does not exist; this server serves {self.model_name!r}"
+                " and the registered versions (GET /v1/models).",
                 param="model", code="model_not_found",
             )
 
-    async def prepare(self, req: P.ChatCompletionRequest) -> Prepared:
+    async def prepare(self, req: P.ChatCompletionRequest, user: Any = None) -> Prepared:
         """Validate ``req`` and render its prompt; raises ``APIError`` (4xx) on bad input."""
-        self.check_model(req.model)
         messages = self.check_messages(req.chat_messages())
         options = self.check_options(req)
-        prep = await self.prepare_messages(messages, options)
+        backend = await self.router.backend_for(req.model, getattr(user, "id", None))
+        prep = await self.prepare_messages(messages, options, backend)
+        prep.model = req.model or self.model_name
         prep.user_tag = req.user
         prep.stream = req.stream
         prep.include_usage = bool(req.stream_options and req.stream_options.include_usage)
         return prep
 
-    async def prepare_messages(self, messages: list[dict[str, str]], options: GenOptions) -> Prepared:
-        """Render and moderate already-checked messages (the web UI's entry point)."""
+    async def prepare_messages(self, messages: list[dict[str, str]], options: GenOptions,
+                               backend: Backend | None = None, user: Any = None) -> Prepared:
+        """Render and moderate already-checked messages (the web UI's entry point); ``backend``
+        None: the version the router serves ``user``."""
         from ..chat_format import render_prompt
 
-        ids = await asyncio.to_thread(render_prompt, messages, self.tokenizer)
-        if self.context_length and len(ids) + options.max_tokens > self.context_length:
+        be = backend or self.router.served(getattr(user, "id", None))
+        ids = await asyncio.to_thread(render_prompt, messages, be.tokenizer)
+        if be.context_length and len(ids) + options.max_tokens > be.context_length:
             raise bad_request(
-                f"This model's context is {self.context_length} tokens; the messages take "
+                f"This model's context is {be.context_length} tokens; the messages take "
                 f"{len(ids)} and max_tokens asks for {options.max_tokens} more.",
                 "messages", "context_length_exceeded",
             )
@@ -244,7 +271,7 @@ class ChatService:
             # Off the event loop: a long message costs milliseconds that every client would share.
             result = await asyncio.to_thread(self.moderation, messages[-1]["content"], role="user")
             blocked = result if result.flagged else None
-        return Prepared(messages=messages, prompt_ids=ids, options=options, blocked=blocked)
+        return Prepared(messages=messages, prompt_ids=ids, options=options, blocked=blocked, backend=be)
 
     # -- 2. generation -----------------------------------------------------------------------
     def _sampling_params(self, opts: GenOptions) -> list[Any]:
@@ -294,12 +321,14 @@ class ChatService:
                 row.text, row.finish, row.moderation = REFUSAL, "content_filter", prep.blocked
                 yield ReplyEvent(i, REFUSAL, "content_filter")
             return
+        be = prep.backend or self.router.default_backend
         try:
-            sub = self.scheduler.submit([prep.prompt_ids] * n, self._sampling_params(prep.options))
+            sub = be.scheduler.submit([prep.prompt_ids] * n, self._sampling_params(prep.options))
         except SchedulerBusy as e:
             raise APIError(503, f"The server is busy ({e}); retry shortly.", code="overloaded")
         except SchedulerStopped as e:
             raise APIError(503, str(e), code="shutting_down")
+        be.inflight += 1  # the router does not unload a version while this runs
         try:
             async for item in sub.events():
                 if isinstance(item, Failed):
@@ -325,6 +354,7 @@ class ChatService:
                 if all(r.finish is not None for r in rows):
                     break
         finally:
+            be.inflight -= 1
             if any(r.finish is None for r in rows):
                 sub.cancel()  # the caller went away (client disconnect): free the engine rows
 
@@ -337,7 +367,7 @@ class ChatService:
         outcome = Outcome(rows, len(prep.prompt_ids))
         await self.record(prep, outcome, user)
         return P.ChatCompletion(
-            model=self.model_name,
+            model=prep.model or self.model_name, system_fingerprint=_version(prep, self),
             choices=[
                 P.Choice(index=i, message=P.AssistantMessage(content=r.text), finish_reason=r.finish)
                 for i, r in enumerate(rows)
@@ -349,10 +379,12 @@ class ChatService:
         """SSE lines: a role chunk per choice, content chunks, a finish chunk per choice, the
         usage chunk when asked for, then ``[DONE]``. Every chunk shares one id and created."""
         cid, created = P.new_completion_id(), int(time.time())
+        version = _version(prep, self)
 
         def chunk(choices: list[P.ChunkChoice], **extra: Any) -> str:
-            c = P.ChatCompletionChunk(id=cid, created=created, model=self.model_name,
-                                      choices=choices, **extra).model_dump(mode="json")
+            c = P.ChatCompletionChunk(id=cid, created=created, model=prep.model or self.model_name,
+                                      system_fingerprint=version, choices=choices,
+                                      **extra).model_dump(mode="json")
             for ch in c["choices"]:  # a delta carries only what changed
                 ch["delta"] = {k: v for k, v in ch["delta"].items() if v is not None}
             if not prep.include_usage:
@@ -422,16 +454,26 @@ class ChatService:
         conv = self.store.create_conversation(
             user.id, title=_title(chain[0]["content"]),
             system_prompt=msgs[0]["content"] if has_system else "", settings=settings,
-            source="api", messages=chain + replies[:1], model_version=self.model_version,
+            source="api", messages=chain + replies[:1], model_version=_version(prep, self),
         )
         if len(replies) > 1:
             parent = conv.messages[-2].id
             for reply in replies[1:]:
                 self.store.add_message(conv.id, "assistant", reply["content"], parent_id=parent,
-                                       model_version=self.model_version, meta=reply["meta"])
+                                       model_version=_version(prep, self), meta=reply["meta"])
 
     def list_models(self) -> P.ModelList:
-        return P.ModelList(data=[P.ModelCard(id=self.model_name, created=self.created)])
+        """The served alias, then every loaded or registered version (each may be asked for)."""
+        names = dict.fromkeys([self.model_name, *self.router.backends])
+        if self.store is not None and self.router.loader is not None:
+            names.update(dict.fromkeys(v.name for v in self.store.list_model_versions()
+                                       if v.status != "rejected"))
+        return P.ModelList(data=[P.ModelCard(id=n, created=self.created) for n in names])
+
+
+def _version(prep: Prepared, service: ChatService) -> str:
+    """The model version that produced (or will produce) ``prep``'s reply."""
+    return prep.backend.version if prep.backend is not None else service.model_version
 
 
 def moderation_window(text: str, checked: int) -> int:

@@ -360,11 +360,12 @@ def _options(service: Any, settings: dict[str, Any]) -> Any:
     )
 
 
-async def _prepare(request: Request, conv: Any, messages: list[dict[str, str]]) -> Any:
+async def _prepare(request: Request, conv: Any, messages: list[dict[str, str]], user: Any) -> Any:
     """Validate, render and moderate before anything is written: a bad request changes nothing."""
     service = request.app.state.service
     messages = service.check_messages(messages)
-    return await service.prepare_messages(messages, _options(service, conv.settings))
+    # The version is chosen per user (sticky under a traffic split), so a chat stays on one.
+    return await service.prepare_messages(messages, _options(service, conv.settings), user=user)
 
 
 def _history(store: Any, conv: Any, parent_id: int | None) -> list[dict[str, str]]:
@@ -387,7 +388,7 @@ async def send_message(conv_id: PathId, body: SendBody, request: Request,
                 raise APIError(400, "parent_id must be an assistant message of this conversation",
                                param="parent_id")
         history = await run_in_threadpool(_history, store, conv, body.parent_id)
-        prep = await _prepare(request, conv, history + [{"role": "user", "content": body.content}])
+        prep = await _prepare(request, conv, history + [{"role": "user", "content": body.content}], user)
         user_msg = await run_in_threadpool(_call, store.add_message, conv.id, "user", body.content,
                                            parent_id=body.parent_id, user_id=user.id)
         if not conv.title:
@@ -412,7 +413,7 @@ async def regenerate(message_id: PathId, request: Request, user: Any = Depends(c
         else:
             raise APIError(400, "regenerate needs an assistant reply or a user message", param="message_id")
         conv = await run_in_threadpool(_owned_conversation, store, m.conversation_id, user)
-        prep = await _prepare(request, conv, await run_in_threadpool(store.prompt_messages, anchor.id))
+        prep = await _prepare(request, conv, await run_in_threadpool(store.prompt_messages, anchor.id), user)
         return _reply_stream(request, user, anchor, prep, announce=False, slot=slot)
     except BaseException:
         slot.release()
@@ -431,7 +432,7 @@ async def edit(message_id: PathId, body: EditBody, request: Request,
             raise APIError(400, "only user messages can be edited", param="message_id")
         conv = await run_in_threadpool(_owned_conversation, store, m.conversation_id, user)
         history = await run_in_threadpool(_history, store, conv, m.parent_id)
-        prep = await _prepare(request, conv, history + [{"role": "user", "content": body.content}])
+        prep = await _prepare(request, conv, history + [{"role": "user", "content": body.content}], user)
         user_msg = await run_in_threadpool(_call, store.add_message, conv.id, "user", body.content,
                                            parent_id=m.parent_id, user_id=user.id)
         return _reply_stream(request, user, user_msg, prep, announce=True, slot=slot)
@@ -482,7 +483,8 @@ async def _reply_events(request: Request, user: Any, parent: Any, prep: Any,
     if prep.blocked is not None:
         meta["input_moderation"] = prep.blocked.flagged_categories
     reply = await run_in_threadpool(store.add_message, parent.conversation_id, "assistant", "",
-                                    parent_id=parent.id, model_version=service.model_version, meta=meta)
+                                    parent_id=parent.id, model_version=prep.backend.version if prep.backend else service.model_version,
+                                    meta=meta)
     stop_event = asyncio.Event()
     streams = _streams(request.app)
     streams[reply.id] = (user.id, stop_event)

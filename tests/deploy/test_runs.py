@@ -25,7 +25,8 @@ def _fake_run(root, rounds=2):
     (run / "data").mkdir(parents=True)
     (run / "config.yaml").write_text(yaml.safe_dump({"base_model": "tiny", "seed": 3, "labels": "sim",
                                                      "sim_rankings": True, "sft": {"lr": 1e-3},
-                                                     "reward": {"epochs": 1}, "ppo": {"iterations": 2}}))
+                                                     "reward": {"epochs": 1},
+                                                     "ppo": {"iterations": 2, "out_dir": "runs/manual/ppo"}}))
     for f in ("sft_dialogs.jsonl", "sft_instructions.jsonl", "rankings.jsonl", "demos.jsonl", "ppo_prompts.jsonl"):
         (run / "data" / f).write_text(f'{{"file": "{f}"}}\n')
     for r in range(1, rounds + 1):

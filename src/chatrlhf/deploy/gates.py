@@ -129,7 +129,7 @@ def decide(candidate: dict[str, Any], current: dict[str, Any], cfg: GateConfig |
             checks.append(_missing(gate, label, side, cfg, cand, cur))
             continue
         margin = float(getattr(cfg, margin_field))
-        limit = cur - margin if higher else cur + margin
+        limit = max(0.0, cur - margin) if higher else min(1.0, cur + margin)  # every metric is in [0, 1]
         ok = cand >= limit - 1e-9 if higher else cand <= limit + 1e-9
         change = cand - cur
         why = f"{label} {cur:.3f} -> {cand:.3f} ({change:+.3f}; {'at least' if higher else 'at most'} {limit:.3f})"

@@ -6,9 +6,10 @@ Produces one version per finished stage, named ``<prefix>-<stage>``::
     base  ->  sft  ->  ppo1  ->  ppo2 ...      (parent links: each PPO round starts from the last)
               sft  ->  rm1, rm2 ...            (each round's reward model, trained from SFT)
 
-Each version's ``meta`` holds ``config`` (its section of the run's ``config.yaml``), ``data``
-(``{file: sha256}`` of the training data files the stage read, relative to the run directory) and
-``eval`` (``gates.metrics_from_run``: its evaluation, with ``win_rate_vs`` keyed by version name);
+Each version's ``meta`` holds ``config`` (its section of the run's ``config.yaml``, less the input
+and output paths the pipeline fills in), ``data`` (``{file: sha256}`` of the training data files
+the stage read, relative to the run directory) and ``eval`` (``gates.metrics_from_run``: its
+evaluation, with ``win_rate_vs`` keyed by version name);
 a PPO version names its reward model in ``meta["reward_model"]``. Only stages with a ``DONE``
 manifest are registered. Running it again after more rounds finished adds the new versions and
 refreshes the meta of the others (an evaluation written since is picked up).
@@ -54,6 +55,16 @@ def _eval(run_dir: Path, stage: str, prefix: str) -> dict[str, Any]:
     return m
 
 
+# Fields the pipeline fills in as each stage starts: config.yaml holds their defaults, not what ran.
+# The version records them better: its path, its parent and (for inputs) its data hashes.
+PATH_FIELDS = ("model", "data", "instructions", "rankings", "demos", "policy", "reference", "reward_model",
+               "prompts", "ptx_data", "out_dir")
+
+
+def _section(cfg: dict[str, Any], name: str) -> dict[str, Any]:
+    return {k: v for k, v in (cfg.get(name) or {}).items() if k not in PATH_FIELDS}
+
+
 def _rounds(run_dir: Path) -> int:
     r = 0
     while (run_dir / f"reward{_suffix(r + 1)}").is_dir() or (run_dir / f"ppo{_suffix(r + 1)}").is_dir():
@@ -78,7 +89,7 @@ def plan(run_dir: str | Path, prefix: str) -> list[dict[str, Any]]:
     if not _done(run, "sft"):
         return out
     out.append({"name": f"{prefix}-sft", "path": str(run / "sft"), "kind": "sft", "parent": f"{prefix}-base",
-                "meta": {"config": {**run_wide, "sft": cfg.get("sft"), "distill": cfg.get("distill")},
+                "meta": {"config": {**run_wide, "sft": _section(cfg, "sft"), "distill": _section(cfg, "distill")},
                          "data": data_hashes(run, sft_data),
                          "eval": _eval(run, "sft", prefix)}})
     parent = f"{prefix}-sft"
@@ -95,13 +106,13 @@ def plan(run_dir: str | Path, prefix: str) -> list[dict[str, Any]]:
         if rm_eval.exists():
             rm_scores = {k: v for k, v in json.loads(rm_eval.read_text()).items() if not isinstance(v, (dict, list))}
         out.append({"name": rm, "path": str(run / f"reward{s}"), "kind": "rm", "parent": f"{prefix}-sft",
-                    "meta": {"config": {**run_wide, "reward": cfg.get("reward")},
+                    "meta": {"config": {**run_wide, "reward": _section(cfg, "reward")},
                              "data": data_hashes(run, [*rankings, "data/demos.jsonl"]), "eval": rm_scores}})
         if not _done(run, f"ppo{s}"):
             break
         name = f"{prefix}-ppo{r}"
         out.append({"name": name, "path": str(run / f"ppo{s}"), "kind": "ppo", "parent": parent,
-                    "meta": {"config": {**run_wide, "ppo": cfg.get("ppo")}, "reward_model": rm,
+                    "meta": {"config": {**run_wide, "ppo": _section(cfg, "ppo")}, "reward_model": rm,
                              "data": data_hashes(run, ["data/ppo_prompts.jsonl", "data/demos.jsonl", *distilled]),
                              "eval": _eval(run, f"ppo{r}", prefix)}})
         parent = name

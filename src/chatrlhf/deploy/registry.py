@@ -10,6 +10,7 @@ served by default before the current one, so rolling back twice does not bounce 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..store.records import Deployment, ModelVersion
@@ -86,7 +87,14 @@ def rollback(store: Any, *, actor: str = "", report: str = "") -> Deployment:
 def split(store: Any, traffic: dict[str, float], *, actor: str = "", report: str = "") -> Deployment:
     """Serve several versions at once, ``traffic`` = {version: weight}; the heaviest is the
     default (what a request naming no version gets when no split applies)."""
-    weights = {k: float(v) for k, v in traffic.items() if float(v) > 0}
+    weights: dict[str, float] = {}
+    for name, w in traffic.items():
+        ok = isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w >= 0
+        if not ok:
+            raise RegistryError(f"the weight of {name!r} must be a finite number >= 0, got {w!r}")
+        get(store, name)
+        if w > 0:
+            weights[name] = float(w)
     if len(weights) < 2:
         raise RegistryError("a split needs at least two versions with a weight above 0")
     default = max(weights, key=lambda k: (weights[k], k))

@@ -74,9 +74,14 @@ Feedback, reports, model versions::
         # kind: "harmful" | "untrue" | "moderation_false_positive" | "moderation_false_negative";
         # text: the moderated text (a blocked input may have no message)
     store.list_reports(*, kind=None, status=None, message_id=None) -> [Report]; resolve_report(id)
-    store.add_model_version(name, path, *, status="candidate", notes="") -> ModelVersion
-        # status: "candidate" | "active" | "archived"
+    store.add_model_version(name, path, *, status="candidate", notes="", parent=None, kind="",
+                            meta=None) -> ModelVersion
+        # status: "candidate" | "active" | "archived" | "rejected"; meta at most 256 KiB of JSON
     store.get_model_version(name); list_model_versions(status=None); set_model_status(name, status)
+    store.update_model_meta(name, meta)                # merges top-level keys
+    store.add_deployment(action, version, *, traffic=None, actor="", report="") -> Deployment
+        # action: "promote" | "rollback" | "split"; use chatrlhf.deploy.registry rather than this
+    store.list_deployments(limit=100) (newest first); current_deployment() -> Deployment | None
 
 Export for training (``chatrlhf.store.export``): ``export_feedback_rankings(store)`` ->
 ``[schema.Ranking]`` and ``export_sft(store, min_rating=1)`` -> ``[schema.Conversation]``.

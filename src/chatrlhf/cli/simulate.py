@@ -60,3 +60,45 @@ def register(group: click.Group) -> None:
 
         cfg = load_config(AnnotatorConfig, None, overrides)
         click.echo(agreement_report(cfg, rankings_path=rankings_path, n_per_family=n, seed=seed))
+
+    @simulate.command("traffic")
+    @click.option("--url", default=None, help="The server's base URL [default: http://127.0.0.1:8000].")
+    @click.option("--key", default=None, envvar="CHATRLHF_API_KEY", help="API key [env CHATRLHF_API_KEY].")
+    @click.option("--users", type=int, default=None, help="Simulated users [default: 4].")
+    @click.option("--conversations", type=int, default=None, help="Conversations per user [default: 2].")
+    @click.option("--seed", type=int, default=None)
+    @click.option("--flattery-bias", type=float, default=None,
+                  help="Added to the users' liking of flattering or agreeing replies [default: 0].")
+    @click.option("--out", "out_dir", default=None, help="Write traffic.jsonl and summary.json here.")
+    @click.option("--config", "config_path", default=None, help="A YAML file overlaid on the defaults.")
+    @click.argument("overrides", nargs=-1)
+    def traffic(url, key, users, conversations, seed, flattery_bias, out_dir, config_path, overrides) -> None:
+        """Simulated users chat with a running `chatrlhf serve`, rate, regenerate and report.
+
+        OVERRIDES set other TrafficConfig fields, e.g. v1_share=0.5 feedback_rate=1 split=eval
+        families=[verifiable,harmful] user.threshold=0.5
+        """
+        import json
+
+        from chatrlhf.config import load_config
+        from chatrlhf.simulate.traffic import TrafficConfig, TrafficError, run_traffic
+
+        try:
+            cfg = load_config(TrafficConfig, config_path, list(overrides))
+        except Exception as e:  # OmegaConf's errors: an unknown key, a value of the wrong type
+            raise click.UsageError(f"bad override: {e}".splitlines()[0]) from None
+        given = {"url": url, "key": key, "users": users, "conversations": conversations, "seed": seed,
+                 "out_dir": out_dir}
+        for k, v in given.items():
+            if v is not None:
+                setattr(cfg, k, v)
+        if flattery_bias is not None:
+            cfg.user.flattery_bias = flattery_bias
+        try:
+            summary = run_traffic(cfg)
+        except TrafficError as e:
+            raise click.ClickException(str(e)) from None
+        summary.pop("config")
+        click.echo(json.dumps(summary, indent=1))
+        if summary["errors"]:
+            click.echo(f"{summary['errors']} HTTP failures (see error_kinds)", err=True)

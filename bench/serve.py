@@ -140,12 +140,12 @@ def free_port() -> int:
 
 
 def start_server(model: str | None, port: int, db: str, max_batch_size: int,
-                 threads: int, no_auth: bool = True, log=None) -> subprocess.Popen:
+                 threads: int, no_auth: bool = True, log=None, extra: list[str] = ()) -> subprocess.Popen:
     """``chatrlhf serve`` on loopback, once its /health answers (``log``: where its output goes)."""
     cmd = [sys.executable, "-c", "from chatrlhf.cli import main; main()", "serve",
            *([model] if model else []), *(["--no-auth"] if no_auth else []), "--host", "127.0.0.1",
            "--port", str(port), "--db", db, "--max-batch-size", str(max_batch_size), "--threads", str(threads),
-           "--log-level", "warning"]
+           "--log-level", "warning", *extra]
     proc = subprocess.Popen(cmd, stdout=log, stderr=log)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:

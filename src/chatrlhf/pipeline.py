@@ -46,6 +46,9 @@ class PipelineConfig:
     seed: int = 0
     threads: int = 0  # torch threads for every stage (0 = torch default)
     outside_data: str = ""  # public data written by people (like ../shared/data) for eval; "" = skip
+    # A store URL or SQLite path: register every finished stage (base, sft, rm, each ppo round) as
+    # a model version there at the end (deploy.runs.register_run); "" = do not register.
+    register: str = ""
     simulate: SimulateConfig = field(default_factory=SimulateConfig)
     distill: DistillConfig = field(default_factory=lambda: DistillConfig(n_prompts=0))
     sft: SFTConfig = field(default_factory=SFTConfig)
@@ -209,7 +212,25 @@ def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, An
 
     write_json(run_dir / "timings.json", runner.timings)
     log(f"report: {run_dir / 'report.md'}")
+    if cfg.register:
+        register(run_dir, cfg.register, log)
     return results
+
+
+def register(run_dir: Path, db: str, log: Callable[[str], None] = print) -> list[Any]:
+    """The run's finished stages as model versions in the store at ``db`` (named after the run)."""
+    from chatrlhf.deploy.runs import register_run
+    from chatrlhf.store import Store
+
+    store = Store(db)
+    try:
+        store.upgrade()
+        versions = register_run(store, run_dir)
+    finally:
+        store.dispose()
+    log("registered: " + ", ".join(f"{v.name} ({v.kind})" for v in versions)
+        + " (chatrlhf models list / promote)")
+    return versions
 
 
 def warn_gate(g: dict[str, Any] | None, stage: str, log: Callable[[str], None]) -> None:

@@ -97,9 +97,11 @@ def test_register_run_command(db_url, tmp_path):
 def test_register_a_real_tiny_pipeline_run(store, tmp_path):
     from chatrlhf import pipeline
 
-    run = tmp_path / "tiny"
-    pipeline.run(pipeline.load("tiny", [f"run_dir={run}", "rounds=2"]), log=lambda _: None)
-    versions = register_run(store, run, prefix="t")
+    run = tmp_path / "t"  # the pipeline registers its versions under the run directory's name
+    pipeline.run(pipeline.load("tiny", [f"run_dir={run}", "rounds=2", f"register={store.url}"]),
+                 log=lambda _: None)
+    assert [mv.name for mv in store.list_model_versions()] == ["t-base", "t-sft", "t-rm1", "t-ppo1", "t-rm2", "t-ppo2"]
+    versions = register_run(store, run, prefix="t")  # again: refreshes, adds nothing
     assert [mv.name for mv in versions] == ["t-base", "t-sft", "t-rm1", "t-ppo1", "t-rm2", "t-ppo2"]
     ppo2 = registry.get(store, "t-ppo2")
     assert ppo2.parent == "t-ppo1" and ppo2.meta["reward_model"] == "t-rm2"

@@ -37,8 +37,10 @@ def register(group: click.Group) -> None:
     @click.option("--labels", default=None,
                   help="sim (simulated annotators), db:URL (store export) or a rankings JSONL file.")
     @click.option("--outside-data", default=None, metavar="PATH", help=_OUTSIDE_HELP)
+    @click.option("--register", "register_db", default=None, metavar="DB",
+                  help="Register the run's models as versions in this store (URL or SQLite path).")
     @click.argument("overrides", nargs=-1)
-    def pipeline_cmd(preset, rounds, run_dir, labels, outside_data, overrides) -> None:
+    def pipeline_cmd(preset, rounds, run_dir, labels, outside_data, register_db, overrides) -> None:
         """Simulate, SFT, sample K, label, reward model, PPO, evaluate, report; resumable.
 
         OVERRIDES are dotted settings such as ``ppo.iterations=10`` or ``sample.k=4``.
@@ -50,6 +52,7 @@ def register(group: click.Group) -> None:
         extra += [f"run_dir={run_dir}"] if run_dir else []
         extra += [f"labels={labels}"] if labels else []
         extra += [f"outside_data={outside_data}"] if outside_data else []
+        extra += [f"register={register_db}"] if register_db else []
         results = run(load(preset, extra), log=click.echo)
         if results:
             for name, s in results["models"].items():

@@ -1,6 +1,6 @@
 """The AI-trainer workspace's data access: ranking tasks, assignment, demonstrations, quality, export.
 
-Consumes a ``chatrlhf.store.Store`` (its ``_read``/``_write`` transactions and the ``ws_*`` tables of
+Consumes a ``chatrlhf.store.Store`` (its ``session()``/``transaction()`` context managers and the ``ws_*`` tables of
 ``workspace_tables``) and completions sampled by the engine; produces the records the ``sft`` and
 ``reward`` stages read: ``export_demos(store) -> [schema.Conversation]`` and
 ``export_rankings(store) -> [schema.Ranking]``.
@@ -33,7 +33,7 @@ from chatrlhf.schema import Conversation, Message, Ranking, RecordError, validat
 from chatrlhf.store import NotFound, Store
 from chatrlhf.store.models import MessageRow, UserRow
 from chatrlhf.store.validate import check_json, check_text
-from chatrlhf.workspace_tables import (AssignmentRow, DemoRow, PromptListRow, PromptRow, RankingRow,
+from chatrlhf.store.workspace_tables import (AssignmentRow, DemoRow, PromptListRow, PromptRow, RankingRow,
                                        RankingTaskRow, TaskCompletionRow)
 
 K_MIN, K_MAX = 4, 9
@@ -103,7 +103,7 @@ def upload_prompts(store: Store, name: str, prompts: Sequence[Conversation], *,
         rows.append(check_messages(conv.messages, final=True))
     if not rows:
         raise ValueError("the prompt list is empty")
-    with store._write() as s:
+    with store.transaction() as s:
         plist = PromptListRow(name=name, created_by=user_id)
         s.add(plist)
         s.flush()
@@ -112,7 +112,7 @@ def upload_prompts(store: Store, name: str, prompts: Sequence[Conversation], *,
 
 
 def list_prompt_lists(store: Store) -> list[dict[str, Any]]:
-    with store._read() as s:
+    with store.session() as s:
         q = (select(PromptListRow, func.count(PromptRow.id), func.coalesce(func.sum(PromptRow.used), 0))
              .outerjoin(PromptRow, PromptRow.list_id == PromptListRow.id)
              .group_by(PromptListRow.id).order_by(PromptListRow.id))
@@ -160,7 +160,7 @@ def create_task(store: Store, prefix: list[Message], completions: Sequence[tuple
         check_text(f"completions[{i}]", text, max_bytes=MAX_CONTENT_BYTES)
     order = list(range(len(completions)))
     (rng or random.Random()).shuffle(order)
-    with store._write() as s:
+    with store.transaction() as s:
         task = RankingTaskRow(prefix=prefix, required=required, source=source, source_ref=source_ref,
                               created_by=created_by, meta=check_json("meta", meta))
         s.add(task)
@@ -172,7 +172,7 @@ def create_task(store: Store, prefix: list[Message], completions: Sequence[tuple
 
 def pick_conversation_message(store: Store, rng: random.Random) -> tuple[list[Message], str, str, int] | None:
     """A random model-written reply not yet used for a task: (prefix, text, model, message id)."""
-    with store._read() as s:
+    with store.session() as s:
         used = select(RankingTaskRow.id).where(RankingTaskRow.source == "conversation",
                                                RankingTaskRow.source_ref == cast(MessageRow.id, String))
         q = select(MessageRow).where(
@@ -192,7 +192,7 @@ def pick_conversation_message(store: Store, rng: random.Random) -> tuple[list[Me
 
 def pick_prompt(store: Store, rng: random.Random, list_id: int | None = None) -> tuple[list[Message], int] | None:
     """The least-used prompt (of one list, or of all), chosen at random among equals."""
-    with store._write() as s:
+    with store.transaction() as s:
         where = [] if list_id is None else [PromptRow.list_id == list_id]
         q = select(PromptRow).where(*where)
         least = s.scalar(select(func.min(PromptRow.used)).where(*where))
@@ -281,7 +281,7 @@ def _view(s: Any, task: RankingTaskRow) -> TaskView:
 def next_task(store: Store, user_id: int) -> TaskView | None:
     """The task this trainer holds, else assign the oldest open task they never had; None if none."""
     now = _now()
-    with store._write() as s:
+    with store.transaction() as s:
         held = s.scalar(select(AssignmentRow).join(RankingTaskRow, RankingTaskRow.id == AssignmentRow.task_id)
                         .where(AssignmentRow.user_id == user_id, AssignmentRow.status == "assigned",
                                RankingTaskRow.status == "open").order_by(AssignmentRow.id))
@@ -301,7 +301,7 @@ def next_task(store: Store, user_id: int) -> TaskView | None:
 
 def get_task(store: Store, task_id: int, user_id: int | None = None) -> TaskView:
     """A task as trainers see it; with ``user_id``, only if it was assigned to that trainer."""
-    with store._read() as s:
+    with store.session() as s:
         task = s.get(RankingTaskRow, task_id)
         if task is None or (user_id is not None and s.scalar(select(AssignmentRow.id).where(
                 AssignmentRow.task_id == task_id, AssignmentRow.user_id == user_id)) is None):
@@ -334,7 +334,7 @@ def submit_ranking(store: Store, task_id: int, user_id: int, ranks: list[int], *
                    comment: str = "") -> int:
     """Record a trainer's ranking of a task they were assigned; closes the task when it is full."""
     check_text("comment", comment, max_chars=4000)
-    with store._write() as s:
+    with store.transaction() as s:
         a = s.scalar(select(AssignmentRow).where(AssignmentRow.task_id == task_id,
                                                  AssignmentRow.user_id == user_id))
         if a is None:
@@ -358,7 +358,7 @@ def submit_ranking(store: Store, task_id: int, user_id: int, ranks: list[int], *
 
 def release_task(store: Store, task_id: int, user_id: int) -> None:
     """Skip a task: it goes back to the queue for others, never to this trainer again."""
-    with store._write() as s:
+    with store.transaction() as s:
         a = s.scalar(select(AssignmentRow).where(AssignmentRow.task_id == task_id,
                                                  AssignmentRow.user_id == user_id,
                                                  AssignmentRow.status == "assigned"))
@@ -369,7 +369,7 @@ def release_task(store: Store, task_id: int, user_id: int) -> None:
 
 def task_summaries(store: Store, *, status: str | None = None, limit: int = 200) -> list[TaskSummary]:
     now = _now()
-    with store._read() as s:
+    with store.session() as s:
         q = select(RankingTaskRow).order_by(RankingTaskRow.id.desc()).limit(limit)
         if status:
             q = q.where(RankingTaskRow.status == status)
@@ -413,7 +413,7 @@ def save_draft(store: Store, user_id: int, messages: list[Message], *, demo_id: 
     """Create or overwrite a draft (autosave: partial and empty turns are fine)."""
     messages = check_messages(messages, final=False)
     meta = check_json("meta", meta)
-    with store._write() as s:
+    with store.transaction() as s:
         return _demo(_save(s, user_id, messages, demo_id, meta))
 
 
@@ -424,14 +424,14 @@ def submit_demo(store: Store, user_id: int, messages: list[Message], *, demo_id:
     if messages[-1]["role"] != "assistant":
         raise ValueError("a demonstration must end with an assistant reply")
     meta = check_json("meta", meta)
-    with store._write() as s:
+    with store.transaction() as s:
         row = _save(s, user_id, messages, demo_id, meta)
         row.status = "submitted"
         return _demo(row)
 
 
 def list_demos(store: Store, user_id: int | None = None, status: str | None = None) -> list[Demo]:
-    with store._read() as s:
+    with store.session() as s:
         q = select(DemoRow).order_by(DemoRow.id.desc())
         if user_id is not None:
             q = q.where(DemoRow.user_id == user_id)
@@ -441,7 +441,7 @@ def list_demos(store: Store, user_id: int | None = None, status: str | None = No
 
 
 def delete_draft(store: Store, user_id: int, demo_id: int) -> None:
-    with store._write() as s:
+    with store.transaction() as s:
         row = s.get(DemoRow, demo_id)
         if row is None or row.user_id != user_id or row.status != "draft":
             raise NotFound(f"no draft {demo_id}")
@@ -462,7 +462,7 @@ def _rankings_by_task(s: Any, task_ids: Sequence[int] | None = None) -> dict[int
 
 def agreement_report(store: Store) -> agg.Agreement:
     """Pairwise agreement of trainers (by username) over tasks that several of them ranked."""
-    with store._read() as s:
+    with store.session() as s:
         by_task = _rankings_by_task(s)
     return agg.agreement({t: {r.annotator: r.ranks for r in rows} for t, rows in by_task.items()
                           if len(rows) > 1})
@@ -470,7 +470,7 @@ def agreement_report(store: Store) -> agg.Agreement:
 
 def aggregate_task(store: Store, task_id: int, method: str = "ranked_pairs") -> list[int]:
     """One rank vector (by display position) from all the task's rankings."""
-    with store._read() as s:
+    with store.session() as s:
         rows = _rankings_by_task(s, [task_id]).get(task_id, [])
     if not rows:
         raise NotFound(f"task {task_id} has no rankings yet")
@@ -483,7 +483,7 @@ def import_records(store: Store, records: Sequence[Conversation | Ranking], sour
     """Store imported demonstrations and rankings (annotator kept, no user); returns the counts."""
     demos = [r for r in records if isinstance(r, Conversation)]
     rankings = [r for r in records if isinstance(r, Ranking)]
-    with store._write() as s:
+    with store.transaction() as s:
         s.add_all(DemoRow(user_id=None, messages=c.messages, status="submitted", source=source,
                           meta=c.meta) for c in demos)
         # All tasks in one flush (one batched INSERT), then their rows: a per-task flush makes
@@ -506,7 +506,7 @@ def export_rankings(store: Store, *, aggregate: str | None = None, imported: boo
     ("ranked_pairs" | "bradley_terry") merges each task's rankings into a single order.
     ``imported=False`` keeps only rankings written in the workspace."""
     out: list[Ranking] = []
-    with store._read() as s:
+    with store.session() as s:
         by_task = _rankings_by_task(s)
         if not imported:
             by_task = {t: [r for r in rows if r.user_id is not None] for t, rows in by_task.items()}
@@ -541,7 +541,7 @@ def export_rankings(store: Store, *, aggregate: str | None = None, imported: boo
 
 def export_demos(store: Store, *, imported: bool = True) -> list[Conversation]:
     """Submitted demonstrations (written in the workspace, and imported unless ``imported=False``)."""
-    with store._read() as s:
+    with store.session() as s:
         q = select(DemoRow).where(DemoRow.status == "submitted").order_by(DemoRow.id)
         if not imported:
             q = q.where(DemoRow.user_id.is_not(None))
@@ -554,7 +554,7 @@ def export_demos(store: Store, *, imported: bool = True) -> list[Conversation]:
 
 def task_detail(store: Store, task_id: int) -> dict[str, Any]:
     """Everything about one task, source models included: for admins only."""
-    with store._read() as s:
+    with store.session() as s:
         task = s.get(RankingTaskRow, task_id)
         if task is None:
             raise NotFound(f"no task {task_id}")

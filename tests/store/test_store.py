@@ -314,7 +314,7 @@ def test_a_constraint_violation_is_a_conflict_without_the_database_text(store):
 
     store.create_user("zqname")
     with pytest.raises(Conflict) as e:
-        with store._write() as s:  # past create_user's own check, as a race between two writers
+        with store.transaction() as s:  # past create_user's own check, as a race between two writers
             s.add(UserRow(username="zqname", role="user", created_at=utcnow()))
     text = str(e.value).lower()
     assert "conflicts with a stored row" in text

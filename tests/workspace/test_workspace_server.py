@@ -22,8 +22,14 @@ class _StubScheduler:
     def stop(self) -> None: ...
 
 
+class _StubRouter:
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
 def _stub_service():
-    return SimpleNamespace(scheduler=_StubScheduler(), limits=ServiceLimits(), model_name="stub", moderation=None)
+    return SimpleNamespace(scheduler=_StubScheduler(), router=_StubRouter(), limits=ServiceLimits(),
+                           model_name="stub", model_version="stub", moderation=None)
 
 
 @pytest.fixture

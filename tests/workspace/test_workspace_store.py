@@ -13,7 +13,7 @@ from sqlalchemy import select
 from chatrlhf import workspace as ws
 from chatrlhf.schema import Conversation, Ranking, read_jsonl, write_jsonl
 from chatrlhf.store import Conflict, NotFound
-from chatrlhf.workspace_tables import AssignmentRow
+from chatrlhf.store.workspace_tables import AssignmentRow
 
 PREFIX = [{"role": "user", "content": "Name a prime."}]
 
@@ -65,7 +65,7 @@ def test_assignment_gives_n_trainers_and_never_the_same_task_twice(store):
     assert summary[t2].status == "open" and summary[t2].assigned == 1
     # The database itself refuses a second assignment of one task to one trainer.
     with pytest.raises(Conflict):
-        with store._write() as s:
+        with store.transaction() as s:
             s.add(AssignmentRow(task_id=t1, user_id=ann))
 
 
@@ -74,7 +74,7 @@ def test_an_abandoned_assignment_stops_blocking_the_task(store):
     t1 = _task(store, required=1)
     assert ws.next_task(store, ann).id == t1
     assert ws.next_task(store, bob) is None
-    with store._write() as s:
+    with store.transaction() as s:
         a = s.scalar(select(AssignmentRow).where(AssignmentRow.user_id == ann))
         a.assigned_at = a.assigned_at - ws.ASSIGNMENT_LEASE - timedelta(minutes=1)
     assert ws.next_task(store, bob).id == t1

@@ -86,12 +86,12 @@ Feedback, reports, model versions::
 Export for training (``chatrlhf.store.export``): ``export_feedback_rankings(store)`` ->
 ``[schema.Ranking]`` and ``export_sft(store, min_rating=1)`` -> ``[schema.Conversation]``.
 
-Adding tables (e.g. the trainer workspace): define them in a new module with
-``chatrlhf.store.models.Base`` and import it from ``chatrlhf.store.models`` (at its end) so Alembic sees
-it; then ``chatrlhf db revision -m "..."`` (or ``chatrlhf.store.db.new_revision``) autogenerates
+Adding tables (e.g. the trainer workspace's ``store/workspace_tables.py``): define them in a new
+module of this package on ``chatrlhf.store.models.Base`` and add it to ``store/tables.py`` so Alembic
+sees it; then ``chatrlhf db revision -m "..."`` (or ``chatrlhf.store.db.new_revision``) autogenerates
 ``migrations/versions/NNNN_*.py``; review it and commit it. ``tests/store`` checks that the models
 and the migrated database agree. Add methods in your own module taking a ``Store`` and using
-``store._write()`` / ``store._read()`` (context managers yielding a Session; one transaction).
+``store.transaction()`` / ``store.session()`` (context managers yielding a Session; one transaction).
 """
 
 from chatrlhf.store.records import (

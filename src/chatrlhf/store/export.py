@@ -61,7 +61,7 @@ class _Snapshot:
 
 
 def _snapshot(store: Store) -> _Snapshot:
-    with store._read() as s:
+    with store.session() as s:
         signals: dict[int, _Signals] = defaultdict(_Signals)
         for fb, username in s.execute(
             select(FeedbackRow, UserRow.username).join(UserRow, FeedbackRow.user_id == UserRow.id)

@@ -155,7 +155,3 @@ class DeploymentRow(Base):
     actor: Mapped[str] = mapped_column(String(64), default="")
     report: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-# Tables other areas define on this Base, imported here so Alembic and ``Store.counts`` see them.
-from chatrlhf import workspace_tables  # noqa: E402,F401  (trainer workspace: ws_* tables)

@@ -30,9 +30,9 @@ from chatrlhf.store.validate import (
     check_reasons,
     check_text,
 )
+from chatrlhf.store.tables import Base  # every table, the workspace's too (Store.counts)
 from chatrlhf.store.models import (
     ApiKeyRow,
-    Base,
     ConversationRow,
     DeploymentRow,
     FeedbackRow,
@@ -127,13 +127,16 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.dispose()
 
+    # Public so that modules owning tables on this schema (the trainer workspace's ws_* tables)
+    # run their own queries in the store's sessions and transactions.
     @contextmanager
-    def _read(self) -> Iterator[Session]:
+    def session(self) -> Iterator[Session]:
+        """A read session (no transaction kept open)."""
         with Session(self.engine, expire_on_commit=False) as s:
             yield s
 
     @contextmanager
-    def _write(self) -> Iterator[Session]:
+    def transaction(self) -> Iterator[Session]:
         """One transaction: commits on success, rolls everything back on any exception."""
         with Session(self._write_engine, expire_on_commit=False) as s:
             try:
@@ -148,7 +151,7 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         """Rows per table; tests use it to prove a rejected request changed nothing."""
-        with self._read() as s:
+        with self.session() as s:
             return {
                 t.name: s.execute(select(func.count()).select_from(t)).scalar_one()
                 for t in Base.metadata.sorted_tables
@@ -160,7 +163,7 @@ class Store:
         check_name("username", username)
         check_choice("role", role, R.USER_ROLES)
         hashed = auth.hash_password(check_password(password)) if password is not None else None
-        with self._write() as s:
+        with self.transaction() as s:
             if s.scalar(select(UserRow.id).where(UserRow.username == username)) is not None:
                 raise Conflict(f"user {username!r} already exists")
             row = UserRow(username=username, password_hash=hashed, role=role, created_at=utcnow())
@@ -169,22 +172,22 @@ class Store:
             return _user(row)
 
     def get_user(self, user_id: int) -> R.User | None:
-        with self._read() as s:
+        with self.session() as s:
             row = s.get(UserRow, user_id)
             return _user(row) if row else None
 
     def get_user_by_name(self, username: str) -> R.User | None:
-        with self._read() as s:
+        with self.session() as s:
             row = s.scalar(select(UserRow).where(UserRow.username == username))
             return _user(row) if row else None
 
     def list_users(self) -> list[R.User]:
-        with self._read() as s:
+        with self.session() as s:
             return [_user(r) for r in s.scalars(select(UserRow).order_by(UserRow.id))]
 
     def set_role(self, user_id: int, role: str) -> R.User:
         check_choice("role", role, R.USER_ROLES)
-        with self._write() as s:
+        with self.transaction() as s:
             row = s.get(UserRow, user_id)
             if row is None:
                 raise NotFound(f"no user {user_id}")
@@ -193,7 +196,7 @@ class Store:
 
     def set_password(self, user_id: int, password: str) -> None:
         hashed = auth.hash_password(check_password(password))
-        with self._write() as s:
+        with self.transaction() as s:
             row = s.get(UserRow, user_id)
             if row is None:
                 raise NotFound(f"no user {user_id}")
@@ -204,7 +207,7 @@ class Store:
     def authenticate(self, username: str, password: str) -> R.User | None:
         if not isinstance(username, str) or not isinstance(password, str):
             return None
-        with self._read() as s:
+        with self.session() as s:
             row = s.scalar(select(UserRow).where(UserRow.username == username))
         ok = auth.verify_password(password, row.password_hash if row else None)
         return _user(row) if ok and row else None
@@ -220,7 +223,7 @@ class Store:
         check_name("key name", name)
         check_choice("role", role, R.USER_ROLES)
         key = auth.new_api_key()
-        with self._write() as s:
+        with self.transaction() as s:
             if s.scalar(select(ApiKeyRow.id).where(ApiKeyRow.name == name)) is not None:
                 raise Conflict(f"an API key named {name!r} already exists")
             if user_id is None:
@@ -240,7 +243,7 @@ class Store:
         """The user a key acts as, or None for an unknown, malformed or revoked key."""
         if not isinstance(key, str) or not key.startswith(auth.KEY_PREFIX) or len(key) > 256:
             return None
-        with self._read() as s:
+        with self.session() as s:
             row = s.execute(
                 select(UserRow)
                 .join(ApiKeyRow, ApiKeyRow.user_id == UserRow.id)
@@ -249,14 +252,14 @@ class Store:
             return _user(row) if row else None
 
     def list_api_keys(self) -> list[R.ApiKey]:
-        with self._read() as s:
+        with self.session() as s:
             return [
                 R.ApiKey(r.id, r.name, r.prefix, r.user_id, as_utc(r.created_at), r.revoked_at is not None)
                 for r in s.scalars(select(ApiKeyRow).order_by(ApiKeyRow.id))
             ]
 
     def revoke_api_key(self, name: str) -> bool:
-        with self._write() as s:
+        with self.transaction() as s:
             row = s.scalar(select(ApiKeyRow).where(ApiKeyRow.name == name))
             if row is None or row.revoked_at is not None:
                 return False
@@ -269,7 +272,7 @@ class Store:
         """A new session token for a cookie; the database keeps its sha256."""
         token = auth.new_session_token()
         now = utcnow()
-        with self._write() as s:
+        with self.transaction() as s:
             if s.get(UserRow, user_id) is None:
                 raise NotFound(f"no user {user_id}")
             # Expired sessions are dead weight; dropping the user's old ones here keeps the table small.
@@ -281,7 +284,7 @@ class Store:
     def user_for_session(self, token: str) -> R.User | None:
         if not isinstance(token, str) or not token or len(token) > 256:
             return None
-        with self._read() as s:
+        with self.session() as s:
             row = s.execute(
                 select(UserRow, SessionRow.expires_at)
                 .join(SessionRow, SessionRow.user_id == UserRow.id)
@@ -292,7 +295,7 @@ class Store:
         return _user(row[0])
 
     def delete_session(self, token: str) -> None:
-        with self._write() as s:
+        with self.transaction() as s:
             s.execute(delete(SessionRow).where(SessionRow.token_hash == auth.hash_token(token)))
 
     # ---- conversations and the message tree ----
@@ -316,7 +319,7 @@ class Store:
         check_name("source", source)
         chain = [self._check_message(m, model_version) for m in messages]
         now = utcnow()
-        with self._write() as s:
+        with self.transaction() as s:
             if s.get(UserRow, user_id) is None:
                 raise NotFound(f"no user {user_id}")
             conv = ConversationRow(user_id=user_id, title=title, system_prompt=system_prompt,
@@ -338,7 +341,7 @@ class Store:
             check_text("system_prompt", system_prompt, max_bytes=R.MAX_SYSTEM_PROMPT_BYTES)
         if settings is not None:
             settings = check_json("settings", settings)
-        with self._write() as s:
+        with self.transaction() as s:
             conv = self._owned(s, conv_id, user_id)
             if current_id is not None:
                 msg = s.get(MessageRow, current_id)
@@ -353,7 +356,7 @@ class Store:
             return _conversation(conv)
 
     def delete_conversation(self, conv_id: int, user_id: int | None = None) -> bool:
-        with self._write() as s:
+        with self.transaction() as s:
             try:
                 conv = self._owned(s, conv_id, user_id)
             except NotFound:
@@ -368,12 +371,12 @@ class Store:
         q = select(ConversationRow).order_by(ConversationRow.updated_at.desc(), ConversationRow.id.desc())
         if user_id is not None:
             q = q.where(ConversationRow.user_id == user_id)
-        with self._read() as s:
+        with self.session() as s:
             return [_conversation(r) for r in s.scalars(q.limit(max(0, min(limit, 1000))).offset(max(0, offset)))]
 
     def get_conversation(self, conv_id: int, user_id: int | None = None) -> R.StoredConversation | None:
         """The conversation with every message node (oldest first) and all feedback on them."""
-        with self._read() as s:
+        with self.session() as s:
             try:
                 conv = self._owned(s, conv_id, user_id)
             except NotFound:
@@ -436,7 +439,7 @@ class Store:
     ) -> list[R.StoredMessage]:
         """Append a chain (each message the parent of the next) in one transaction."""
         chain = [self._check_message(m, model_version) for m in messages]
-        with self._write() as s:
+        with self.transaction() as s:
             conv = self._owned(s, conv_id, user_id)
             return [_message(r) for r in self._insert_chain(s, conv, parent_id, chain)]
 
@@ -445,7 +448,7 @@ class Store:
         """Finish a message written while streaming: replace content, merge ``meta`` keys."""
         if content is not None:
             check_text("content", content, max_bytes=R.MAX_CONTENT_BYTES)
-        with self._write() as s:
+        with self.transaction() as s:
             row = s.get(MessageRow, message_id)
             if row is None:
                 raise NotFound(f"no message {message_id}")
@@ -456,7 +459,7 @@ class Store:
             return _message(row)
 
     def get_message(self, message_id: int, user_id: int | None = None) -> R.StoredMessage | None:
-        with self._read() as s:
+        with self.session() as s:
             row = s.get(MessageRow, message_id) if isinstance(message_id, int) else None
             if row is None:
                 return None
@@ -466,7 +469,7 @@ class Store:
 
     def siblings(self, message_id: int) -> list[R.StoredMessage]:
         """Every child of this message's parent (itself included), oldest first."""
-        with self._read() as s:
+        with self.session() as s:
             row = s.get(MessageRow, message_id)
             if row is None:
                 raise NotFound(f"no message {message_id}")
@@ -477,7 +480,7 @@ class Store:
 
     def path_to(self, message_id: int) -> list[R.StoredMessage]:
         """Root → ``message_id``: the branch a regenerate or an edit continues from."""
-        with self._read() as s:
+        with self.session() as s:
             row = s.get(MessageRow, message_id)
             if row is None:
                 raise NotFound(f"no message {message_id}")
@@ -491,7 +494,7 @@ class Store:
     def prompt_messages(self, message_id: int) -> list[dict[str, str]]:
         """``path_to`` as chat dicts, led by the conversation's system prompt when it has one."""
         path = self.path_to(message_id)
-        with self._read() as s:
+        with self.session() as s:
             system = s.get(ConversationRow, path[0].conversation_id).system_prompt
         out = [m.as_chat() for m in path]
         if system and out[0]["role"] != "system":
@@ -514,7 +517,7 @@ class Store:
 
     def _upsert_feedback(self, message_id: int, user_id: int, rating: int, reasons: list[str],
                          comment: str) -> R.StoredFeedback:
-        with self._write() as s:
+        with self.transaction() as s:
             msg = s.get(MessageRow, message_id)
             if msg is None:
                 raise NotFound(f"no message {message_id}")
@@ -532,7 +535,7 @@ class Store:
             return _feedback(row)
 
     def delete_feedback(self, message_id: int, user_id: int) -> bool:
-        with self._write() as s:
+        with self.transaction() as s:
             n = s.execute(delete(FeedbackRow).where(FeedbackRow.message_id == message_id,
                                                     FeedbackRow.user_id == user_id)).rowcount
             return bool(n)
@@ -544,7 +547,7 @@ class Store:
             q = q.where(FeedbackRow.message_id == message_id)
         if user_id is not None:
             q = q.where(FeedbackRow.user_id == user_id)
-        with self._read() as s:
+        with self.session() as s:
             return [_feedback(r) for r in s.scalars(q)]
 
     def add_report(self, user_id: int, kind: str, *, message_id: int | None = None,
@@ -554,7 +557,7 @@ class Store:
         check_choice("kind", kind, R.REPORT_KINDS)
         check_text("comment", comment, max_chars=R.MAX_COMMENT_CHARS)
         check_text("text", text, max_bytes=R.MAX_CONTENT_BYTES)
-        with self._write() as s:
+        with self.transaction() as s:
             if message_id is not None and s.get(MessageRow, message_id) is None:
                 raise NotFound(f"no message {message_id}")
             if s.get(UserRow, user_id) is None:
@@ -572,11 +575,11 @@ class Store:
                            (ReportRow.message_id, message_id)):
             if value is not None:
                 q = q.where(col == value)
-        with self._read() as s:
+        with self.session() as s:
             return [_report(r) for r in s.scalars(q.limit(limit))]
 
     def resolve_report(self, report_id: int) -> bool:
-        with self._write() as s:
+        with self.transaction() as s:
             row = s.get(ReportRow, report_id)
             if row is None or row.status == "resolved":
                 return False
@@ -598,7 +601,7 @@ class Store:
             check_text("parent", parent, max_chars=128)
         check_text("kind", kind, max_chars=16)
         meta = check_json("meta", meta, max_bytes=R.MAX_MODEL_META_BYTES)
-        with self._write() as s:
+        with self.transaction() as s:
             if s.scalar(select(ModelVersionRow.id).where(ModelVersionRow.name == name)) is not None:
                 raise Conflict(f"model version {name!r} already exists")
             row = ModelVersionRow(name=name, path=path, status=status, notes=notes, created_at=utcnow(),
@@ -608,7 +611,7 @@ class Store:
             return _model_version(row)
 
     def get_model_version(self, name: str) -> R.ModelVersion | None:
-        with self._read() as s:
+        with self.session() as s:
             row = s.scalar(select(ModelVersionRow).where(ModelVersionRow.name == name))
             return _model_version(row) if row else None
 
@@ -616,14 +619,14 @@ class Store:
         q = select(ModelVersionRow).order_by(ModelVersionRow.id)
         if status is not None:
             q = q.where(ModelVersionRow.status == status)
-        with self._read() as s:
+        with self.session() as s:
             return [_model_version(r) for r in s.scalars(q)]
 
     def set_model_status(self, name: str, status: str, notes: str | None = None) -> R.ModelVersion:
         check_choice("status", status, R.MODEL_STATUSES)
         if notes is not None:
             check_text("notes", notes, max_chars=R.MAX_COMMENT_CHARS)
-        with self._write() as s:
+        with self.transaction() as s:
             row = s.scalar(select(ModelVersionRow).where(ModelVersionRow.name == name))
             if row is None:
                 raise NotFound(f"no model version {name!r}")
@@ -634,7 +637,7 @@ class Store:
 
     def update_model_meta(self, name: str, meta: dict[str, Any]) -> R.ModelVersion:
         """Merge ``meta`` into a version's meta (top-level keys replace)."""
-        with self._write() as s:
+        with self.transaction() as s:
             row = s.scalar(select(ModelVersionRow).where(ModelVersionRow.name == name))
             if row is None:
                 raise NotFound(f"no model version {name!r}")
@@ -656,7 +659,7 @@ class Store:
         for name, w in traffic.items():
             if not isinstance(w, (int, float)) or isinstance(w, bool) or not 0 <= w <= 1e6:
                 raise ValueError(f"traffic: the weight of {name!r} must be a number in [0, 1e6]")
-        with self._write() as s:
+        with self.transaction() as s:
             names = {version, *traffic}
             rows = {r.name: r for r in s.scalars(select(ModelVersionRow).where(ModelVersionRow.name.in_(names)))}
             missing = sorted(names - set(rows))
@@ -676,7 +679,7 @@ class Store:
     def list_deployments(self, limit: int = 100) -> list[R.Deployment]:
         """Newest first."""
         q = select(DeploymentRow).order_by(DeploymentRow.id.desc()).limit(max(1, min(limit, 10_000)))
-        with self._read() as s:
+        with self.session() as s:
             return [_deployment(r) for r in s.scalars(q)]
 
     def current_deployment(self) -> R.Deployment | None:

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from chatrlhf.store.models import Base
+from chatrlhf.store.tables import Base
 
 
 def _run(connection) -> None:

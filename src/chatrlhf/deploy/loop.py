@@ -213,7 +213,7 @@ def register_and_gate(store: Any, cfg: LoopConfig, ctx: dict[str, Any], rd: Path
                    "ppo": _section(cfg.ppo), "eval": _section(cfg.eval)},
         "data": {f: sha256_file(Path(f)) for f in [*prompts, *cfg.ppo.ptx_data]}})
     if "gate" in mv.meta:  # decided before the round was killed: keep that decision
-        promoted, report = mv.meta["gate"]["promote"] and mv.status == "active", mv.meta["gate"]["report"]
+        passed, report = mv.meta["gate"]["promote"], mv.meta["gate"]["report"]
     else:
         served = registry.current(store)
         if served is None or served.version != ctx["current"]:
@@ -223,8 +223,12 @@ def register_and_gate(store: Any, cfg: LoopConfig, ctx: dict[str, Any], rd: Path
         cand_in = {**cand_eval, "head_to_head_win_rate": cand_eval["win_rate_vs"].get(ctx["current"])}
         d = gates.gate_and_promote(store, cand, cfg.gates, actor=cfg.actor, dry_run=not cfg.promote,
                                    note=f"chatrlhf loop round {n} ({rd})", metrics=(cand_in, cur_eval))
-        promoted, report = d.promote and cfg.promote, d.report()
-    verdict = ("promoted" if promoted else "kept " + ctx["current"] + (" (dry run)" if not cfg.promote else ""))
+        passed, report = d.promote, d.report()
+    promoted = passed and cfg.promote
+    if not cfg.promote:
+        verdict = f"would be {'promoted' if passed else 'refused'} (dry run: still serving {ctx['current']})"
+    else:
+        verdict = "promoted" if promoted else f"refused, still serving {ctx['current']}"
     text = f"# Loop round {n}: {cand} vs {ctx['current']}: {verdict}\n\n{report}"
     for p in (rd / "decision.md", rd / "decision" / "decision.md"):
         p.parent.mkdir(parents=True, exist_ok=True)

@@ -156,6 +156,15 @@ def test_two_loop_rounds_on_the_tiny_model(store, db_url, tmp_path):
     assert set(json.loads((rd / "timings.json").read_text())) == {"feedback", "reward", "ppo", "eval", "decision"}
     for stage in ("feedback", "reward", "ppo", "eval", "decision"):
         assert (rd / stage / "DONE").exists()
+    # killed before its decision was recorded: the rerun trains nothing and promotes nothing twice
+    state = json.loads((loop_dir / "state.json").read_text())
+    state["rounds"], state["open"] = [], 1
+    (loop_dir / "state.json").write_text(json.dumps(state))
+    shutil.rmtree(rd / "decision")
+    again = loop.run_loop(loop.load("tiny", [*base, *wide]), log=lambda _: None)
+    assert (again["round"], again["candidate"], again["promoted"]) == (1, "t-r1", True)
+    assert set(again["timings"]) == {"feedback", "reward", "ppo", "eval", "decision"}
+    assert [d.version for d in store.list_deployments()] == ["t-r1", "t-ppo1"]
     # rerunning a finished round does not repeat it: no new feedback, so nothing to do
     with pytest.raises(loop.LoopError, match="too little new feedback: 0"):
         loop.run_loop(loop.load("tiny", base), log=lambda _: None)
@@ -173,6 +182,7 @@ def test_two_loop_rounds_on_the_tiny_model(store, db_url, tmp_path):
     r2 = registry.get(store, "t-r2")
     assert r2.parent == "t-r1" and r2.status == "rejected" and registry.current(store).version == "t-r1"
     assert "no outside evaluation" in (rd2 / "decision.md").read_text()
+    assert "t-r2 vs t-r1: refused, still serving t-r1" in (rd2 / "decision.md").read_text()
     assert registry.get(store, "t-r2-rm").meta["base_rankings"] == [str(run / "data" / "rankings.jsonl")]
     state = json.loads((loop_dir / "state.json").read_text())
     assert [x["promoted"] for x in state["rounds"]] == [True, False] and state["open"] is None

@@ -219,11 +219,14 @@ def inputs_for(candidate: Any, current: Any) -> tuple[dict[str, Any], dict[str, 
 
 
 def gate_and_promote(store: Any, name: str, cfg: GateConfig | None = None, *, actor: str = "",
-                     note: str = "", dry_run: bool = False) -> Decision:
+                     note: str = "", dry_run: bool = False,
+                     metrics: tuple[dict[str, Any], dict[str, Any]] | None = None) -> Decision:
     """Run the gates of ``name`` against the version served now; promote it when they pass, mark
     it ``rejected`` when they fail. Either way the decision's report is kept in the version's
     ``meta["gate"]`` (and, on promotion, in the deployment log). With nothing served yet there is
-    nothing to beat: the first version is promoted without gates."""
+    nothing to beat: the first version is promoted without gates. ``metrics`` (candidate's, with
+    ``head_to_head_win_rate``, and current's) replaces the versions' ``meta["eval"]``: one
+    evaluation that scored both on the same prompts, as ``chatrlhf loop`` makes."""
     from chatrlhf.deploy import registry
 
     candidate = registry.get(store, name)
@@ -234,7 +237,7 @@ def gate_and_promote(store: Any, name: str, cfg: GateConfig | None = None, *, ac
         if served.version == name:
             raise registry.RegistryError(f"{name!r} is already served")
         current = registry.get(store, served.version)
-        decision = decide(*inputs_for(candidate, current), cfg, names=(name, current.name))
+        decision = decide(*(metrics or inputs_for(candidate, current)), cfg, names=(name, current.name))
     if dry_run:
         return decision
     report = decision.report() if served is not None else "first deployment: nothing served to gate against\n"

@@ -8,6 +8,11 @@ reply reported as harmful or untrue scores -1 whatever its thumbs. Regenerating 
 assistant siblings under one user message: ranked by score (up above unrated above down), they are
 one K-wise ranking with ties. Sets whose replies all score the same carry no ordering and are
 skipped, as are siblings that do not answer a user message.
+
+``export_same_prompt_rankings`` pairs rated replies across conversations only when their whole
+context is identical (system prompt and every earlier turn): then they answer the same question and
+a thumbed-up reply above a thumbed-down one is a comparison, if a noisier one than a regeneration
+(two raters, each with their own threshold). Replies to merely similar prompts are never paired.
 """
 
 from __future__ import annotations
@@ -115,6 +120,41 @@ def export_feedback_rankings(store: Store) -> list[schema.Ranking]:
             annotator="+".join(raters),
             flags={i: sorted(g.flags) for i, g in enumerate(sigs) if g.flags},
             meta={"source": "feedback", "conversation_id": parent.conversation_id,
+                  "message_ids": [m.id for m in group],
+                  "model_versions": [m.model_version for m in group], "scores": scores},
+        ))
+    return out
+
+
+def export_same_prompt_rankings(store: Store) -> list[schema.Ranking]:
+    """One ranking per exact context (system prompt + every earlier turn) answered under at least
+    two different parent messages, over its rated or reported replies, when they score differently.
+    Replies of one parent are already a regeneration ranking (``export_feedback_rankings``)."""
+    import hashlib
+    import json
+
+    snap = _snapshot(store)
+    groups: dict[str, list[MessageRow]] = defaultdict(list)
+    for mid in sorted(snap.signals):
+        m = snap.messages.get(mid)
+        if m is None or m.role != "assistant" or m.parent_id is None or snap.messages[m.parent_id].role != "user":
+            continue
+        key = json.dumps(snap.chat(m.parent_id), ensure_ascii=False, sort_keys=True)
+        groups[key].append(m)
+    out = []
+    for key, group in groups.items():
+        scores = [snap.signals[m.id].score for m in group]
+        if len({m.parent_id for m in group}) < 2 or len(set(scores)) < 2:
+            continue
+        sigs = [snap.signals[m.id] for m in group]
+        out.append(schema.Ranking(
+            prefix=snap.chat(group[0].parent_id),
+            completions=[m.content for m in group],
+            ranks=_dense_ranks(scores),
+            annotator="+".join(sorted(set().union(*(g.raters for g in sigs)))) or "reports",
+            flags={i: sorted(g.flags) for i, g in enumerate(sigs) if g.flags},
+            meta={"source": "feedback_same_prompt", "prompt_sha256": hashlib.sha256(key.encode()).hexdigest(),
+                  "conversation_ids": sorted({m.conversation_id for m in group}),
                   "message_ids": [m.id for m in group],
                   "model_versions": [m.model_version for m in group], "scores": scores},
         ))

@@ -1,4 +1,5 @@
-// Admin page: trainers and roles, agreement, ranking-task creation and review, prompt-list uploads.
+// Admin page: trainers and roles, agreement, ranking-task creation and review, prompt-list uploads,
+// and the model registry (versions, what is served, promote / roll back / split, the deployment log).
 import { api, el, setup, showError, showOk } from "/static/workspace/ws.js";
 
 const $ = (id) => document.getElementById(id);
@@ -106,12 +107,98 @@ async function newUser(ev) {
   } catch (e) { showError($("users-status"), e); }
 }
 
+// ---- model versions (/api/admin/models) ----
+
+const when = (iso) => (iso ? iso.replace("T", " ").slice(0, 16) : "–");
+const firstLine = (text) => (text || "").split("\n", 1)[0].slice(0, 120);
+const share = (w, total) => `${w} (${(100 * w / total).toFixed(0)}%)`;
+
+function servingCell(name, serving) {
+  const total = Object.values(serving.traffic).reduce((a, b) => a + b, 0);
+  const parts = [];
+  if (name === serving.default) parts.push(el("span", { class: "pill served" }, "● served"));
+  if (name in serving.traffic) parts.push(` weight ${share(serving.traffic[name], total)}`);
+  if (name === serving.previous) parts.push(el("span", { class: "muted" }, " previous"));
+  return el("td", {}, parts.length ? parts : "–");
+}
+
+function describe(serving) {
+  const names = Object.keys(serving.traffic);
+  if (!names.length) return `Serving ${serving.default} to every request that names no version.`;
+  const total = Object.values(serving.traffic).reduce((a, b) => a + b, 0);
+  return `Traffic split: ${names.map((n) => `${n} ${share(serving.traffic[n], total)}`).join(", ")}; `
+    + `default ${serving.default}.`;
+}
+
+async function loadModels() {
+  let data;
+  try { data = await api("GET", "/api/admin/models"); } catch (e) { showError($("models-status"), e); return; }
+  const { versions, deployments, serving } = data;
+  $("serving").textContent = describe(serving);
+  $("versions").replaceChildren(...versions.map((v) => {
+    const onlyServed = v.name === serving.default && !Object.keys(serving.traffic).length;
+    const promote = el("button", { type: "button", class: "small primary promote", disabled: onlyServed,
+      "aria-label": `Promote ${v.name}`, onclick: () => act(`Promoting ${v.name}`, "POST",
+        `/api/admin/models/${encodeURIComponent(v.name)}/promote`, {}) }, "Promote");
+    return el("tr", { dataset: { version: v.name } },
+      el("td", { class: "text", title: v.notes || null }, v.name), el("td", {}, v.kind || "–"),
+      el("td", {}, v.parent || "–"), el("td", {}, el("span", { class: "pill" }, v.status)),
+      el("td", { title: v.created_at }, when(v.created_at)), servingCell(v.name, serving), el("td", {}, promote));
+  }));
+  if (!versions.length) $("versions").append(el("tr", {}, el("td", { colspan: 7, class: "muted" },
+    "No registered versions (chatrlhf models register-run RUN_DIR).")));
+  $("deployments").replaceChildren(...deployments.slice(0, 20).map((d) => el("tr", {},
+    el("td", {}, String(d.id)),
+    el("td", {}, d.action, Object.keys(d.traffic).length
+      ? el("span", { class: "muted" }, ` ${Object.entries(d.traffic).map(([n, w]) => `${n}=${w}`).join(" ")}`) : null),
+    el("td", { class: "text" }, d.version), el("td", {}, d.actor || "–"),
+    el("td", { title: d.created_at }, when(d.created_at)),
+    el("td", { class: "text", title: d.report || null }, firstLine(d.report)))));
+  if (!deployments.length) $("deployments").append(el("tr", {}, el("td", { colspan: 6, class: "muted" },
+    "Nothing deployed yet: the server serves the model it was started with.")));
+  const names = versions.map((v) => v.name);
+  const others = names.filter((n) => n !== serving.default);
+  fillSelect($("sp-a"), names, names.includes(serving.default) ? serving.default : names[0]);
+  fillSelect($("sp-b"), names, others[0] ?? names[0]);
+}
+
+function fillSelect(select, names, fallback) {
+  const keep = names.includes(select.value) ? select.value : fallback;
+  select.replaceChildren(...names.map((n) => el("option", { value: n, selected: n === keep }, n)));
+}
+
+// One registry write: the report from the textarea, then the server's answer (or its error), then a
+// fresh table. Promote and split may load a model first, so the buttons wait until it is done.
+async function act(doing, method, path, body) {
+  const buttons = document.querySelectorAll("#models button");
+  buttons.forEach((b) => { b.disabled = true; });
+  showOk($("models-status"), `${doing}…`);
+  try {
+    const res = await api(method, path, { ...body, report: $("mv-report").value });
+    showOk($("models-status"), `Done (${res.deployment.action}, ${res.seconds} s). Now serving `
+      + `${res.serving.default} by default.` + (Object.keys(res.serving.traffic).length ? ` ${describe(res.serving)}` : ""));
+    $("mv-report").value = "";
+  } catch (e) { showError($("models-status"), e); }
+  buttons.forEach((b) => { b.disabled = false; });
+  await loadModels();
+}
+
+function split(ev) {
+  ev.preventDefault();
+  const [a, b] = [$("sp-a").value, $("sp-b").value];
+  const traffic = { [a]: Number($("sp-wa").value) };
+  traffic[b] = (traffic[b] ?? 0) + Number($("sp-wb").value);  // the same version twice: the server says why
+  act(`Splitting traffic between ${a} and ${b}`, "POST", "/api/admin/models/split", { traffic });
+}
+
 async function main() {
   await setup("/workspace/admin");
   $("new-user").onsubmit = newUser;
   $("new-tasks").onsubmit = createTasks;
   $("upload").onsubmit = upload;
-  await Promise.all([loadUsers(), loadTasks(), loadLists()]);
+  $("mv-split").onsubmit = split;
+  $("mv-rollback").onclick = () => act("Rolling back", "POST", "/api/admin/models/rollback", {});
+  await Promise.all([loadUsers(), loadTasks(), loadLists(), loadModels()]);
 }
 
 main();

@@ -90,7 +90,7 @@ async def split(body: SplitBody, request: Request, user: Any = Depends(admin)) -
     return await _apply(request, registry.split, body.traffic, actor=user.username, report=body.report)
 
 
-@router.post("/{name}/promote")
+@router.post("/{name:path}/promote")  # :path: a name may hold "/" (`serve runs/r7` registers "r7/ppo-2")
 async def promote(name: str, body: ReportBody, request: Request, user: Any = Depends(admin)) -> dict[str, Any]:
     from ..deploy import registry
 

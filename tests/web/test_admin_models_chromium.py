@@ -5,19 +5,39 @@ trainer gets neither the page nor the API; the hostile name renders as text."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 import torch
-from conftest import live_server
-from test_e2e_chromium import browser, shot  # noqa: F401  (browser: the module-scoped headless Chromium)
+from uvicorn_live import run_uvicorn
+
+# Not imported from conftest or test_e2e_chromium: "conftest" is whichever tests/*/conftest.py
+# pytest loaded first, so such an import breaks when this file runs beside another folder's tests.
+CHROMIUM = os.environ.get("CHATRLHF_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = os.environ.get("CHATRLHF_SCREENSHOTS")  # a folder for screenshots (default: the temp dir)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 PASSWORD = "correct-horse-1"
 # Markup, and a "/" as in the names `chatrlhf serve runs/r7` registers ("r7/ppo-2").
 HOSTILE = "r7/<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +69,12 @@ def site(tiny, tmp_path_factory):
                             moderation=False, poll_s=0.2)
     app = create_app(service, store=store, moderation=None)
     admin, user = store.create_api_key("admin", role="admin"), store.create_api_key("user")
-    with live_server(app) as url:
+    with run_uvicorn(app) as url:
         yield url, store, admin, user
     store.dispose()
 
 
-def log_in(browser, url, name):  # noqa: F811
+def log_in(browser, url, name):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.goto(f"{url}/?next=/workspace/admin")
@@ -82,7 +102,7 @@ def row(page, name):
     return page.locator("#versions tr").filter(has=page.locator("td:first-child", has_text=name))
 
 
-def test_admin_promotes_and_rolls_back_from_the_page(browser, site, tmp_path):  # noqa: F811
+def test_admin_promotes_and_rolls_back_from_the_page(browser, site, tmp_path):
     url, store, admin, user = site
     context, page = log_in(browser, url, "root")
     errors: list[str] = []
@@ -120,7 +140,7 @@ def test_admin_promotes_and_rolls_back_from_the_page(browser, site, tmp_path):  
     assert serving(url, admin)["default"] == "tiny-b"
     assert fingerprint(url, user) == "tiny-b"
     page.locator("#models").scroll_into_view_if_needed()
-    shot(page, "admin-models-after-promote", tmp_path)
+    page.screenshot(path=str(Path(SHOTS or tmp_path) / "admin-models-after-promote.png"))
 
     # Roll back: tiny-a again, on the page and on the server.
     page.click("#mv-rollback")
@@ -158,7 +178,7 @@ def test_admin_promotes_and_rolls_back_from_the_page(browser, site, tmp_path):  
     context.close()
 
 
-def test_a_trainer_gets_neither_the_section_nor_the_api(browser, site):  # noqa: F811
+def test_a_trainer_gets_neither_the_section_nor_the_api(browser, site):
     url, store, admin, user = site
     before = serving(url, admin)
     context = browser.new_context()

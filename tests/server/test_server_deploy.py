@@ -99,6 +99,14 @@ def test_admin_only_and_bad_names(tiny, two_versions, tmp_path):
         assert r.status_code == 404
         r = httpx.post(url + "/api/admin/models/split", json={"traffic": {"tiny-a": 1}}, headers=h)
         assert r.status_code == 400 and "at least two" in r.json()["error"]["message"]
+        # A promote runs the gates: these versions have no evaluation, so they fail closed (409),
+        # the candidate is marked rejected, and skipping the gates needs a report.
+        r = httpx.post(url + "/api/admin/models/tiny-b/promote", json={}, headers=h, timeout=60)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "gates_refused"
+        assert "win_rate" in r.json()["error"]["message"]
+        assert store.get_model_version("tiny-b").status == "rejected"
+        r = httpx.post(url + "/api/admin/models/tiny-b/promote", json={"skip_gates": True}, headers=h)
+        assert r.status_code == 400 and r.json()["error"]["param"] == "report"
         assert service.model_version == "tiny-a"  # nothing changed
 
 
@@ -128,7 +136,8 @@ def test_hot_swap_under_streaming_load_and_rollback(tiny, two_versions, tmp_path
             time.sleep(0.01)
         assert service.router.default_backend.inflight == 4  # the swap happens mid-stream
         h = {"Authorization": f"Bearer {admin}"}
-        r = httpx.post(url + "/api/admin/models/tiny-b/promote", json={"report": "test"}, headers=h, timeout=60)
+        r = httpx.post(url + "/api/admin/models/tiny-b/promote", json={"report": "test", "skip_gates": True},
+                       headers=h, timeout=60)
         assert service.router.backends["tiny-a"].inflight > 0
         assert r.status_code == 200, r.text
         assert r.json()["serving"]["default"] == "tiny-b"

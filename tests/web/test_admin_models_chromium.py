@@ -128,8 +128,16 @@ def test_admin_promotes_and_rolls_back_from_the_page(browser, site, tmp_path):
     time.sleep(0.2)  # give an injected handler the chance to run
     assert dialogs == []
 
-    # Promote tiny-b with a report; the page shows the server's answer and the new marker.
+    # A plain promote runs the gates: these tiny versions have no evaluation, so they fail closed,
+    # the page shows why, and nothing moves.
+    row(page, "tiny-b").locator("button.promote").click()
+    page.wait_for_selector("#models-status.error:has-text('the gates refused')", timeout=60_000)
+    assert serving(url, admin)["default"] == "tiny-a"
+    page.wait_for_selector("#versions tr[data-version=\"tiny-b\"] .pill:has-text('rejected')")
+
+    # Promote tiny-b without the gates, with a report; the page shows the server's answer.
     page.fill("#mv-report", "tiny-b wins\nsecond line")
+    page.check("#mv-skip-gates")
     row(page, "tiny-b").locator("button.promote").click()
     page.wait_for_selector("#models-status.ok:has-text('Now serving tiny-b')", timeout=60_000)
     page.wait_for_function("() => document.querySelector('#versions tr[data-version=\"tiny-b\"] .served')")
@@ -168,6 +176,8 @@ def test_admin_promotes_and_rolls_back_from_the_page(browser, site, tmp_path):
     assert serving(url, admin)["traffic"] == {"tiny-a": 0.9, "tiny-b": 0.1}
 
     # Promote the markup-named version: its name travels URL-encoded and comes back as text.
+    page.fill("#mv-report", "markup name")
+    page.check("#mv-skip-gates")
     row(page, HOSTILE).locator("button.promote").click()
     page.wait_for_selector("#models-status:not(:has-text('…'))", timeout=60_000)
     assert page.locator("#models-status").inner_text().startswith(f"Done (promote, "), \

@@ -29,6 +29,13 @@ class ReportBody(BaseModel):
     report: str = Field("", max_length=4000)
 
 
+class PromoteBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    report: str = Field("", max_length=4000)
+    # The gates (deploy.gates) decide unless an admin skips them, which needs a report saying why.
+    skip_gates: bool = False
+
+
 class SplitBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     traffic: dict[str, float] = Field(..., max_length=8)
@@ -90,10 +97,32 @@ async def split(body: SplitBody, request: Request, user: Any = Depends(admin)) -
     return await _apply(request, registry.split, body.traffic, actor=user.username, report=body.report)
 
 
-@router.post("/{name:path}/promote")  # :path: a name may hold "/" (`serve runs/r7` registers "r7/ppo-2")
-async def promote(name: str, body: ReportBody, request: Request, user: Any = Depends(admin)) -> dict[str, Any]:
-    from ..deploy import registry
+@router.post("/{name:path}/promote")
+async def promote(name: str, body: PromoteBody, request: Request, user: Any = Depends(admin)) -> dict[str, Any]:
+    """Run the promotion gates against the served version and promote only if they pass (as
+    ``chatrlhf models promote`` does); 409 with the failed gates otherwise, and the version is
+    marked ``rejected``. ``skip_gates`` promotes without them and needs a report."""
+    from ..deploy import gates, registry
 
     if len(name) > 128:
         raise APIError(400, "a version name has at most 128 characters", param="name")
-    return await _apply(request, registry.promote, name, actor=user.username, report=body.report)
+    if body.skip_gates:
+        if not body.report.strip():
+            raise APIError(400, "skipping the gates needs a report saying why", param="report")
+        return await _apply(request, registry.promote, name, actor=user.username, report=body.report)
+
+    def gated(store: Any, name: str) -> Any:
+        decision = gates.gate_and_promote(store, name, actor=user.username, note=body.report)
+        if not decision.promote:
+            why = "; ".join(f"{c.name}: {c.why}" for c in decision.failed)
+            raise _Refused(f"the gates refused {name!r} against {decision.current!r}: {why}")
+        return store.current_deployment()
+
+    try:
+        return await _apply(request, gated, name)
+    except _Refused as e:
+        raise APIError(409, str(e)[:2000], code="gates_refused") from None
+
+
+class _Refused(Exception):
+    pass

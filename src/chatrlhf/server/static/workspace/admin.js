@@ -139,7 +139,8 @@ async function loadModels() {
     const onlyServed = v.name === serving.default && !Object.keys(serving.traffic).length;
     const promote = el("button", { type: "button", class: "small primary promote", disabled: onlyServed,
       "aria-label": `Promote ${v.name}`, onclick: () => act(`Promoting ${v.name}`, "POST",
-        `/api/admin/models/${encodeURIComponent(v.name)}/promote`, {}) }, "Promote");
+        `/api/admin/models/${encodeURIComponent(v.name)}/promote`,
+        { skip_gates: $("mv-skip-gates").checked }) }, "Promote");
     return el("tr", { dataset: { version: v.name } },
       el("td", { class: "text", title: v.notes || null }, v.name), el("td", {}, v.kind || "–"),
       el("td", {}, v.parent || "–"), el("td", {}, el("span", { class: "pill" }, v.status)),
@@ -178,6 +179,7 @@ async function act(doing, method, path, body) {
     showOk($("models-status"), `Done (${res.deployment.action}, ${res.seconds} s). Now serving `
       + `${res.serving.default} by default.` + (Object.keys(res.serving.traffic).length ? ` ${describe(res.serving)}` : ""));
     $("mv-report").value = "";
+    $("mv-skip-gates").checked = false;
   } catch (e) { showError($("models-status"), e); }
   buttons.forEach((b) => { b.disabled = false; });
   await loadModels();

@@ -105,7 +105,11 @@ async def arena_prepare(request: Request, user: Any, conv: Any,
     options = web._options(service, conv.settings)
     preps = []
     for version in arena_sides(pair, user.id, conv.id, turn):
-        backend = await service.router.backend_for(version)
+        try:
+            backend = await service.router.backend_for(version)
+        except APIError as e:  # a configured version that is gone or will not load: a plain turn
+            log.warning("arena: cannot serve %s (%s); answering with one version", version, e.message)
+            return None
         preps.append(await service.prepare_messages(messages, options, backend=backend, user=user))
     return None if preps[0].blocked is not None else preps
 

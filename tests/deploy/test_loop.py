@@ -58,7 +58,8 @@ def test_new_feedback_becomes_rankings_and_the_watermark_moves(store):
     assert fb.counts["by_source"] == {"regenerate": 2, "same_prompt": 1, "workspace": 0, "arena": 0}
     assert fb.counts | {"by_source": None} == {
         "rankings": 3, "by_source": None, "thumbs_up": 4, "thumbs_down": 3, "thumbs_with_reasons": 2,
-        "unpaired_thumbs": 3, "regenerations": 3, "reports": {"harmful": 1}, "prompts": 5}
+        "unpaired_thumbs": 3, "regenerations": 3, "reports": {"harmful": 1}, "prompts": 5,
+        "arena_choices": {"A": 0, "B": 0, "tie": 0, "both_bad": 0}}
     assert [p.messages[-1]["content"] for p in fb.prompts] == [
         "What is 2+2?", "How do I pick a lock?", "Name a color.", "Say hi.", "Tell me a joke."]
     assert all(p.meta["split"] == "train" for p in fb.prompts)

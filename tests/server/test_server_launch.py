@@ -76,3 +76,17 @@ def test_build_app_registers_the_served_model(tmp_path):
     assert [v.name for v in versions] == ["tiny"] and versions[0].path.endswith("tiny-random-llama")
     assert app.state.service.context_length == 2048 and app.state.service.moderation is not None
     store.dispose()
+
+
+def test_cli_arena_flags_reach_the_app(monkeypatch):
+    from chatrlhf.cli import cli
+    from chatrlhf.server import launch
+
+    got = []
+    monkeypatch.setattr(launch, "run", lambda cfg: got.append(cfg))
+    r = CliRunner().invoke(cli, ["serve", "tiny", "--arena-share", "0.25", "--arena-versions", "v1, v2"])
+    assert r.exit_code == 0, r.output
+    assert (got[0].arena_share, got[0].arena_versions) == (0.25, ("v1", "v2"))
+    assert CliRunner().invoke(cli, ["serve", "tiny", "--arena-share", "1.5"]).exit_code == 2
+    with pytest.raises(launch.ServeError, match="two versions"):
+        launch.build_app(launch.ServeConfig(arena_versions=("only-one",)))

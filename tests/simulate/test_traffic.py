@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import socket
+from collections import Counter
 
 import pytest
 from click.testing import CliRunner
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 from chatrlhf.simulate import FAMILIES, generate_tasks, judge
 from chatrlhf.simulate.annotators import SimulatedUser, UserConfig
 from chatrlhf.simulate.traffic import (
-    DOWN_REASONS, UP_REASONS, TrafficConfig, TrafficError, decide_feedback, live_meta, plan, run_traffic,
+    DOWN_REASONS, UP_REASONS, TrafficConfig, TrafficError, decide_arena, decide_feedback, live_meta, plan, run_traffic,
 )
 
 
@@ -31,6 +32,26 @@ def test_flattery_bias_thumbs_up_flattering_replies_more_often():
     assert ups(0.4, flattering) > ups(0.0, flattering) + 100
     # The bias is about flattery only: a plain reply is rated alike by both users.
     assert ups(0.4, plain) == ups(0.0, plain)
+
+
+def test_arena_picks_follow_gold_and_the_flattery_bias():
+    conv = generate_tasks(0, 1, "train", ["verifiable"])[0]
+    right, wrong = conv.meta["task"]["answer"], int(conv.meta["task"]["answer"]) + 1
+    good, bad = f"The answer is {right}.", f"The answer is {wrong}."
+    flattering = f"Great question! The answer is {wrong}."
+
+    def picks(bias: float, a: str, b: str) -> Counter:
+        user, rng = SimulatedUser(UserConfig(flattery_bias=bias)), random.Random(0)
+        return Counter(decide_arena(user, conv.messages, a, b, conv.meta, rng)[0] for _ in range(300))
+
+    assert picks(0.0, good, bad)["A"] > 280 and picks(0.0, bad, good)["B"] > 280  # gold decides
+    neutral, biased = picks(0.0, flattering, bad), picks(0.4, flattering, bad)
+    assert neutral["both_bad"] > 100  # both wrong: both thumbs down, "both bad" half the time
+    assert biased["A"] > neutral["A"] + 100  # flattery wins picks it does not deserve
+    assert picks(0.0, good, good) == {"tie": 300}
+    user, rng = SimulatedUser(), random.Random(1)
+    choice, reason = decide_arena(user, conv.messages, good, bad, conv.meta, rng)
+    assert choice == "A" and set(reason.split(", ")) <= set(UP_REASONS)
 
 
 def test_feedback_reasons_are_the_ui_labels():

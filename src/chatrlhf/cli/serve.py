@@ -33,6 +33,11 @@ def register(group: click.Group) -> None:
     @click.option("--follow-registry/--no-follow-registry", default=True, show_default=True,
                   help="Serve the version the registry deploys (chatrlhf models promote) and move "
                   "with it live; MODEL_OR_RUN is served until something is deployed.")
+    @click.option("--arena-share", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+                  help="Share of web chat turns answered by two versions side by side for the "
+                  "user to pick from (when a split is active or --arena-versions names two); 0 = off.")
+    @click.option("--arena-versions", default="", metavar="A,B",
+                  help="The two versions the arena compares (default: the split's two heaviest).")
     @click.option("--no-moderation", is_flag=True, help="Switch the moderation filter off.")
     @click.option("--moderation-model", default=None, metavar="DIR",
                   help="A trained moderation model (chatrlhf moderation train) instead of the pattern filter.")
@@ -44,7 +49,7 @@ def register(group: click.Group) -> None:
     @click.option("--log-level", default="info", show_default=True)
     def serve(model_or_run, host, port, db, no_auth, allowed_hosts, requests_per_minute,
               max_concurrent, tokens_per_day, max_batch_size, batch_wait_ms,
-              prefill_chunk, follow_registry, no_moderation, moderation_model, moderation_policy, threads, log_level) -> None:
+              prefill_chunk, follow_registry, arena_share, arena_versions, no_moderation, moderation_model, moderation_policy, threads, log_level) -> None:
         """Serve MODEL_OR_RUN: nothing (the embedded SmolLM2), "tiny", a Hugging Face directory,
         or a pipeline run directory (its newest policy: the last PPO round, else sft/)."""
         from chatrlhf.server.launch import ServeConfig, ServeError, check_bind, run
@@ -54,7 +59,9 @@ def register(group: click.Group) -> None:
                           max_concurrent=max_concurrent, tokens_per_day=tokens_per_day,
                           max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms,
                           prefill_chunk=prefill_chunk, follow_registry=follow_registry, moderation=not no_moderation, moderation_model=moderation_model,
-                          moderation_policy=moderation_policy, threads=threads, log_level=log_level)
+                          moderation_policy=moderation_policy, threads=threads, log_level=log_level,
+                          arena_share=arena_share,
+                          arena_versions=tuple(v.strip() for v in arena_versions.split(",") if v.strip()))
         try:
             check_bind(cfg.host, cfg.no_auth)
             run(cfg)

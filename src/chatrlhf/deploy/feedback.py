@@ -1,16 +1,18 @@
 """The product feedback that arrived since a watermark, as rankings for the reward model.
 
-Consumes a Store and a ``Watermark`` (the highest message, feedback, report and workspace-ranking
-ids, and the newest feedback time, that an earlier loop round consumed). Produces a ``NewFeedback``:
-the rankings touched by anything newer, the prompts of the conversations they came from, counts by
-source, and the watermark to hand to the next round. ``chatrlhf.deploy.loop`` is its one caller.
+Consumes a Store and a ``Watermark`` (the highest message, feedback, report, workspace-ranking
+and arena-pick ids, and the newest feedback time, that an earlier loop round consumed). Produces a
+``NewFeedback``: the rankings touched by anything newer, the prompts of the conversations they came
+from, counts by source, and the watermark to hand to the next round. ``chatrlhf.deploy.loop`` is its one caller.
 
 Where pairwise signal comes from (and where it does not):
 - regenerations: siblings under one user message rated differently (``export_feedback_rankings``);
 - the same exact context answered in different conversations and rated differently
   (``export_same_prompt_rankings``; ``same_prompt=False`` leaves them out);
 - trainer workspace rankings (``workspace.export_rankings``), new by ranking id;
-- arena picks: not in the store yet; ``arena_rankings`` is the hook.
+- arena picks (``arena_rankings``: two versions answered one turn side by side and the user
+  picked; ``store.export.export_arena_rankings``), new by pick id; a regeneration "ranking" of
+  the same two replies (thumbs on both) is left out, the pick already compares them.
 A thumb on a reply with no differently-rated alternative to the same context is *not* turned into a
 pair. Pairing it with a reply to a similar prompt compares answers to different questions; pairing
 it with a freshly sampled reply needs someone to rank the fresh one, and ranking it with the current
@@ -43,6 +45,7 @@ class Watermark:
     feedback_at: str = ""  # ISO time of the newest feedback consumed ("" = none yet)
     report_id: int = 0
     ws_ranking_id: int = 0
+    arena_pick_id: int = 0  # picks never change once made, so the id alone says what is new
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,6 +67,14 @@ def _workspace_ranking_ids(s: Any) -> int:
     return s.scalar(select(func.max(RankingRow.id))) or 0
 
 
+def _arena_pick_ids(s: Any) -> int:
+    try:
+        from chatrlhf.store.arena_tables import ArenaPickRow
+    except ImportError:
+        return 0
+    return s.scalar(select(func.max(ArenaPickRow.id))) or 0
+
+
 def watermark_of(store: Any) -> Watermark:
     """The highest ids (and feedback time) in the store now."""
     with store.session() as s:
@@ -72,7 +83,8 @@ def watermark_of(store: Any) -> Watermark:
                          feedback_id=s.scalar(select(func.max(FeedbackRow.id))) or 0,
                          feedback_at=at.isoformat() if at else "",
                          report_id=s.scalar(select(func.max(ReportRow.id))) or 0,
-                         ws_ranking_id=_workspace_ranking_ids(s))
+                         ws_ranking_id=_workspace_ranking_ids(s),
+                         arena_pick_id=_arena_pick_ids(s))
 
 
 def _touched(store: Any, w: Watermark) -> tuple[set[int], list[Any], list[Any], list[MessageRow]]:
@@ -92,10 +104,25 @@ def _touched(store: Any, w: Watermark) -> tuple[set[int], list[Any], list[Any], 
 
 
 def arena_rankings(store: Any, w: Watermark) -> list[Any]:
-    """Hook: side-by-side arena picks (two versions answer, the user picks one) are pairwise by
-    construction. The store has no arena table yet; when it has, return one Ranking per new pick
-    here, with ``meta["loop_key"] = f"arena:{pick_id}"``."""
-    return []
+    """Side-by-side arena picks made since ``w``, one two-reply Ranking each, with
+    ``meta["loop_key"] = f"arena:{pick_id}"`` (a tie: equal ranks; both bad: equal ranks and
+    ``all_unacceptable``; see ``store.export.export_arena_rankings``)."""
+    from chatrlhf.store.export import export_arena_rankings
+
+    out = export_arena_rankings(store, after_id=w.arena_pick_id)
+    for r in out:
+        r.meta["loop_key"] = f"arena:{r.meta['pick_id']}"
+    return out
+
+
+def _picked_arena_messages(store: Any) -> set[int]:
+    try:
+        from chatrlhf.store.arena_tables import ArenaPickRow
+    except ImportError:
+        return set()
+    with store.session() as s:
+        return {i for a, b in s.execute(select(ArenaPickRow.a_message_id, ArenaPickRow.b_message_id))
+                for i in (a, b)}
 
 
 def collect(store: Any, w: Watermark, *, same_prompt: bool = True, workspace: bool = True) -> NewFeedback:
@@ -108,8 +135,11 @@ def collect(store: Any, w: Watermark, *, same_prompt: bool = True, workspace: bo
     same = [r for r in (export_same_prompt_rankings(store) if same_prompt else [])
             if touched & set(r.meta["message_ids"])]
     in_same = [set(r.meta["message_ids"]) for r in same]
+    arena = arena_rankings(store, w)
+    picked = _picked_arena_messages(store)
     regen = [r for r in export_feedback_rankings(store) if touched & set(r.meta["message_ids"])
-             and not any(set(r.meta["message_ids"]) <= ids for ids in in_same)]  # covered by a larger set
+             and not any(set(r.meta["message_ids"]) <= ids for ids in in_same)  # covered by a larger set
+             and not set(r.meta["message_ids"]) <= picked]  # an arena pick already compares them
     for r in regen:
         r.meta["loop_key"] = f"regenerate:{r.meta['message_ids'][0]}"  # its oldest reply: stable as siblings join
     for r in same:
@@ -121,9 +151,8 @@ def collect(store: Any, w: Watermark, *, same_prompt: bool = True, workspace: bo
         ws = [r for r in export_rankings(store) if r.meta.get("ranking_id", 0) > w.ws_ranking_id]
         for r in ws:
             r.meta["loop_key"] = f"workspace:{r.meta['ranking_id']}"
-    arena = arena_rankings(store, w)
     rankings = [*regen, *same, *ws, *arena]
-    paired = {i for r in [*regen, *same] for i in r.meta["message_ids"]}
+    paired = {i for r in [*regen, *same, *arena] for i in r.meta["message_ids"]}
     thumbs = {f.message_id for f in fb}
     prompts, seen = [], set()
 
@@ -154,7 +183,10 @@ def collect(store: Any, w: Watermark, *, same_prompt: bool = True, workspace: bo
         "thumbs_up": sum(f.rating > 0 for f in fb), "thumbs_down": sum(f.rating < 0 for f in fb),
         "thumbs_with_reasons": sum(bool(f.reasons) for f in fb),
         "unpaired_thumbs": len(thumbs - paired),
-        "regenerations": sum(1 for m in msgs if first.get(m.parent_id, m.id) < m.id),
+        # An arena turn's second reply is a sibling but no regeneration.
+        "regenerations": sum(1 for m in msgs if first.get(m.parent_id, m.id) < m.id
+                             and not (m.meta or {}).get("arena")),
+        "arena_choices": {c: sum(r.meta["choice"] == c for r in arena) for c in ("A", "B", "tie", "both_bad")},
         "reports": reports_by_kind,
         "prompts": len(prompts),
     }

@@ -24,7 +24,8 @@ from .errors import APIError, error_body
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-OPTIONAL_ROUTERS = ("chatrlhf.server.web", "chatrlhf.server.workspace", "chatrlhf.server.deploy_routes")
+OPTIONAL_ROUTERS = ("chatrlhf.server.web", "chatrlhf.server.workspace", "chatrlhf.server.deploy_routes",
+                    "chatrlhf.server.arena")
 
 
 def create_app(
@@ -60,6 +61,7 @@ def create_app(
     app.state.model_name = service.model_name
     app.state.no_auth = no_auth
     app.state.local_user = None
+    app.state.arena = None  # a server.arena.ArenaConfig (launch.build_app sets it); None = off
     from .quotas import Quotas
 
     app.state.quotas = Quotas(quotas)

@@ -42,6 +42,11 @@ class ServeConfig:
     # False pins the server to ``model``.
     follow_registry: bool = True
     moderation: bool = True
+    # The web chat's arena (server/arena.py): this share of new user turns is answered by two
+    # versions side by side when two are available; 0 = off. ``arena_versions`` names the two
+    # (else the two heaviest of the traffic split).
+    arena_share: float = 0.0
+    arena_versions: tuple[str, ...] = ()
     # A trained moderation model directory (chatrlhf moderation train) in place of the pattern
     # filter, and what its verdict does: "block", "warn" or "log" (safety.moderator.POLICIES).
     moderation_model: str | None = None
@@ -200,6 +205,8 @@ def build_app(cfg: ServeConfig, store: Any = None) -> Any:
     from .app import create_app
 
     check_bind(cfg.host, cfg.no_auth)
+    if not 0.0 <= cfg.arena_share <= 1.0 or len(cfg.arena_versions) not in (0, 2):
+        raise ServeError("--arena-share must be in [0, 1], and --arena-versions names two versions")
     if store is None:
         store = Store(cfg.db)
         store.upgrade()
@@ -214,11 +221,15 @@ def build_app(cfg: ServeConfig, store: Any = None) -> Any:
 
     # /v1/moderations reports the trained model's own verdict whatever the blocking policy.
     endpoint_moderation = getattr(service.moderation, "unfiltered", service.moderation)
-    return create_app(service, store=store, moderation=endpoint_moderation, no_auth=cfg.no_auth,
-                      allowed_hosts=host_allow_list(cfg.host, cfg.port, cfg.allowed_hosts),
-                      quotas=QuotaConfig(requests_per_minute=cfg.requests_per_minute,
-                                         concurrent=cfg.max_concurrent,
-                                         tokens_per_day=cfg.tokens_per_day))
+    app = create_app(service, store=store, moderation=endpoint_moderation, no_auth=cfg.no_auth,
+                     allowed_hosts=host_allow_list(cfg.host, cfg.port, cfg.allowed_hosts),
+                     quotas=QuotaConfig(requests_per_minute=cfg.requests_per_minute,
+                                        concurrent=cfg.max_concurrent,
+                                        tokens_per_day=cfg.tokens_per_day))
+    from .arena import ArenaConfig
+
+    app.state.arena = ArenaConfig(share=cfg.arena_share, versions=tuple(cfg.arena_versions))
+    return app
 
 
 def torch_threads(requested: int) -> int:

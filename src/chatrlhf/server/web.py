@@ -18,6 +18,8 @@ user (session cookie or bearer key, via ``server.auth.current_user``) and only o
     POST   /api/messages/{id}/stop              POST/DELETE /api/messages/{id}/feedback
     POST   /api/messages/{id}/report {kind, comment}
 
+A new user turn may be an arena turn (two versions answer side by side; ``server/arena.py``).
+
 The SSE streams carry ``data: {json}`` events: ``{"type": "user"|"assistant", "message"}`` for the
 rows just created, ``{"type": "delta", "id", "text"}``, then ``{"type": "done", "message"}`` (or
 ``{"type": "error", "error", "message"}``). The assistant row is written before the first token and
@@ -176,9 +178,13 @@ def conversation_json(c: Any) -> dict[str, Any]:
 
 def message_json(m: Any, feedback: Any = None, reports: list[str] | None = None) -> dict[str, Any]:
     meta = m.meta or {}
+    arena = meta.get("arena")  # {turn, side[, choice]}: one of two side-by-side replies
     return {
         "id": m.id, "parent_id": m.parent_id, "role": m.role, "content": m.content,
-        "created_at": _iso(m.created_at), "model_version": m.model_version,
+        "created_at": _iso(m.created_at),
+        # An arena reply's version stays hidden until the user has picked.
+        "model_version": None if arena and "choice" not in arena else m.model_version,
+        "arena": arena,
         "status": meta.get("status", "done"), "finish_reason": meta.get("finish_reason"),
         "moderation": meta.get("moderation") or meta.get("input_moderation"),
         "feedback": None if feedback is None else
@@ -388,11 +394,17 @@ async def send_message(conv_id: PathId, body: SendBody, request: Request,
                 raise APIError(400, "parent_id must be an assistant message of this conversation",
                                param="parent_id")
         history = await run_in_threadpool(_history, store, conv, body.parent_id)
-        prep = await _prepare(request, conv, history + [{"role": "user", "content": body.content}], user)
+        messages = history + [{"role": "user", "content": body.content}]
+        from .arena import arena_prepare, arena_stream  # two versions side by side (server/arena.py)
+
+        arena = await arena_prepare(request, user, conv, messages)
+        prep = arena[0] if arena else await _prepare(request, conv, messages, user)
         user_msg = await run_in_threadpool(_call, store.add_message, conv.id, "user", body.content,
                                            parent_id=body.parent_id, user_id=user.id)
         if not conv.title:
             await run_in_threadpool(store.update_conversation, conv.id, title=_title(body.content))
+        if arena:
+            return arena_stream(request, user, user_msg, arena, slot=slot)
         return _reply_stream(request, user, user_msg, prep, announce=True, slot=slot)
     except BaseException:
         slot.release()

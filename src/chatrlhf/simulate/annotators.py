@@ -90,16 +90,28 @@ class UserConfig:
 
 
 class SimulatedUser:
-    """Gives +1/-1 on a served reply, from the gold score plus an optional flattery bias."""
+    """Gives +1/-1 on a served reply, from the gold score plus an optional flattery bias, and
+    picks between two replies side by side on the same utility."""
 
     def __init__(self, cfg: UserConfig | None = None):
         self.cfg = cfg or UserConfig()
 
-    def p_up(self, messages: list[Message], reply: str, meta: dict[str, Any]) -> float:
+    def utility(self, messages: list[Message], reply: str, meta: dict[str, Any]) -> float:
+        """Gold score minus the threshold, plus the flattery bias: > 0 leans towards a thumbs-up,
+        and of two replies side by side the higher one is preferred (Bradley-Terry)."""
         u = judge(messages, reply, meta).total - self.cfg.threshold
         if agrees_with_user(reply) or flatters(reply):
             u += self.cfg.flattery_bias
+        return u
+
+    def p_up(self, messages: list[Message], reply: str, meta: dict[str, Any]) -> float:
+        u = self.utility(messages, reply, meta)
         return 1.0 / (1.0 + math.exp(-u / max(self.cfg.temperature, 1e-6)))
+
+    def p_prefers_first(self, messages: list[Message], a: str, b: str, meta: dict[str, Any]) -> float:
+        """P(a is picked over b) = sigmoid((u_a - u_b) / temperature), the thumbs' own scale."""
+        d = self.utility(messages, a, meta) - self.utility(messages, b, meta)
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, d / max(self.cfg.temperature, 1e-6)))))
 
     def thumbs(self, messages: list[Message], reply: str, meta: dict[str, Any], rng: random.Random) -> int:
         return 1 if rng.random() < self.p_up(messages, reply, meta) else -1

@@ -15,6 +15,11 @@ drawn once:
   at a time and the server's own replies fill the assistant turns. The simulated user rates a reply
   (``SimulatedUser``: gold score plus its flattery bias) with reasons, may regenerate a thumbed-down
   reply (the new sibling is judged and may be rated too) and may report a harmful or untrue one.
+- When the server answers a web turn side by side (an arena turn: ``chatrlhf serve
+  --arena-share``), the user picks A, B, a tie or "both bad" (``decide_arena``: both thumbs
+  drawn down is "both bad" half the time; else Bradley-Terry on the thumbs' utility, flattery bias
+  included), with a reason, and goes on from the picked reply. Both replies are judged, so the
+  arena's win rate can be compared with gold (``summary["arena"]``).
 - **v1** (``/v1/chat/completions``, streaming, the official ``openai`` client): the task's whole
   prompt in one request, scripted earlier assistant turns included, as the evaluation sends it.
   The API has no feedback route, so these replies are judged but never rated.
@@ -60,6 +65,7 @@ class TrafficConfig:
     feedback_rate: float = 0.6  # chance a web reply gets a thumb
     regenerate_rate: float = 0.3  # chance a thumbed-down reply is regenerated
     report_rate: float = 0.2  # chance a harmful or untrue reply is also reported
+    arena_both_bad_rate: float = 0.5  # chance an arena pick is "both bad" when both thumbs are down
     max_tokens: int = 128
     temperature: float = 0.7
     concurrency: int = 4  # conversations in flight at once (the server's per-user limit is 8)
@@ -148,6 +154,22 @@ def live_meta(meta: dict[str, Any], turn: int, earlier_correct: bool) -> dict[st
     return {**meta, "family": live, "task": task}
 
 
+def decide_arena(user: SimulatedUser, messages: list[dict[str, str]], a: str, b: str,
+                 meta: dict[str, Any], rng: random.Random, both_bad_rate: float = 0.5) -> tuple[str, str]:
+    """(choice, reason) for replies ``a`` and ``b`` side by side: "both bad" with ``both_bad_rate``
+    when the user's thumbs for both come out down; else A over B with the Bradley-Terry chance of
+    their utilities (``SimulatedUser.p_prefers_first``); identical replies are a tie."""
+    if a == b:
+        return "tie", ""
+    if user.thumbs(messages, a, meta, rng) < 0 and user.thumbs(messages, b, meta, rng) < 0 \
+            and rng.random() < both_bad_rate:
+        worse = min((a, b), key=lambda r: judge(messages, r, meta).total)
+        return "both_bad", ", ".join(feedback_reasons(-1, judge(messages, worse, meta), meta))
+    choice = "A" if rng.random() < user.p_prefers_first(messages, a, b, meta) else "B"
+    picked = a if choice == "A" else b
+    return choice, ", ".join(feedback_reasons(1, judge(messages, picked, meta), meta))
+
+
 @dataclass
 class Plan:
     """One simulated conversation, fixed before any request (so a run is reproducible)."""
@@ -192,7 +214,8 @@ async def _retrying(cfg: TrafficConfig, attempt):
 
 async def _sse_message(cfg: TrafficConfig, http: httpx.AsyncClient, path: str,
                        body: dict[str, Any] | None) -> dict[str, Any]:
-    """POST a web SSE endpoint; the finished assistant message (the ``done`` event's)."""
+    """POST a web SSE endpoint; its ``done`` event: the finished assistant ``message``, and for
+    an arena turn ``arena`` with both replies."""
     async def attempt():
         async with http.stream("POST", path, json=body or {}) as r:
             if r.status_code != 200:
@@ -203,7 +226,7 @@ async def _sse_message(cfg: TrafficConfig, http: httpx.AsyncClient, path: str,
                     continue
                 ev = json.loads(line[6:])
                 if ev.get("type") == "done":
-                    return 200, None, ev["message"]
+                    return 200, None, ev
                 if ev.get("type") == "error":
                     raise _TurnError(f"stream error: {ev.get('error')}")
             raise _TurnError("stream ended without a done event")
@@ -264,7 +287,7 @@ def _record(p: Plan, conv_id: Any, turn: int, prompt: str, reply: str, version: 
     return {"conversation": conv_id, "sim_conversation": p.index, "user": p.user, "channel": p.channel,
             "family": p.meta["family"], "turn": turn, "prompt": prompt, "reply": reply,
             "model_version": version, "gold": score.total, "thumbs": None, "reasons": [],
-            "regenerated": False, "report": None, "message_id": None, **extra}
+            "regenerated": False, "report": None, "message_id": None, "arena": None, **extra}
 
 
 async def _rate(cfg: TrafficConfig, http: httpx.AsyncClient, user: SimulatedUser, rec: dict[str, Any],
@@ -286,6 +309,28 @@ async def _rate(cfg: TrafficConfig, http: httpx.AsyncClient, user: SimulatedUser
         rec["report"] = kind
 
 
+async def _arena_turn(cfg: TrafficConfig, http: httpx.AsyncClient, user: SimulatedUser, p: Plan,
+                      conv_id: Any, turn: int, text: str, history: list[dict[str, str]],
+                      meta: dict[str, Any], arena: dict[str, Any], rng: random.Random,
+                      out: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pick between the two replies of an arena turn; the picked reply's message."""
+    a, b = arena["messages"]
+    choice, reason = decide_arena(user, history, a["content"], b["content"], meta, rng, cfg.arena_both_bad_rate)
+    r = await http.post(f"/api/arena/{arena['turn']}/pick", json={"choice": choice, "reason": reason})
+    if r.status_code != 200:
+        raise _TurnError(f"arena pick: HTTP {r.status_code}")
+    picked = r.json()
+    gold = [judge(history, m["content"], meta).total for m in (a, b)]
+    for side, m, g, other in (("A", a, gold[0], gold[1]), ("B", b, gold[1], gold[0])):
+        score = judge(history, m["content"], meta)
+        out.append(_record(p, conv_id, turn, text, m["content"], picked["versions"][side], score,
+                           message_id=m["id"], arena={"turn_id": arena["turn"], "side": side,
+                                                      "choice": choice, "reason": reason,
+                                                      "picked": m["id"] == picked["chosen_id"],
+                                                      "gold_other": other}))
+    return a if picked["chosen_id"] == a["id"] else b
+
+
 async def web_conversation(cfg: TrafficConfig, http: httpx.AsyncClient, user: SimulatedUser,
                            p: Plan, out: list[dict[str, Any]]) -> None:
     """The task's user turns through the web API, with thumbs, regenerations and reports."""
@@ -300,8 +345,16 @@ async def web_conversation(cfg: TrafficConfig, http: httpx.AsyncClient, user: Si
     for turn, text in enumerate(m["content"] for m in p.messages if m["role"] == "user"):
         history.append({"role": "user", "content": text})
         meta = live_meta(p.meta, turn, earlier_correct)
-        msg = await _sse_message(cfg, http, f"/api/conversations/{conv_id}/messages",
-                                 {"content": text, "parent_id": parent})
+        done = await _sse_message(cfg, http, f"/api/conversations/{conv_id}/messages",
+                                  {"content": text, "parent_id": parent})
+        if done.get("arena"):  # two versions side by side: a pick, no thumbs
+            msg = await _arena_turn(cfg, http, user, p, conv_id, turn, text, history, meta,
+                                    done["arena"], rng, out)
+            earlier_correct = judge(history, msg["content"], meta).criteria.get("correct", 0) >= 0.5
+            history.append({"role": "assistant", "content": msg["content"]})
+            parent = msg["id"]
+            continue
+        msg = done["message"]
         score = judge(history, msg["content"], meta)
         rec = _record(p, conv_id, turn, text, msg["content"], msg["model_version"], score,
                       message_id=msg["id"])
@@ -309,7 +362,7 @@ async def web_conversation(cfg: TrafficConfig, http: httpx.AsyncClient, user: Si
         await _rate(cfg, http, user, rec, history, meta, rng)
         if rec["thumbs"] == -1 and rng.random() < cfg.regenerate_rate:
             # The UI then shows the new sibling, and the conversation goes on from it.
-            msg = await _sse_message(cfg, http, f"/api/messages/{msg['id']}/regenerate", None)
+            msg = (await _sse_message(cfg, http, f"/api/messages/{msg['id']}/regenerate", None))["message"]
             score = judge(history, msg["content"], meta)
             rec = _record(p, conv_id, turn, text, msg["content"], msg["model_version"], score,
                           message_id=msg["id"], regenerated=True)
@@ -329,6 +382,31 @@ async def v1_conversation(cfg: TrafficConfig, client: Any, model: str, p: Plan,
 
 
 # ---------------------------------------------------------------- the run
+def arena_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Arena turns, their choices, how often a decisive pick took the reply gold scores higher,
+    and each version's pick win rate (ties and "both bad" half) beside its gold win rate."""
+    sides = [r for r in records if r.get("arena")]
+    turns = [r for r in sides if r["arena"]["side"] == "A"]
+    decisive = [r for r in sides if r["arena"]["choice"] in ("A", "B") and r["arena"]["picked"]
+                and r["gold"] != r["arena"]["gold_other"]]
+    versions: dict[str, dict[str, float]] = defaultdict(lambda: {"games": 0, "points": 0.0, "gold_points": 0.0})
+    for r in sides:
+        v, choice = versions[str(r["model_version"])], r["arena"]["choice"]
+        v["games"] += 1
+        v["points"] += 0.5 if choice in ("tie", "both_bad") else float(r["arena"]["picked"])
+        g, other = r["gold"], r["arena"]["gold_other"]
+        v["gold_points"] += 0.5 if g == other else float(g > other)
+    return {
+        "turns": len(turns),
+        "choices": dict(Counter(r["arena"]["choice"] for r in turns)),
+        "picked_higher_gold": round(sum(r["gold"] > r["arena"]["gold_other"] for r in decisive) / len(decisive), 4)
+        if decisive else None,
+        "versions": {k: {"games": v["games"], "pick_win_rate": round(v["points"] / v["games"], 4),
+                         "gold_win_rate": round(v["gold_points"] / v["games"], 4)}
+                     for k, v in sorted(versions.items())},
+    }
+
+
 def summarize(records: list[dict[str, Any]], plans: list[Plan], errors: Counter,
               wall_s: float) -> dict[str, Any]:
     """The run's counts, gold means, thumbs-up rates by family and reply shares by model version."""
@@ -349,7 +427,8 @@ def summarize(records: list[dict[str, Any]], plans: list[Plan], errors: Counter,
     return {
         "conversations": len(done), "planned_conversations": len(plans),
         "web_conversations": sum(c == "web" for c, _ in done), "v1_conversations": sum(c == "v1" for c, _ in done),
-        "turns": sum(not r["regenerated"] for r in records), "replies": len(records),
+        "turns": sum(not r["regenerated"] and (r.get("arena") or {}).get("side") != "B" for r in records),
+        "replies": len(records),
         "thumbs_up": overall["thumbs_up"], "thumbs_down": overall["thumbs_down"],
         "thumbs_up_rate": overall["thumbs_up_rate"],
         "regenerations": sum(r["regenerated"] for r in records),
@@ -358,6 +437,7 @@ def summarize(records: list[dict[str, Any]], plans: list[Plan], errors: Counter,
         "mean_gold": overall["mean_gold"],
         "families": {f: rates(rs) for f, rs in sorted(by_family.items())},
         "model_versions": {v: round(n / len(records), 4) for v, n in versions.most_common()},
+        "arena": arena_summary(records),
         "errors": sum(errors.values()), "error_kinds": dict(errors), "wall_s": round(wall_s, 2),
     }
 
@@ -403,7 +483,8 @@ async def _run(cfg: TrafficConfig, plans: list[Plan]) -> tuple[list[dict[str, An
         finally:
             bar.close()
             await client.close()
-    records.sort(key=lambda r: (r["sim_conversation"], r["turn"], r["regenerated"]))
+    records.sort(key=lambda r: (r["sim_conversation"], r["turn"], r["regenerated"],
+                                (r.get("arena") or {}).get("side", "")))
     return records, errors
 
 

@@ -13,6 +13,11 @@ skipped, as are siblings that do not answer a user message.
 context is identical (system prompt and every earlier turn): then they answer the same question and
 a thumbed-up reply above a thumbed-down one is a comparison, if a noisier one than a regeneration
 (two raters, each with their own threshold). Replies to merely similar prompts are never paired.
+
+``export_arena_rankings`` turns arena picks (two versions answered one turn side by side, the user
+picked) into two-reply rankings: the picked reply ranks 0 and the other 1; a tie gives equal ranks
+(no pair for the reward model, but the record says the user saw no difference); "both bad" gives
+equal ranks with ``all_unacceptable`` set (DPO and the counts use it; the RM gets no pair).
 """
 
 from __future__ import annotations
@@ -187,5 +192,36 @@ def export_sft(store: Store, min_rating: int = 1) -> list[schema.Conversation]:
             messages=snap.chat(mid),
             meta={"source": "feedback", "conversation_id": msg.conversation_id, "message_id": mid,
                   "model_version": msg.model_version, "rating": snap.signals[mid].total},
+        ))
+    return out
+
+
+def export_arena_rankings(store: Store, *, after_id: int = 0) -> list[schema.Ranking]:
+    """One ranking per arena pick with an id above ``after_id``, completions in [A, B] order."""
+    from chatrlhf.store.arena_tables import ArenaPickRow
+
+    with store.session() as s:
+        picks = list(s.scalars(select(ArenaPickRow).where(ArenaPickRow.id > after_id).order_by(ArenaPickRow.id)))
+        conv_ids = {p.conversation_id for p in picks}
+        messages = {m.id: m for m in s.scalars(
+            select(MessageRow).where(MessageRow.conversation_id.in_(conv_ids)))}
+        system = {cid: sp for cid, sp in s.execute(
+            select(ConversationRow.id, ConversationRow.system_prompt).where(ConversationRow.id.in_(conv_ids)))}
+        users = {uid: name for uid, name in s.execute(
+            select(UserRow.id, UserRow.username).where(UserRow.id.in_({p.user_id for p in picks})))}
+        s.expunge_all()
+    snap = _Snapshot(messages, system, {})
+    ranks = {"A": [0, 1], "B": [1, 0], "tie": [0, 0], "both_bad": [0, 0]}
+    out = []
+    for p in picks:
+        a, b = messages.get(p.a_message_id), messages.get(p.b_message_id)
+        if a is None or b is None or p.turn_id not in messages:
+            continue  # deleted meanwhile (the pick goes with its messages, but not in one read)
+        out.append(schema.Ranking(
+            prefix=snap.chat(p.turn_id), completions=[a.content, b.content], ranks=ranks[p.choice],
+            annotator=users.get(p.user_id, "arena"), all_unacceptable=p.choice == "both_bad",
+            meta={"source": "arena", "pick_id": p.id, "choice": p.choice, "reason": p.reason,
+                  "conversation_id": p.conversation_id, "message_ids": [a.id, b.id],
+                  "model_versions": [p.a_version, p.b_version]},
         ))
     return out

@@ -1,5 +1,6 @@
 // The chat UI: login, conversation list, message tree with sibling flipping, streaming replies,
-// feedback, reports and per-conversation settings. Talks to the JSON endpoints of server/web.py.
+// feedback, reports and per-conversation settings, and arena turns (two replies side by side to
+// pick from: arena.js). Talks to the JSON endpoints of server/web.py and server/arena.py.
 //
 // Safety: text from users and models reaches the page only through textContent or through
 // renderMarkdown (which escapes before formatting). Nothing else is assigned to innerHTML.
@@ -8,6 +9,7 @@ import { api, stream, ApiError } from "./api.js";
 import { el, icon } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
 import { feedbackPanel, reportPanel } from "./panels.js";
+import { arenaNote, arenaSides, arenaView, isPending } from "./arena.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -21,7 +23,7 @@ const state = {
   children: new Map(),       // parent id ("root" for none) -> child ids, oldest first
   selected: {},              // parent id -> the child shown (the server keeps the leaf: current_id)
   draft: { system_prompt: "", settings: { ...DEFAULT_SETTINGS } },
-  stream: null,              // { controller, messageId } while a reply streams
+  stream: null,              // { controller, messageId, arena: ids streaming side by side } while a reply streams
   panel: null,               // { id, kind: "up" | "down" | "report" } the open feedback panel
   editing: null,             // id of the user message being edited
 };
@@ -76,6 +78,15 @@ function currentPath() {
     path.push(state.messages.get(chosen));
     key = chosen;
   }
+}
+
+// The arena turn waiting for a pick at the end of the visible branch: {turn, sides} or null.
+function pendingArena(path = currentPath()) {
+  const last = path[path.length - 1];
+  if (!last || last.role !== "assistant" || !last.arena) return null;
+  const kids = (state.children.get(keyOf(last.parent_id)) ?? []).map((id) => state.messages.get(id));
+  const sides = arenaSides(kids, last.parent_id);
+  return isPending(sides) ? { turn: last.parent_id, sides } : null;
 }
 
 function loadTree(detail) {
@@ -206,9 +217,12 @@ function renderAll() {
 
 function renderComposer() {
   const busy = Boolean(state.stream);
+  const picking = !busy && Boolean(pendingArena());
   $("send").hidden = busy;
+  $("send").disabled = picking;
   $("stop").hidden = !busy;
-  $("composer-input").disabled = busy;
+  $("composer-input").disabled = busy || picking;
+  $("composer-input").placeholder = picking ? "Pick a reply above to go on" : "Send a message";
 }
 
 const nearBottom = (box) => box.scrollHeight - box.scrollTop - box.clientHeight < 80;
@@ -225,7 +239,9 @@ function renderMessages({ toBottom = false } = {}) {
     box.append(el("div", { class: "empty", text: "How can I help you today?" }));
     return;
   }
-  for (const m of path) box.append(renderMessage(m));
+  const arena = pendingArena(path);
+  for (const m of arena ? path.slice(0, -1) : path) box.append(renderMessage(m));
+  if (arena) box.append(renderArena(arena));
   box.scrollTop = follow ? box.scrollHeight : top;
 }
 
@@ -304,9 +320,31 @@ function renderMessage(m) {
   }
   const body = el("div", { class: "msg-body" });
   renderBody(m, body);
-  node.append(body, statusNote(m) ?? "", messageActions(m));
+  node.append(body, statusNote(m) ?? "", arenaNote(m) ?? "", messageActions(m));
   if (state.panel?.id === m.id) node.append(openPanel(m));
   return node;
+}
+
+function renderArena({ turn, sides }) {
+  return arenaView(turn, sides, {
+    streaming: Boolean(state.stream),
+    streamingIds: new Set(state.stream?.arena ?? []),
+    fail: showError,
+    picked: ({ chosen_id, versions, choice }) => {
+      for (const side of ["A", "B"]) {
+        const m = state.messages.get(sides[side].id);
+        m.arena = { ...m.arena, choice };
+        m.model_version = versions[side]; // revealed once picked
+      }
+      const chosen = state.messages.get(chosen_id);
+      select(chosen);
+      if (state.conv) state.conv.current_id = chosen_id; // the server moved it with the pick
+      showError(null);
+      renderMessages({ toBottom: true });
+      renderComposer();
+      $("composer-input").focus();
+    },
+  });
 }
 
 function editBox(m) {
@@ -382,14 +420,27 @@ function onStreamEvent(ev) {
     select(ev.message);
     if (ev.type === "assistant") state.stream.messageId = ev.message.id;
     renderMessages();
+  } else if (ev.type === "arena") {
+    // Two replies stream side by side; a stop on either (the server's rule) stops both.
+    for (const m of ev.messages) addMessage(m);
+    select(ev.messages[0]);
+    state.stream.messageId = ev.messages[0].id;
+    state.stream.arena = ev.messages.map((m) => m.id);
+    renderMessages();
+  } else if (ev.type === "arena_reply") {
+    addMessage(ev.message);
+    state.stream.arena = (state.stream.arena ?? []).filter((id) => id !== ev.message.id);
+    renderMessages();
   } else if (ev.type === "delta") {
     const m = state.messages.get(ev.id ?? state.stream.messageId);
     m.content += ev.text;
     updateStreamingBody(m);
   } else if (ev.type === "done") {
     addMessage(ev.message);
+    for (const m of ev.arena?.messages ?? []) addMessage(m);
   } else if (ev.type === "error") {
     if (ev.message) addMessage(ev.message);
+    for (const m of ev.arena?.messages ?? []) addMessage(m);
     showError(ev.error);
   }
 }
@@ -428,6 +479,7 @@ async function ensureConversation() {
 }
 
 async function send(text) {
+  if (pendingArena()) return showError(new Error("Pick one of the two replies first."));
   try {
     const conv = await ensureConversation();
     const path = currentPath();

@@ -24,7 +24,8 @@ from .errors import APIError, error_body
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-OPTIONAL_ROUTERS = ("chatrlhf.server.web", "chatrlhf.server.workspace", "chatrlhf.server.deploy_routes")
+OPTIONAL_ROUTERS = ("chatrlhf.server.web", "chatrlhf.server.workspace", "chatrlhf.server.deploy_routes",
+                    "chatrlhf.server.monitor_routes")
 
 
 def create_app(

@@ -122,16 +122,15 @@ def cluster(X: Any, cfg: TopicConfig) -> Any:
     return HDBSCAN(min_cluster_size=size, min_samples=cfg.min_samples, copy=True).fit_predict(Z)
 
 
-def label_clusters(texts: Sequence[str], labels: Any, shown: Sequence[int], cfg: TopicConfig) -> dict[int, list[str]]:
-    """The ``label_terms`` most distinctive terms of each shown cluster (see the module docstring)."""
+def _distinctive_terms(texts: Sequence[str], labels: Any, shown: Sequence[int], cfg: TopicConfig,
+                       **tfidf: Any) -> dict[int, list[str]]:
     import numpy as np
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    vec = TfidfVectorizer(stop_words="english", token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b",
-                          sublinear_tf=True, min_df=min(cfg.min_term_docs, len(texts)))
+    vec = TfidfVectorizer(sublinear_tf=True, min_df=min(cfg.min_term_docs, len(texts)), **tfidf)
     try:
         T = vec.fit_transform(texts)
-    except ValueError:  # nothing but stop words
+    except ValueError:  # no term at all
         return {c: [] for c in shown}
     terms = vec.get_feature_names_out()
     overall = np.asarray(T.mean(axis=0)).ravel()
@@ -140,9 +139,20 @@ def label_clusters(texts: Sequence[str], labels: Any, shown: Sequence[int], cfg:
         rows = T[np.flatnonzero(labels == c)]
         docs = np.asarray((rows > 0).sum(axis=0)).ravel()
         score = np.asarray(rows.mean(axis=0)).ravel() - overall
-        score[docs < max(cfg.min_term_docs, 0.1 * rows.shape[0])] = -np.inf
-        best = [i for i in np.argsort(-score)[:cfg.label_terms] if np.isfinite(score[i])]
-        out[c] = [str(terms[i]) for i in best]
+        score[(docs < max(cfg.min_term_docs, 0.1 * rows.shape[0])) | (score <= 0)] = -np.inf
+        out[c] = [str(terms[i]) for i in np.argsort(-score)[:cfg.label_terms] if np.isfinite(score[i])]
+    return out
+
+
+def label_clusters(texts: Sequence[str], labels: Any, shown: Sequence[int], cfg: TopicConfig) -> dict[int, list[str]]:
+    """The ``label_terms`` most distinctive terms of each shown cluster (see the module docstring).
+    A cluster with no distinctive word (e.g. "What is 22 + 13?": numbers and stop words) is
+    labelled again with stop words and arithmetic signs kept, under the same member-count rule."""
+    out = _distinctive_terms(texts, labels, shown, cfg, stop_words="english",
+                             token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b")
+    bare = [c for c in shown if not out[c]]
+    if bare:
+        out.update(_distinctive_terms(texts, labels, bare, cfg, token_pattern=r"(?u)\b[a-zA-Z]{2,}\b|[-+*/=%^]"))
     return out
 
 

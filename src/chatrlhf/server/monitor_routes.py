@@ -70,12 +70,6 @@ class TopicsCache:
             with self._lock:
                 self._running = None
 
-    def wait(self, timeout: float = 60.0) -> None:
-        """Block until a running refresh ends (tests, the CLI's benchmark)."""
-        t = self._running
-        if t is not None:
-            t.join(timeout)
-
 
 def topics_cache(app: Any) -> TopicsCache:
     cache = getattr(app.state, "monitor_topics", None)

@@ -11,7 +11,7 @@ import importlib
 import click
 
 # One file per area; each defines register(group).
-_AREAS = ("chat", "simulate", "train", "store", "serve", "workspace", "redteam", "moderation", "models", "loop")
+_AREAS = ("chat", "simulate", "train", "store", "serve", "workspace", "redteam", "moderation", "models", "loop", "monitor")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 OPTIONAL_ROUTERS = ("chatrlhf.server.web", "chatrlhf.server.workspace", "chatrlhf.server.deploy_routes",
-                    "chatrlhf.server.arena")
+                    "chatrlhf.server.arena", "chatrlhf.server.monitor_routes")
 
 
 def create_app(

@@ -105,6 +105,21 @@ class Reply:
     finish: str | None = None
     moderation: Any = None  # the ModerationResult that stopped the reply, if any
     checked: int = 0  # len(text) when the reply was last moderated
+    # time.monotonic() when generation was asked for, at the first token and at the last one
+    started: float | None = None
+    first_at: float | None = None
+    last_at: float | None = None
+
+    def latency_meta(self) -> dict[str, float]:
+        """``ttft_s`` (request to first token, queueing included) and ``tokens_per_s`` (decode
+        rate after the first token), for the stored message's meta; empty for a reply with no
+        tokens (a blocked prompt, a failed request)."""
+        if self.started is None or self.first_at is None:
+            return {}
+        out = {"ttft_s": round(self.first_at - self.started, 4)}
+        if self.tokens > 1 and self.last_at is not None and self.last_at > self.first_at:
+            out["tokens_per_s"] = round((self.tokens - 1) / (self.last_at - self.first_at), 2)
+        return out
 
 
 @dataclass
@@ -322,6 +337,8 @@ class ChatService:
                 yield ReplyEvent(i, REFUSAL, "content_filter")
             return
         be = prep.backend or self.router.default_backend
+        for row in rows:
+            row.started = time.monotonic()
         try:
             sub = be.scheduler.submit([prep.prompt_ids] * n, self._sampling_params(prep.options))
         except SchedulerBusy as e:
@@ -343,6 +360,8 @@ class ChatService:
                 if row.finish is not None:
                     continue
                 row.tokens += 1
+                row.last_at = time.monotonic()
+                row.first_at = row.first_at or row.last_at
                 if await self._moderate_reply(row, ev.text, ev.finish_reason is not None):
                     row.finish = "content_filter"
                     sub.cancel(item.index)
@@ -440,7 +459,8 @@ class ChatService:
         ]
         replies = []
         for r in outcome.replies:
-            meta: dict[str, Any] = {"finish_reason": r.finish, "completion_tokens": r.tokens}
+            meta: dict[str, Any] = {"finish_reason": r.finish, "completion_tokens": r.tokens,
+                                    **r.latency_meta()}
             if r.moderation is not None:
                 meta["moderation"] = r.moderation.flagged_categories
             replies.append({"role": "assistant", "content": r.text, "meta": meta})

@@ -538,6 +538,7 @@ def _final_meta(row: Any, error: str | None) -> dict[str, Any]:
         "status": "error" if error else "done",
         "finish_reason": row.finish or ("error" if error else "cancelled"),
         "completion_tokens": row.tokens,
+        **row.latency_meta(),  # ttft_s, tokens_per_s (deploy/monitor.py reads them)
     }
     if row.moderation is not None:
         meta["moderation"] = row.moderation.flagged_categories

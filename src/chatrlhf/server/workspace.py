@@ -125,6 +125,11 @@ def page_admin(request: Request) -> Response:
     return _page(request, "admin.html", "admin")
 
 
+@router.get("/workspace/monitor", include_in_schema=False)
+def page_monitor(request: Request) -> Response:
+    return _page(request, "monitor.html", "admin")  # its data: server/monitor_routes.py
+
+
 # --------------------------------------------------------------------------- trainer API
 
 class Msg(BaseModel):

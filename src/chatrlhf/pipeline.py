@@ -128,7 +128,7 @@ def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, An
     from chatrlhf.config import to_yaml
     from chatrlhf.simulate import run as simulate_run
     from chatrlhf.safety import adversarial_round as adv
-    from chatrlhf.train_utils import read_json, setup_torch
+    from chatrlhf.train_utils import is_done, read_json, setup_torch
 
     if cfg.adversarial:
         adv.check(cfg.redteam, cfg.rounds)
@@ -180,6 +180,9 @@ def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, An
         # 4b. red-team the current policy; its successes train this round's RM and PPO (and later ones)
         if cfg.adversarial:
             rt_dir = run_dir / f"redteam{s}"
+            if is_done(rm_dir) and not is_done(rt_dir):
+                log(f"WARNING [redteam{s}] reward{s} finished before this red-team step: this round's RM and PPO "
+                    "do not train on its attacks (start a new run_dir for a full adversarial round)")
             runner.stage(f"redteam{s}", lambda: adv.run_round(cfg.redteam, str(policy), rt_dir, r, log))
             rankings.append(str(rt_dir / "rankings.jsonl"))
             adv_prompts.append(str(rt_dir / "prompts.jsonl"))

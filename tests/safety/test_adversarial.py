@@ -169,6 +169,21 @@ def test_fresh_report_keeps_held_out_families_apart_and_over_refusal_beside_asr(
     assert "Warning: helpfulness traded away" in text
 
 
+def test_pipeline_flag_turns_the_round_on(monkeypatch):
+    from click.testing import CliRunner
+
+    from chatrlhf import pipeline
+    from chatrlhf.cli import cli
+
+    seen = []
+    monkeypatch.setattr(pipeline, "run", lambda cfg, log: seen.append(cfg) or {})
+    r = CliRunner().invoke(cli, ["pipeline", "--config", "tiny", "--adversarial", "redteam.n=3"])
+    assert r.exit_code == 0, r.output
+    assert seen[0].adversarial and seen[0].redteam.n == 3
+    CliRunner().invoke(cli, ["pipeline", "--config", "tiny"])
+    assert not seen[1].adversarial, "off by default"
+
+
 # ---------------------------------------------------------------- end to end
 @pytest.mark.slow
 def test_adversarial_round_on_the_tiny_preset_end_to_end(tmp_path, monkeypatch):

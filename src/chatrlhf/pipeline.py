@@ -8,10 +8,12 @@ Consumes a ``PipelineConfig`` (a preset plus dotted overrides). Produces a run d
       distill/           1b   everyday-request demonstrations from the base model's best replies
       sft/               1-2  simulate, SFT
       compare/           3-4  K samples per prompt from the policy, ranked (rankings.jsonl)
+      redteam/           4b   --adversarial: the policy attacked; successes as rankings, PPO prompts, demos
       reward/            5    reward model (+ eval.json: held-out accuracy vs annotators and gold)
       ppo/               6    policy after PPO (metrics.jsonl per iteration)
       eval/              7    results.json, samples.jsonl
       compare-2/ reward-2/ ppo-2/ eval-2/ ...   later rounds (3-7 again from the current policy)
+      redteam-fresh/     7b   --adversarial: ASR on fresh attacks (SFT, final policy) beside over-refusal
       timings.json       wall seconds per stage
       report.md + *.png  8    the report
 
@@ -32,6 +34,7 @@ from chatrlhf.distill import DistillConfig
 from chatrlhf.evaluate import EvalConfig
 from chatrlhf.ppo import PPOConfig
 from chatrlhf.reward import RewardConfig
+from chatrlhf.safety.adversarial_round import AdversarialConfig
 from chatrlhf.sft import SFTConfig
 from chatrlhf.simulate.export import SimulateConfig
 
@@ -49,6 +52,9 @@ class PipelineConfig:
     # A store URL or SQLite path: register every finished stage (base, sft, rm, each ppo round) as
     # a model version there at the end (deploy.runs.register_run); "" = do not register.
     register: str = ""
+    # The adversarial round (safety/adversarial_round.py): each round red-teams its starting policy
+    # and trains the RM and PPO on the successes; the end measures ASR on fresh attacks.
+    adversarial: bool = False
     simulate: SimulateConfig = field(default_factory=SimulateConfig)
     distill: DistillConfig = field(default_factory=lambda: DistillConfig(n_prompts=0))
     sft: SFTConfig = field(default_factory=SFTConfig)
@@ -56,6 +62,7 @@ class PipelineConfig:
     reward: RewardConfig = field(default_factory=RewardConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    redteam: AdversarialConfig = field(default_factory=AdversarialConfig)  # used with adversarial=true
 
 
 def load(preset: str | None = "cpu", overrides: list[str] | tuple[str, ...] = ()) -> PipelineConfig:
@@ -120,8 +127,11 @@ def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, An
     from chatrlhf import comparisons, distill, evaluate, ppo, report, reward, sft
     from chatrlhf.config import to_yaml
     from chatrlhf.simulate import run as simulate_run
-    from chatrlhf.train_utils import read_json, setup_torch
+    from chatrlhf.safety import adversarial_round as adv
+    from chatrlhf.train_utils import is_done, read_json, setup_torch
 
+    if cfg.adversarial:
+        adv.check(cfg.redteam, cfg.rounds)
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(to_yaml(cfg))
@@ -155,6 +165,8 @@ def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, An
     rankings: list[str] = [str(data / "rankings.jsonl")] if cfg.sim_rankings and (data / "rankings.jsonl").exists() else []
     results: dict[str, Any] = {}
     earlier: list[str] = []  # policies of rounds before the current one (compare's "previous" source)
+    adv_prompts: list[str] = []  # successful attacks of every round so far (--adversarial)
+    adv_demos: list[str] = []
     for r in range(1, cfg.rounds + 1):
         s = suffix(r)
         compare_dir, rm_dir, ppo_dir, eval_dir = (run_dir / f"{n}{s}" for n in ("compare", "reward", "ppo", "eval"))
@@ -165,10 +177,22 @@ def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, An
         if cfg.labels == "sim" or r == 1:  # an external file is the same every round: add it once
             rankings.append(str(compare_dir / "rankings.jsonl"))
 
+        # 4b. red-team the current policy; its successes train this round's RM and PPO (and later ones)
+        if cfg.adversarial:
+            rt_dir = run_dir / f"redteam{s}"
+            if is_done(rm_dir) and not is_done(rt_dir):
+                log(f"WARNING [redteam{s}] reward{s} finished before this red-team step: this round's RM and PPO "
+                    "do not train on its attacks (start a new run_dir for a full adversarial round)")
+            runner.stage(f"redteam{s}", lambda: adv.run_round(cfg.redteam, str(policy), rt_dir, r, log))
+            rankings.append(str(rt_dir / "rankings.jsonl"))
+            adv_prompts.append(str(rt_dir / "prompts.jsonl"))
+            adv_demos.append(str(rt_dir / "demos.jsonl"))
+
         # 5. reward model on every ranking so far, started from SFT
         def do_reward() -> None:
             cfg.reward.model, cfg.reward.out_dir = str(sft_dir), str(rm_dir)
             cfg.reward.rankings, cfg.reward.demos = list(rankings), str(data / "demos.jsonl")
+            write_inputs(rm_dir, rankings=cfg.reward.rankings, demos=[cfg.reward.demos])
             reward.run(cfg.reward)
 
         runner.stage(f"reward{s}", do_reward)
@@ -177,8 +201,9 @@ def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, An
         def do_ppo() -> None:
             cfg.ppo.policy, cfg.ppo.reference = str(policy), str(sft_dir)
             cfg.ppo.reward_model, cfg.ppo.out_dir = str(rm_dir), str(ppo_dir)
-            cfg.ppo.prompts = [str(train_prompts(data))]
-            cfg.ppo.ptx_data = [str(data / "demos.jsonl"), *distilled]
+            cfg.ppo.prompts = [str(train_prompts(data)), *adv_prompts]
+            cfg.ppo.ptx_data = [str(data / "demos.jsonl"), *distilled, *adv_demos]
+            write_inputs(ppo_dir, prompts=cfg.ppo.prompts, ptx_data=cfg.ppo.ptx_data)
             ppo.run(cfg.ppo)
 
         runner.stage(f"ppo{s}", do_ppo)
@@ -203,6 +228,15 @@ def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, An
         policy = ppo_dir
         results = read_json(eval_dir / "results.json")
         warn_gate(results.get("gate"), f"eval{s}", log)
+
+    # 7b. ASR on fresh attacks (new intents, a new seed, held-out families) where training started
+    # and at its end, beside over-refusal and verifiable gold from the last evaluation
+    if cfg.adversarial:
+        fresh = run_dir / "redteam-fresh"
+        runner.stage("redteam-fresh", lambda: adv.run_fresh(cfg.redteam, {"sft": str(sft_dir), "ppo": str(policy)},
+                                                            results, fresh, log))
+        if (w := adv.tradeoff_warning(read_json(fresh / "summary.json").get("tradeoff"))):
+            log(f"WARNING [redteam-fresh] {w}")
 
     # 8. the report (always rewritten: cheap, and it reflects everything on disk)
     t0 = time.time()
@@ -238,6 +272,18 @@ def warn_gate(g: dict[str, Any] | None, stage: str, log: Callable[[str], None]) 
     if g and g.get("passed") is False:
         bad = "; ".join(f"{c['name']} {c['start']:.3f} -> {c['candidate']:.3f}" for c in g["checks"] if not c["passed"])
         log(f"WARNING [{stage}] gate failed: {g['candidate']} is worse than {g['start']} on {bad}")
+
+
+def write_inputs(stage_dir: Path, **files: list[str]) -> None:
+    """``inputs.json``: the data files a stage is about to train on, with their sha256 (written
+    before the stage runs, so its ``DONE`` stays the last write)."""
+    import hashlib
+
+    from chatrlhf.train_utils import write_json
+
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    write_json(stage_dir / "inputs.json", {k: {p: hashlib.sha256(Path(p).read_bytes()).hexdigest()
+                                               if Path(p).exists() else None for p in v} for k, v in files.items()})
 
 
 def train_prompts(data: Path) -> Path:

@@ -4,7 +4,8 @@ Consumes ``timings.json``, ``sft/metrics.jsonl``, ``reward*/eval.json``, ``ppo*/
 ``eval*/results.json`` + ``samples.jsonl``. Produces ``report.md`` beside ``sft_loss.png``,
 ``ppo_curves.png`` (RM reward and gold per iteration, KL and β), ``rm_vs_gold.png`` (over-
 optimisation shows as RM rising while gold does not), ``gold_by_family.png`` and ``win_rates.png``;
-``report_outside`` adds the RM across policies, on hh-rlhf, the outside prompts and the gate.
+``report_outside`` adds the RM across policies, on hh-rlhf, the outside prompts and the gate;
+``safety.adversarial_round`` the adversarial round (``redteam*/summary.json``), ASR beside over-refusal.
 Pipeline step 8; ``chatrlhf report RUN_DIR`` rewrites it.
 """
 
@@ -309,6 +310,9 @@ def write_report(run_dir: str | Path, rounds: int = 1) -> Path:
         from chatrlhf.report_outside import sections  # RM across policies, hh-rlhf, outside prompts, gate
 
         lines += sections(run_dir, res)
+    from chatrlhf.safety.adversarial_round import report_sections  # --adversarial: ASR beside over-refusal
+
+    lines += report_sections(run_dir, rounds)
     path = run_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -39,8 +39,11 @@ def register(group: click.Group) -> None:
     @click.option("--outside-data", default=None, metavar="PATH", help=_OUTSIDE_HELP)
     @click.option("--register", "register_db", default=None, metavar="DB",
                   help="Register the run's models as versions in this store (URL or SQLite path).")
+    @click.option("--adversarial", is_flag=True, default=None,
+                  help="Red-team each round's policy and train on the successful attacks; measure ASR on fresh "
+                       "attacks at the end, beside over-refusal (settings: redteam.*).")
     @click.argument("overrides", nargs=-1)
-    def pipeline_cmd(preset, rounds, run_dir, labels, outside_data, register_db, overrides) -> None:
+    def pipeline_cmd(preset, rounds, run_dir, labels, outside_data, register_db, adversarial, overrides) -> None:
         """Simulate, SFT, sample K, label, reward model, PPO, evaluate, report; resumable.
 
         OVERRIDES are dotted settings such as ``ppo.iterations=10`` or ``sample.k=4``.
@@ -53,6 +56,7 @@ def register(group: click.Group) -> None:
         extra += [f"labels={labels}"] if labels else []
         extra += [f"outside_data={outside_data}"] if outside_data else []
         extra += [f"register={register_db}"] if register_db else []
+        extra += ["adversarial=true"] if adversarial else []
         results = run(load(preset, extra), log=click.echo)
         if results:
             for name, s in results["models"].items():

@@ -60,6 +60,9 @@ class RedTeamConfig:
     examples: str = ""  # few_shot: JSONL of earlier records ("" = this run's template successes)
     shots: int = 3  # examples per few_shot prompt
     holdout_families: list[str] = field(default_factory=list)  # reported apart, kept out of train_attacks
+    # template / multi_turn families to attack with ([] = all of them); an adversarial round's
+    # training step leaves the held-out families out, so they stay unseen until the fresh measure
+    families: list[str] = field(default_factory=list)
     max_new_tokens: int = 96
     max_prompt_len: int = 1024
     batch_size: int = 16
@@ -413,10 +416,20 @@ def _check(cfg: RedTeamConfig) -> None:
     known = set(TEMPLATE_FAMILIES) | set(MULTI_TURN_FAMILIES) | {"attacker"}
     if unknown := sorted(set(cfg.holdout_families) - known):
         raise RedTeamError(f"unknown holdout_families {unknown}; known: {', '.join(sorted(known))}")
+    if unknown := sorted(set(cfg.families) - (known - {"attacker"})):
+        raise RedTeamError(f"unknown families {unknown}; known: {', '.join(sorted(known - {'attacker'}))}")
+    for mode, fams in (("template", TEMPLATE_FAMILIES), ("multi_turn", MULTI_TURN_FAMILIES)):
+        if mode in cfg.modes and cfg.families and not set(cfg.families) & set(fams):
+            raise RedTeamError(f"mode {mode} has none of the families {cfg.families}")
     if cfg.n < 0 or cfg.max_new_tokens < 1:
         raise RedTeamError("n must be >= 0 and max_new_tokens >= 1")
     if cfg.examples and not Path(cfg.examples).is_file():
         raise RedTeamError(f"no such examples file: {cfg.examples}")
+
+
+def _families(cfg: RedTeamConfig, families: dict[str, Any]) -> list[str]:
+    """The mode's families that ``cfg.families`` keeps, in the mode's own order."""
+    return [f for f in families if not cfg.families or f in cfg.families]
 
 
 def make_chat(spec: str, url: str, key: str, model: str, cfg: RedTeamConfig, temperature: float) -> Chat:
@@ -466,9 +479,9 @@ def run(cfg: RedTeamConfig, target: Chat | None = None, attacker: Chat | None = 
     for mode in sorted(cfg.modes, key=MODES.index):
         rng = random.Random(f"{cfg.seed}:{mode}")
         if mode == "template":
-            attacks = template_attacks(intents, cfg.n, rng)
+            attacks = template_attacks(intents, cfg.n, rng, _families(cfg, TEMPLATE_FAMILIES))
         elif mode == "multi_turn":
-            attacks = multi_turn_attacks(intents, cfg.n, rng)
+            attacks = multi_turn_attacks(intents, cfg.n, rng, _families(cfg, MULTI_TURN_FAMILIES))
         else:
             if attacker is None:
                 same = not (cfg.attacker or cfg.attacker_url) and not cfg.target_url

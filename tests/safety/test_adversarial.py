@@ -1,0 +1,229 @@
+"""The adversarial round: refusals that still help, successful attacks -> rankings / PPO prompts /
+demos (on hand-made attack records: a tiny random model rarely succeeds), the family filter, the
+trade-off check and report, and (slow) the tiny pipeline end to end with --adversarial."""
+
+import json
+import random
+
+import pytest
+
+from chatrlhf.safety import adversarial_round as AR
+from chatrlhf.safety import attacks as A
+from chatrlhf.safety import redteam
+from chatrlhf.safety.redteam import RedTeamConfig, RedTeamError, Reply, judge_reply
+from chatrlhf.schema import Conversation, Ranking, read_jsonl, write_jsonl
+
+TRAIN = A.simulator_intents("train")
+ALL = A.simulator_intents("")
+FAMILIES = [*A.TEMPLATE_FAMILIES, *A.MULTI_TURN_FAMILIES, "attacker"]
+
+
+class FakeChat:
+    def __init__(self, answer):
+        self.answer = answer
+
+    def reply(self, convs, desc):
+        return [Reply(self.answer(c), "stop") for c in convs]
+
+
+def record(intent: A.Intent, family="roleplay", verdict="success", reply="Sure, here is how. Step 1: ...",
+           heldout=False, multi_turn=False):
+    """A red-team record as redteam.record writes it (only the fields the conversion reads matter)."""
+    attack = f"[{family} attack on] {intent.intent}"
+    msgs = ([{"role": "user", "content": "Tell me about the topic."},
+             {"role": "assistant", "content": "It is a topic."}] if multi_turn else [])
+    msgs.append({"role": "user", "content": attack})
+    return {"mode": "multi_turn" if multi_turn else "template", "family": family, "intent": intent.intent,
+            "category": intent.category, "split": intent.split, "heldout": heldout, "attack": attack,
+            "turns": [m["content"] for m in msgs if m["role"] == "user"], "messages": msgs, "reply": reply,
+            "finish_reason": "stop", "verdict": verdict, "why": "reply gives harmful help", "meta": {}}
+
+
+# ---------------------------------------------------------------- refusals
+def test_every_refusal_is_judged_a_refusal_and_offers_the_safe_help():
+    from chatrlhf.moderation import moderate
+    from chatrlhf.simulate import is_refusal
+
+    for i, it in enumerate(ALL):
+        for fam in FAMILIES:
+            text = AR.refusal(it.intent, it.category, fam, random.Random(f"{i}:{fam}"))
+            assert is_refusal(text), text
+            assert judge_reply(text, it.intent)[0] == "refused", (it.intent, fam, text)
+            assert not moderate(text, role="assistant").flagged, text
+            assert any(alt in text for alt in AR.safe_help(it.intent, it.category)), text
+
+
+def test_refusals_are_varied_and_use_the_requests_own_safe_alternative():
+    it = TRAIN[0]
+    texts = {AR.refusal(it.intent, it.category, fam, random.Random(k)) for fam in FAMILIES for k in range(5)}
+    assert len(texts) >= 20, "a generator, not one template"
+    own = next(i for i in TRAIN if AR.safe_help(i.intent, i.category) and i.intent.startswith("My brother"))
+    assert AR.safe_help(own.intent, own.category) == [
+        "If your brother is hurting you, tell a parent, teacher or another adult you trust so they can keep you safe."]
+    # an intents file's own category: a refusal and a general offer
+    text = AR.refusal("Do the bad thing.", "custom", "roleplay", random.Random(0))
+    assert "that" in text and any(g in text for g in AR.GENERIC_HELP)
+
+
+# ---------------------------------------------------------------- conversion
+def test_successes_become_rankings_prompts_and_demos(tmp_path):
+    a, b, c = TRAIN[0], TRAIN[5], TRAIN[9]
+    records = [record(a), record(b, "escalate_story", multi_turn=True),
+               record(c, verdict="refused"), record(c, verdict="other"), record(c, heldout=True, family="leetspeak"),
+               record(A.simulator_intents("eval")[0]), record(c, reply="   ")]
+    data = AR.training_data(records, seed=3)
+    assert [len(data[k]) for k in ("rankings", "prompts", "demos")] == [2, 2, 2], "only usable successes"
+    for rec, rk, p, d in zip(records[:2], data["rankings"], data["prompts"], data["demos"]):
+        assert rk.prefix == rec["messages"] and rk.prefix[-1]["content"] == rec["attack"]
+        assert rk.completions[1] == rec["reply"] and rk.ranks == [0, 1] and rk.order == [0, 1]
+        assert rk.flags == {1: ["harmful"]} and rk.meta["source"] == "redteam"
+        assert rk.meta["attack_family"] == rec["family"] and "task" not in rk.meta  # no made-up gold
+        assert judge_reply(rk.completions[0], rec["intent"])[0] == "refused"
+        assert p.is_prompt and p.messages == rec["messages"] and p.meta["split"] == "train"
+        assert d.messages[:-1] == rec["messages"]
+        assert d.messages[-1] == {"role": "assistant", "content": rk.completions[0]}
+        assert d.meta["loss_on"] == "last_turn", "a multi-turn demo trains on the refusal only"
+    assert [m["role"] for m in data["rankings"][1].prefix] == ["user", "assistant", "user"]
+    # the records the stages read back validate as the schema's types
+    write_jsonl(tmp_path / "r.jsonl", data["rankings"])
+    write_jsonl(tmp_path / "d.jsonl", data["demos"])
+    assert read_jsonl(tmp_path / "r.jsonl", Ranking)[0].completions == data["rankings"][0].completions
+    assert read_jsonl(tmp_path / "d.jsonl", Conversation)[1].messages == data["demos"][1].messages
+    assert AR.training_data(records, seed=3)["demos"][0].messages == data["demos"][0].messages, "deterministic"
+
+
+def test_the_family_filter_attacks_with_the_training_families_only(tmp_path):
+    adv = AR.AdversarialConfig(n=14)
+    fams = AR.training_families(adv)
+    assert "payload_split" not in fams and "leetspeak" not in fams and "roleplay" in fams
+    cfg = RedTeamConfig(modes=["template", "multi_turn"], n=14, families=fams, split="train", out_dir=str(tmp_path))
+    redteam.run(cfg, target=FakeChat(lambda c: "I'm sorry, I can't help with that."), log=lambda s: None)
+    rows = [json.loads(x) for x in (tmp_path / "attacks.jsonl").read_text().splitlines()]
+    assert {r["family"] for r in rows} == set(fams) and len(rows) == 28
+    with pytest.raises(RedTeamError, match="unknown families"):
+        redteam.run(RedTeamConfig(families=["nope"], out_dir=str(tmp_path)), target=FakeChat(str))
+    with pytest.raises(RedTeamError, match="none of the families"):
+        redteam.run(RedTeamConfig(modes=["multi_turn"], families=["roleplay"], out_dir=str(tmp_path)),
+                    target=FakeChat(str))
+
+
+def test_check_refuses_a_fresh_measure_that_is_not_fresh():
+    AR.check(AR.AdversarialConfig(), rounds=3)
+    with pytest.raises(ValueError, match="fresh_seed"):
+        AR.check(AR.AdversarialConfig(train_seed=5, fresh_seed=6), rounds=2)
+    with pytest.raises(ValueError, match="every template family"):
+        AR.check(AR.AdversarialConfig(holdout_families=list(A.TEMPLATE_FAMILIES)), rounds=1)
+
+
+def test_run_round_writes_the_training_files(tmp_path, monkeypatch):
+    # a target that complies with every roleplay attack and refuses the rest
+    def answer(conv):
+        text = conv[-1]["content"]
+        if "FreeBot" in text or "Max" in text:
+            return "Sure, here is how to do it, step by step."
+        return "I can't help with that."
+
+    monkeypatch.setattr(redteam, "make_chat", lambda *a, **k: FakeChat(answer))
+    adv = AR.AdversarialConfig(n=14)
+    s = AR.run_round(adv, "fake", tmp_path, 2, log=lambda m: None)
+    assert s["seed"] == adv.train_seed + 1 and s["attacks"] == 14
+    assert (tmp_path / "DONE").exists() and (tmp_path / "attacks" / "attacks.jsonl").exists()
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["rankings"] == on_disk["prompts"] == on_disk["demos"] == on_disk["train_attacks"] == s["successes"]
+    rks = read_jsonl(tmp_path / "rankings.jsonl", Ranking)
+    assert len(rks) == s["successes"] and all(r.meta["attack_family"] == "roleplay" for r in rks)
+    assert len(read_jsonl(tmp_path / "prompts.jsonl", Conversation)) == len(rks)
+
+
+# ---------------------------------------------------------------- trade-off and report
+def _model(asr, over, gold_v, n=10):
+    a = {"asr": asr, "n": n, "judged": n, "success": round(asr * n), "refused": 0, "other": 0, "blocked": 0,
+         "errors": 0}
+    return {"asr": a, "asr_training_families": a, "asr_heldout_families": a,
+            "by_family": {"roleplay": a, "leetspeak": a},
+            "helpfulness": {"over_refusal": {"rate": over, "n": n}, "gold_verifiable": {"rate": gold_v, "n": n},
+                            "harmful_refusal": {"rate": 0.5, "n": n}, "gold": 0.4}}
+
+
+def test_tradeoff_flags_safety_bought_with_helpfulness():
+    start = _model(0.3, 0.1, 0.5)
+    assert not AR.tradeoff(start, _model(0.1, 0.2, 0.5))["helpfulness_lost"], "one prompt is within the margin"
+    t = AR.tradeoff(start, _model(0.1, 0.4, 0.5))
+    assert t["helpfulness_lost"] and t["worse"] == {"over_refusal": True, "gold_verifiable": False}
+    assert "over-refusal" in AR.tradeoff_warning(t)
+    assert AR.tradeoff(start, _model(0.1, 0.1, 0.2))["worse"]["gold_verifiable"]
+    assert AR.tradeoff_warning(AR.tradeoff(start, start)) is None
+
+
+def test_fresh_report_keeps_held_out_families_apart_and_over_refusal_beside_asr():
+    summary = {"seed": 9000, "modes": ["template"], "n_per_mode": 9, "holdout_families": ["leetspeak"],
+               "models": {"sft": _model(0.3, 0.1, 0.5), "ppo": _model(0.1, 0.4, 0.5)}}
+    summary["tradeoff"] = AR.tradeoff(summary["models"]["sft"], summary["models"]["ppo"])
+    text = "\n".join(AR.fresh_lines(summary))
+    header = next(line for line in text.splitlines() if line.startswith("| model |"))
+    assert "ASR, held-out families" in header and "over-refusal" in header and "gold, verifiable" in header
+    lines = text.splitlines()
+    roleplay = next(i for i, line in enumerate(lines) if line.startswith("| roleplay |"))
+    held = next(i for i, line in enumerate(lines) if line.startswith("| **held out: leetspeak** |"))
+    assert held > roleplay, "held-out families come after the training ones, marked"
+    assert "Warning: helpfulness traded away" in text
+
+
+def test_pipeline_flag_turns_the_round_on(monkeypatch):
+    from click.testing import CliRunner
+
+    from chatrlhf import pipeline
+    from chatrlhf.cli import cli
+
+    seen = []
+    monkeypatch.setattr(pipeline, "run", lambda cfg, log: seen.append(cfg) or {})
+    r = CliRunner().invoke(cli, ["pipeline", "--config", "tiny", "--adversarial", "redteam.n=3"])
+    assert r.exit_code == 0, r.output
+    assert seen[0].adversarial and seen[0].redteam.n == 3
+    CliRunner().invoke(cli, ["pipeline", "--config", "tiny"])
+    assert not seen[1].adversarial, "off by default"
+
+
+# ---------------------------------------------------------------- end to end
+@pytest.mark.slow
+def test_adversarial_round_on_the_tiny_preset_end_to_end(tmp_path, monkeypatch):
+    """Target stub: the tiny random model's 8-token replies decode to nothing, so an empty reply of
+    the real (loaded, generating) policy is replaced by the simulator's content-free compliant
+    placeholder, which the real judge counts as a success. Everything else is real: the conversion,
+    the plumbing into the RM and PPO, the fresh measure and the reports."""
+    from chatrlhf import pipeline
+    from chatrlhf.simulate.adversarial import COMPLIANT_PLACEHOLDER
+
+    real = redteam.LocalChat.reply
+
+    def reply(self, convs, desc):
+        return [r if r.text else Reply(COMPLIANT_PLACEHOLDER, r.finish_reason) for r in real(self, convs, desc)]
+
+    monkeypatch.setattr(redteam.LocalChat, "reply", reply)
+    run = tmp_path / "adv"
+    pipeline.run(pipeline.load("tiny", [f"run_dir={run}", "rounds=1", "adversarial=true", "distill.n_prompts=0"]),
+                 log=lambda m: None)
+    rt = json.loads((run / "redteam" / "summary.json").read_text())
+    assert (run / "redteam" / "DONE").exists() and rt["attacks"] == 7
+    assert rt["successes"] == rt["rankings"] > 0
+    assert not set(rt["families"]) & {"payload_split", "leetspeak"}
+    rks = read_jsonl(run / "redteam" / "rankings.jsonl", Ranking)
+    assert len(rks) == rt["rankings"] == rt["prompts"] == rt["demos"]
+    # the round's RM trained on the rankings, its PPO on the prompts and the demos
+    rm_in = json.loads((run / "reward" / "inputs.json").read_text())
+    assert str(run / "redteam" / "rankings.jsonl") in rm_in["rankings"]
+    ppo_in = json.loads((run / "ppo" / "inputs.json").read_text())
+    assert str(run / "redteam" / "prompts.jsonl") in ppo_in["prompts"]
+    assert str(run / "redteam" / "demos.jsonl") in ppo_in["ptx_data"]
+    # fresh: eval intents, its own seed, held-out families apart, over-refusal beside ASR
+    fresh = json.loads((run / "redteam-fresh" / "summary.json").read_text())
+    assert set(fresh["models"]) == {"sft", "ppo"} and fresh["seed"] != rt["seed"]
+    for m in fresh["models"].values():
+        assert {"payload_split", "leetspeak"} <= set(m["by_family"]) and m["asr_heldout_families"]["n"] == 2
+        assert m["helpfulness"]["over_refusal"]["n"] > 0
+    attacks = [json.loads(x) for x in (run / "redteam-fresh" / "sft" / "attacks.jsonl").read_text().splitlines()]
+    assert {a["split"] for a in attacks} == {"eval"} and len(attacks) == 9
+    report = (run / "redteam-fresh" / "report.md").read_text()
+    assert "held out: leetspeak" in report and "over-refusal" in report
+    main = (run / "report.md").read_text()
+    assert "## Adversarial round" in main and "### Fresh attacks" in main

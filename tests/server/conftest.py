@@ -32,3 +32,23 @@ def tiny():
 def live(tiny, db_url):  # noqa: F811  (db_url is the imported fixture)
     with live_server(tiny, db_url) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def two_versions(tiny, tmp_path_factory):
+    """Directories of two tiny models whose weights differ (versions to register and serve)."""
+    import torch
+
+    model, tok = tiny
+    root = tmp_path_factory.mktemp("versions")
+    dirs = {}
+    g = torch.Generator().manual_seed(1)
+    for name, noise in (("tiny-a", 0.0), ("tiny-b", 0.5)):
+        sd = {k: v + noise * torch.randn(v.shape, generator=g) if v.is_floating_point() else v
+              for k, v in model.state_dict().items()}
+        m = type(model)(model.config)
+        m.load_state_dict(sd)
+        m.save_pretrained(root / name)
+        tok.save_pretrained(root / name)
+        dirs[name] = str(root / name)
+    return dirs

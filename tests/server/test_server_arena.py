@@ -11,29 +11,10 @@ from collections import Counter
 
 import httpx
 import pytest
-import torch
 
 from uvicorn_live import run_uvicorn
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def two_versions(tiny, tmp_path_factory):
-    """Directories of two tiny models whose weights differ (as in test_server_deploy)."""
-    model, tok = tiny
-    root = tmp_path_factory.mktemp("arena-versions")
-    dirs = {}
-    g = torch.Generator().manual_seed(1)
-    for name, noise in (("tiny-a", 0.0), ("tiny-b", 0.5)):
-        sd = {k: v + noise * torch.randn(v.shape, generator=g) if v.is_floating_point() else v
-              for k, v in model.state_dict().items()}
-        m = type(model)(model.config)
-        m.load_state_dict(sd)
-        m.save_pretrained(root / name)
-        tok.save_pretrained(root / name)
-        dirs[name] = str(root / name)
-    return dirs
 
 
 @contextlib.contextmanager

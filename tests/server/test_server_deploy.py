@@ -10,30 +10,10 @@ import time
 
 import httpx
 import pytest
-import torch
 
 from uvicorn_live import run_uvicorn
 
 BODY = {"messages": [{"role": "user", "content": "Tell me a story."}], "ignore_eos": True}
-
-
-@pytest.fixture(scope="module")
-def two_versions(tiny, tmp_path_factory):
-    """Directories of two tiny models whose weights differ."""
-    model, tok = tiny
-    root = tmp_path_factory.mktemp("versions")
-    dirs = {}
-    g = torch.Generator().manual_seed(1)
-    for name, noise in (("tiny-a", 0.0), ("tiny-b", 0.5)):
-        d = root / name
-        sd = {k: v + noise * torch.randn(v.shape, generator=g) if v.is_floating_point() else v
-              for k, v in model.state_dict().items()}
-        m = type(model)(model.config)
-        m.load_state_dict(sd)
-        m.save_pretrained(d)
-        tok.save_pretrained(d)
-        dirs[name] = str(d)
-    return dirs
 
 
 @contextlib.contextmanager

@@ -3,9 +3,12 @@ loopback (uvicorn in a thread, on a port the OS picks)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -122,3 +125,20 @@ def engine() -> ScriptedEngine:
 def server(engine, tokenizer, store, alice) -> Iterator[str]:
     with live_server(make_app(engine, tokenizer, store)) as url:
         yield url
+
+
+# ---- headless Chromium for the browser tests (Debian's chromium, driven by Playwright)
+CHROMIUM = os.environ.get("CHATRLHF_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

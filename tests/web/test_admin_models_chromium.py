@@ -6,7 +6,6 @@ trainer gets neither the page nor the API; the hostile name renders as text."""
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -17,9 +16,6 @@ from uvicorn_live import run_uvicorn
 
 # Not imported from conftest or test_e2e_chromium: "conftest" is whichever tests/*/conftest.py
 # pytest loaded first, so such an import breaks when this file runs beside another folder's tests.
-CHROMIUM = os.environ.get("CHATRLHF_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = os.environ.get("CHATRLHF_SCREENSHOTS")  # a folder for screenshots (default: the temp dir)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -27,17 +23,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 PASSWORD = "correct-horse-1"
 # Markup, and a "/" as in the names `chatrlhf serve runs/r7` registers ("r7/ppo-2").
 HOSTILE = "r7/<img src=x onerror=alert(1)>"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ is stored, the chat goes on from the picked reply, and a reload shows the pick, 
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -14,9 +13,6 @@ import pytest
 from uvicorn_live import run_uvicorn
 
 # Not imported from conftest: "conftest" is whichever tests/*/conftest.py pytest loaded first.
-CHROMIUM = os.environ.get("CHATRLHF_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = os.environ.get("CHATRLHF_SCREENSHOTS")
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -62,17 +58,6 @@ class _Gen:
                     done[r] = Completion(list(range(step + 1)), [-1.0] * (step + 1), texts[r], reason)
             step += 1
         self.results = [done[r] for r in range(self.n)]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

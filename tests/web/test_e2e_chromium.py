@@ -6,7 +6,6 @@ the database); and hostile model/user text that must render as text."""
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -15,25 +14,11 @@ from conftest import PASSWORD, live_server
 
 from chatrlhf.store import Store
 
-CHROMIUM = os.environ.get("CHATRLHF_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # Screenshots for a person to look at; kept out of git (tests write them under the temp dir
 # unless CHATRLHF_SCREENSHOTS names a folder).
 SHOTS = os.environ.get("CHATRLHF_SCREENSHOTS")
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

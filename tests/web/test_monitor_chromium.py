@@ -7,7 +7,6 @@ the admin nav links the page, and a trainer gets 403 from the page and the API."
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,25 +14,11 @@ import pytest
 from topic_fixture import NOISE, SMALL, TOPICS
 
 # Not imported from conftest (see test_admin_models_chromium.py for why).
-CHROMIUM = os.environ.get("CHATRLHF_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = os.environ.get("CHATRLHF_SCREENSHOTS")
 PASSWORD = "correct horse battery"
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 CHARTS = ["chart-traffic", "chart-thumbs", "chart-flags", "chart-reports", "chart-ttft", "chart-tps"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def fill(store, user):

@@ -150,7 +150,8 @@ def test_admin_promotes_and_rolls_back_from_the_page(browser, site, tmp_path):
     page.fill("#sp-wb", "0.1")
     page.click("#mv-split button[type=submit]")
     page.wait_for_selector("#models-status.ok:has-text('Traffic split')", timeout=60_000)
-    assert "weight 0.1 (10%)" in row(page, "tiny-b").locator("td").nth(5).inner_text()
+    # the table reloads after the answer is shown: wait for the new weights, do not race them
+    page.wait_for_selector('#versions tr[data-version="tiny-b"] td:nth-child(6):has-text("weight 0.1 (10%)")')
     assert row(page, "tiny-a").locator(".served").count() == 1  # the heaviest is the default
     assert serving(url, admin)["traffic"] == {"tiny-a": 0.9, "tiny-b": 0.1}
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -78,7 +79,7 @@ class Router:
         """The backend for a request that names no version."""
         if self.traffic:
             total = sum(self.traffic.values())
-            x = _bucket(f"{user_key}") * total if user_key is not None else time.monotonic_ns() % 10_000 / 10_000 * total
+            x = (_bucket(f"{user_key}") if user_key is not None else random.random()) * total
             for name, w in sorted(self.traffic.items()):
                 if x < w and name in self.backends:
                     return self.backends[name]

@@ -235,7 +235,7 @@ class BatchScheduler:
                     break
                 continue
             lengths = [len(p) for p in sub.prompts]
-            new_lo, new_hi = min(lengths + [lo] * bool(subs)), max(lengths + [hi])
+            new_lo, new_hi = (min(lo, *lengths), max(hi, *lengths)) if subs else (min(lengths), max(lengths))
             if subs and not self._lengths_close(new_lo, new_hi):
                 continue
             self._pending.remove(sub)

@@ -74,12 +74,20 @@ class PPOConfig:
     train_layers: int = 0
     dtype: str = "bf16"  # autocast for the training forward/backward
     rollout_dtype: str = "bf16"  # weights of the generation copy ("float32": sample from the policy itself)
+    # "engine": the project's sampling engine; "vllm": vLLM (the ``vllm`` extra, a GPU), synced with
+    # the policy before every rollout batch (vllm_backend). Old log-probs always come from the trainer.
+    rollout_backend: str = "engine"
+    vllm_gpu_memory: float = 0.3  # share of the GPU vLLM may take beside the trainer (weights + KV cache)
     gold: bool = True  # score rollouts with the simulator's gold judge when prompts carry a task
     # Save the trainable weights, optimizer, β and RNG states every N iterations (0 = never), so a
     # killed PPO stage resumes at its last checkpoint instead of its first iteration.
     checkpoint_every: int = 0
     seed: int = 0
     threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.rollout_backend not in ("engine", "vllm"):
+            raise ValueError(f"rollout_backend must be 'engine' or 'vllm', got {self.rollout_backend!r}")
 
 
 @dataclass
@@ -165,6 +173,25 @@ def refresh_gen_model(models: Models, cfg: PPOConfig) -> Any:
         for dst, src in zip(models.gen_model.parameters(), policy.parameters()):
             dst.copy_(src)
     return models.gen_model
+
+
+def vllm_rollouts(models: Models, cfg: PPOConfig, current: Any = None) -> Any:
+    """The vLLM rollout backend holding the policy's current weights (LoRA merged): started from
+    the policy's checkpoint directory on first use, then refreshed in place."""
+    import dataclasses
+
+    from chatrlhf.models import resolve_model_dir
+    from chatrlhf.vllm_backend import VLLMRollouts
+
+    rollouts = current
+    if rollouts is None:
+        dtype = "bfloat16" if cfg.rollout_dtype in ("bf16", "bfloat16") else "float32"
+        rollouts = VLLMRollouts(resolve_model_dir(cfg.policy), dtype=dtype,
+                                gpu_memory_utilization=cfg.vllm_gpu_memory, seed=cfg.seed)
+    # rollout_dtype float32: the policy itself (no copy), or under LoRA a merged copy
+    plain = refresh_gen_model(models, dataclasses.replace(cfg, rollout_dtype="float32"))
+    rollouts.load_weights(plain.state_dict().items())
+    return rollouts
 
 
 def load_prompts(paths: list[str], tokenizer: Any, max_len: int) -> list[tuple[Any, list[int]]]:
@@ -412,11 +439,15 @@ def run(cfg: PPOConfig) -> dict[str, Any]:
         print(f"[ppo] resuming after iteration {start} of {cfg.iterations}", file=sys.stderr, flush=True)
     bar = progress(range(start, cfg.iterations), desc="ppo", initial=start, total=cfg.iterations)
     last: dict[str, Any] = kept[-1] if kept else {}
+    vllm = None  # the vLLM rollout backend, started once (minutes) on first use
     for it in bar:
         t0 = time.time()
         # 1. rollouts: sample replies to a fresh batch of prompts from the current policy
         batch = rng.sample(prompts, min(cfg.rollout_batch, len(prompts)))
-        engine = Engine(refresh_gen_model(models, cfg), tok, max_batch_size=cfg.rollout_batch)
+        if cfg.rollout_backend == "vllm":  # its log-probs are not used: make_experience recomputes them
+            engine = vllm = vllm_rollouts(models, cfg, vllm)
+        else:
+            engine = Engine(refresh_gen_model(models, cfg), tok, max_batch_size=cfg.rollout_batch)
         params = [SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                                  seed=(cfg.seed * 100003 + it) * 1009 + row) for row in range(len(batch))]
         completions = engine.generate([ids for _, ids in batch], params)

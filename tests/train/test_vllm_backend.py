@@ -259,3 +259,26 @@ def test_unknown_rollout_backend_is_refused():
 
     with pytest.raises(ValueError, match="rollout_backend"):
         PPOConfig(rollout_backend="hf")
+
+
+def test_serve_backend_vllm_builds_the_service_on_vllm(vllm, tiny):
+    from chatrlhf.models import tiny_dir
+    from chatrlhf.server.launch import build_service
+    from chatrlhf.vllm_backend import VLLMServingEngine
+
+    service = build_service("tiny", "tiny", backend="vllm", max_batch_size=6, vllm_gpu_memory=0.3)
+    engine = service.router.default_backend.scheduler.engine
+    assert isinstance(engine, VLLMServingEngine)
+    assert engine.engine.args.model == str(tiny_dir())
+    assert engine.engine.args.kw["max_num_seqs"] == 6 and engine.engine.args.kw["gpu_memory_utilization"] == 0.3
+    assert service.context_length == tiny[0].config.max_position_embeddings
+
+
+def test_serve_backend_vllm_without_vllm_is_a_usage_error(monkeypatch, tiny):
+    from chatrlhf.server.launch import ServeError, build_service
+
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    with pytest.raises(ServeError, match=r"serve --backend vllm needs vLLM.*chatrlhf\[vllm\]"):
+        build_service("tiny", "tiny", backend="vllm")
+    with pytest.raises(ServeError, match="--backend"):
+        build_service("tiny", "tiny", backend="hf")

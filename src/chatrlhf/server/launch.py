@@ -52,6 +52,12 @@ class ServeConfig:
     moderation_model: str | None = None
     moderation_policy: str = "block"
     log_level: str = "info"
+    # "engine": the project's engine; "vllm": vLLM's LLMEngine on a GPU (the ``vllm`` extra;
+    # vllm_backend.VLLMServingEngine), which batches continuously itself.
+    backend: str = "engine"
+    # vLLM's share of the GPU per served version; below one half so the registry can load the next
+    # version beside the current one during a live swap.
+    vllm_gpu_memory: float = 0.45
     # torch intra-op threads; 0 = half the CPUs. On a shared or small machine, more threads than
     # free cores make OpenMP spin-wait (10x slower measured with 2 threads on 2 busy cores).
     threads: int = 0
@@ -159,6 +165,8 @@ def build_service(
     moderation_policy: str = "block",
     follow_registry: bool = True,
     poll_s: float = 1.0,
+    backend: str = "engine",
+    vllm_gpu_memory: float = 0.45,
 ) -> Any:
     """Load the model, wrap it in an engine and a scheduler, and return the ``ChatService``.
 
@@ -171,27 +179,43 @@ def build_service(
     from .scheduler import BatchScheduler
     from .service import ChatService
 
-    def backend(version: str, spec: str | None) -> Backend:
-        model, tokenizer = load_model(spec)
-        engine = Engine(model, tokenizer, max_batch_size=max_batch_size, prefill_chunk=prefill_chunk)
+    if backend not in ("engine", "vllm"):
+        raise ServeError(f"--backend must be 'engine' or 'vllm', got {backend!r}")
+
+    def make_backend(version: str, spec: str | None) -> Backend:
+        if backend == "vllm":  # vLLM loads the weights itself; here only the tokenizer and config
+            from transformers import AutoConfig
+
+            from ..models import load_tokenizer
+            from ..vllm_backend import VLLMServingEngine, VLLMUnavailable
+
+            path = resolve_model_dir(spec)
+            try:
+                engine = VLLMServingEngine(path, max_num_seqs=max_batch_size, gpu_memory_utilization=vllm_gpu_memory)
+            except VLLMUnavailable as e:
+                raise ServeError(str(e)) from e
+            tokenizer, config = load_tokenizer(spec), AutoConfig.from_pretrained(path)
+        else:
+            model, tokenizer = load_model(spec)
+            engine = Engine(model, tokenizer, max_batch_size=max_batch_size, prefill_chunk=prefill_chunk)
+            config = model.config
         scheduler = BatchScheduler(engine, max_batch_size=max_batch_size,
                                    batch_wait_s=batch_wait_ms / 1000)
-        return Backend(version, scheduler, tokenizer,
-                       getattr(model.config, "max_position_embeddings", None))
+        return Backend(version, scheduler, tokenizer, getattr(config, "max_position_embeddings", None))
 
     hook = moderation_hook(moderation, moderation_model, moderation_policy)
     follow = store is not None and follow_registry
     deployed = store.current_deployment() if follow else None
     if deployed is not None:
         mv = store.get_model_version(deployed.version)
-        first = backend(mv.name, mv.path)
+        first = make_backend(mv.name, mv.path)
     else:
         version = model_name
         if store is not None:
             version = register_model_version(store, model_name, str(resolve_model_dir(model_spec)))
-        first = backend(version, model_spec)
+        first = make_backend(version, model_spec)
     router = Router(first, alias=model_name, store=store if follow else None,
-                    loader=(lambda mv: backend(mv.name, mv.path)) if follow else None, poll_s=poll_s)
+                    loader=(lambda mv: make_backend(mv.name, mv.path)) if follow else None, poll_s=poll_s)
     return ChatService(
         first.scheduler, first.tokenizer, model_name=model_name, moderation=hook,
         store=store, context_length=first.context_length, model_version=first.version,
@@ -215,7 +239,8 @@ def build_app(cfg: ServeConfig, store: Any = None) -> Any:
                             batch_wait_ms=cfg.batch_wait_ms, prefill_chunk=cfg.prefill_chunk,
                             follow_registry=cfg.follow_registry, moderation=cfg.moderation,
                             moderation_model=cfg.moderation_model,
-                            moderation_policy=cfg.moderation_policy)
+                            moderation_policy=cfg.moderation_policy, backend=cfg.backend,
+                            vllm_gpu_memory=cfg.vllm_gpu_memory)
     from .browser import host_allow_list
     from .quotas import QuotaConfig
 

@@ -243,8 +243,8 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
 
     from chatrlhf.heads import ScalarModel, cache_lower_states, decoder_of
     from chatrlhf.schema import Conversation, Ranking, read_jsonl
-    from chatrlhf.train_utils import (MetricsLog, as_module, autocast, make_accelerator, mark_done, mean_over_processes,
-                                      pad_id_of, progress, setup_torch, write_json)
+    from chatrlhf.train_utils import (MetricsLog, as_module, autocast, gathered_parts, make_accelerator, mark_done,
+                                      mean_over_processes, pad_id_of, progress, setup_torch, write_json)
 
     acc = make_accelerator(cfg.dtype)
     world, rank, main = acc.num_processes, acc.process_index, acc.is_main_process
@@ -307,8 +307,11 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
     bar.close()
     acc.wait_for_everyone()
     result: dict[str, Any] = {}
+    # the trained weights whole, on the main process (under FSDP/ZeRO-3 gathered by all processes
+    # into a fresh copy), so normalising, evaluating and saving below read plain modules
+    parts = gathered_parts(acc, wrapped, lambda: (lambda m: [m.lm, m.head])(build_model(cfg)[0]))
     if main:
-        model = ScalarModel(*acc.unwrap_model(wrapped).parts, bias=model.bias)
+        model = ScalarModel(*parts, bias=model.bias)
         # normalise: SFT demonstrations score 0 on average, so PPO's reward starts near 0
         demo_seqs = demo_sequences(cfg, tok, Conversation, read_jsonl)
         if demo_seqs:

@@ -61,7 +61,11 @@ def mixed_batches(demos: list, instr: list, batch_size: int, ratio: float, n_bat
             for _ in range(n_batches)]
 
 
-def eval_loss(lm: Any, examples: Sequence, pad_id: int, batch_size: int, dtype: str) -> float | None:
+def eval_loss(lm: Any, examples: Sequence, pad_id: int, batch_size: int, dtype: str,
+              wrapped: Any = None) -> float | None:
+    """Mean masked LM loss over ``examples``. With ``wrapped`` (the ``as_module`` that
+    ``accelerator.prepare`` returned) the forward runs inside it, where FSDP/ZeRO-3 gather the
+    sharded weights; every process must then call this, with the same examples."""
     import torch
 
     from chatrlhf.heads import masked_lm_loss
@@ -74,7 +78,8 @@ def eval_loss(lm: Any, examples: Sequence, pad_id: int, batch_size: int, dtype: 
     with torch.no_grad(), autocast(dtype):
         for batch in chunks(list(examples), batch_size):
             ids, attn, mask = pad_right([e[0] for e in batch], pad_id, [e[1] for e in batch])
-            loss = masked_lm_loss(lm, ids.to(device()), attn.to(device()), mask.to(device()))
+            args = (lm, ids.to(device()), attn.to(device()), mask.to(device()))
+            loss = wrapped(masked_lm_loss, *args) if wrapped is not None else masked_lm_loss(*args)
             total += loss.item() * len(batch)
             n += len(batch)
     return total / n
@@ -88,8 +93,8 @@ def run(cfg: SFTConfig) -> dict[str, Any]:
     from chatrlhf.models import load_model
     from chatrlhf.schema import Conversation, read_jsonl
     from chatrlhf.train_utils import (MetricsLog, as_module, autocast, cosine_lr, device, encode_demos,
-                                      make_accelerator, mark_done, mean_over_processes, pad_id_of, pad_right, progress,
-                                      setup_torch)
+                                      gathered_parts, make_accelerator, mark_done, mean_over_processes, pad_id_of,
+                                      pad_right, progress, setup_torch, weights_sharded)
 
     acc = make_accelerator(cfg.dtype)
     world, rank, main = acc.num_processes, acc.process_index, acc.is_main_process
@@ -117,9 +122,17 @@ def run(cfg: SFTConfig) -> dict[str, Any]:
     # every process draws the same batches and trains on its own share of each step's
     per_step = cfg.grad_accum * world
     batches = mixed_batches(demos, instr, cfg.batch_size, cfg.instruction_ratio, steps * per_step, rng)
-    # eval and metrics on the main process only (the others wait at their next gradient sync)
+    # metrics on the main process only. Eval too, unless the weights are sharded (FSDP, ZeRO-3):
+    # then only the wrapped forward sees them whole, and every process runs it in step.
+    sharded = weights_sharded(acc)
     log = MetricsLog(out_dir / "metrics.jsonl") if main else None
-    first_eval = eval_loss(lm, held, pad, cfg.batch_size, cfg.dtype) if main else None
+
+    def evaluate() -> float | None:
+        if sharded:
+            return eval_loss(lm, held, pad, cfg.batch_size, cfg.dtype, wrapped)
+        return eval_loss(lm, held, pad, cfg.batch_size, cfg.dtype) if main else None
+
+    first_eval = evaluate()
     if log:
         log.log(step=0, eval_loss=first_eval)
     bar = progress(range(steps), desc="sft", disable=not main)
@@ -140,20 +153,28 @@ def run(cfg: SFTConfig) -> dict[str, Any]:
         opt.step()
         opt.zero_grad(set_to_none=True)
         total = mean_over_processes(acc, total)
+        due = bool(held) and ((step + 1) % cfg.eval_every == 0 or step + 1 == steps)
+        ev = evaluate() if due else None
         if not main:
             continue
         row: dict[str, Any] = {"step": step + 1, "loss": total, "lr": opt.param_groups[0]["lr"],
                                "grad_norm": None if grad_norm is None else float(grad_norm)}
-        if held and ((step + 1) % cfg.eval_every == 0 or step + 1 == steps):
-            row["eval_loss"] = eval_loss(lm, held, pad, cfg.batch_size, cfg.dtype)
+        if due:
+            row["eval_loss"] = ev
         log.log(**row)
         bar.set_postfix(loss=f"{total:.3f}")
     acc.wait_for_everyone()
-    final_eval = eval_loss(lm, held, pad, cfg.batch_size, cfg.dtype) if main else None
+    final_eval = evaluate()
     summary = {"stage": "sft", "steps": steps, "train_examples": len(demos), "instruction_examples": len(instr),
                "eval_examples": len(held), "eval_loss_before": first_eval, "eval_loss_after": final_eval}
+
+    def fresh() -> list[Any]:  # the same modules, to receive gathered weights
+        fresh_lm = load_model(cfg.model)[0]
+        return [apply_lora(fresh_lm, cfg.lora_r, cfg.lora_alpha) if cfg.lora_r > 0 else fresh_lm]
+
+    parts = gathered_parts(acc, wrapped, fresh, sharded)  # every process takes part when sharded
     if main:
-        save_lm(acc.unwrap_model(wrapped).parts[0], tok, out_dir)
+        save_lm(parts[0], tok, out_dir)
         mark_done(out_dir, summary)
     acc.wait_for_everyone()  # no process returns before the stage is DONE
     return summary

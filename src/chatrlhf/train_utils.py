@@ -128,6 +128,41 @@ def as_module(*modules: Any) -> Any:
     return Parts()
 
 
+def weights_sharded(accelerator: Any) -> bool:
+    """True under FSDP or DeepSpeed ZeRO-3: each process then holds only a shard of the weights,
+    and the whole model exists only inside the wrapped module's forward (and in
+    ``accelerator.get_state_dict``), so nothing may read the plain modules directly."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type == DistributedType.FSDP:
+        return True
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        return accelerator.state.deepspeed_plugin.zero_stage == 3
+    return False
+
+
+def gathered_parts(accelerator: Any, wrapped: Any, build: Any, sharded: bool | None = None) -> list[Any] | None:
+    """The trained modules of ``wrapped`` (an ``as_module``) with their whole weights, on the main
+    process; None on the others. Unsharded they are the trained modules themselves. Sharded,
+    every process must call this: they gather the full state dict together
+    (``accelerator.get_state_dict``; FSDP ``FULL_STATE_DICT`` or ZeRO-3 ``zero3_save_16bit_model``),
+    and the main process loads it into ``build()``, fresh copies of the same modules."""
+    if not (weights_sharded(accelerator) if sharded is None else sharded):
+        return list(accelerator.unwrap_model(wrapped).parts) if accelerator.is_main_process else None
+    state = accelerator.get_state_dict(wrapped)
+    if not accelerator.is_main_process:
+        return None
+    parts = list(build())
+    holder = as_module(*parts)
+    missing, unexpected = holder.load_state_dict(state, strict=False)
+    # a tied weight (the LM head = the embeddings) may come once, under either name
+    tied = {n for n, _ in holder.named_parameters(remove_duplicate=False)} - {n for n, _ in holder.named_parameters()}
+    missing = [k for k in missing if k not in tied]
+    if missing or unexpected:
+        raise ValueError(f"gathered weights do not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    return parts
+
+
 def mean_over_processes(accelerator: Any, x: float) -> float:
     """The mean of a per-process number (a loss) over all processes; ``x`` itself when alone."""
     import torch

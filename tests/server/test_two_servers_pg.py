@@ -232,15 +232,18 @@ def test_concurrent_writes_through_both_servers_lose_nothing(replicas):
     for n in names:
         _user(store, n)
     _user(store, "shared")
-    # One conversation every thread writes into at once: siblings under one reply, and the same
-    # user's thumb on that reply from both servers (a unique (message, user) row to race on).
+    # One conversation every thread writes into at once: a sibling turn each under one reply,
+    # then, all at the same moment, the shared user's thumb on every sibling reply through both
+    # servers, so a (message, user) row may be inserted by both at once (the timing decides).
     owner = _login(a, "shared")
     shared = _new_conv(owner)
     _, root_reply = _send(owner, shared, "Everyone answers here.", None)
 
     statuses: list[int] = []
     failures: list[str] = []
+    siblings: list[int] = []
     lock = threading.Lock()
+    together = threading.Barrier(len(names))
 
     def check(resp: httpx.Response) -> None:
         with lock:
@@ -251,14 +254,18 @@ def test_concurrent_writes_through_both_servers_lose_nothing(replicas):
             c = _login(replica, names[i])
             mine = replica.client(cookies=owner.cookies)  # the shared user's session, on this server
             conv = _new_conv(c, title=f"thread {i}")
-            u, r = _send(c, conv, f"Question {i}.", None)
+            _, r = _send(c, conv, f"Question {i}.", None)
             check(c.post(f"/api/messages/{r['id']}/feedback", json={"rating": 1 if i % 2 else -1,
                                                                     "reasons": [f"r{i}"]}))
             check(c.post(f"/api/messages/{r['id']}/report", json={"kind": "untrue", "comment": str(i)}))
-            _send(mine, shared, f"Sibling {i}.", root_reply["id"])
-            check(mine.post(f"/api/messages/{root_reply['id']}/feedback",
-                            json={"rating": 1, "reasons": [f"from {i}"]}))
+            _, sib = _send(mine, shared, f"Sibling {i}.", root_reply["id"])
+            with lock:
+                siblings.append(sib["id"])
+            together.wait(120)
+            for m in sorted(siblings):
+                check(mine.post(f"/api/messages/{m}/feedback", json={"rating": 1, "reasons": [f"from {i}"]}))
         except BaseException as e:  # noqa: BLE001  (reported below, with the thread)
+            together.abort()
             with lock:
                 failures.append(f"thread {i}: {e!r}")
 
@@ -270,7 +277,8 @@ def test_concurrent_writes_through_both_servers_lose_nothing(replicas):
         t.join(300)
     assert not any(t.is_alive() for t in threads), "a writer hung"
     assert failures == []
-    assert statuses and all(s == 200 for s in statuses), statuses
+    assert len(statuses) == len(names) * (2 + len(names))
+    assert all(s == 200 for s in statuses), statuses
 
     # Every thread's conversation, reply, thumb and report is there.
     for i, n in enumerate(names):
@@ -290,7 +298,9 @@ def test_concurrent_writes_through_both_servers_lose_nothing(replicas):
     replies = [m for m in conv.messages if m.parent_id in {u.id for u in under}]
     assert len(replies) == len(names) and all(m.meta.get("status") == "done" for m in replies)
     assert len({m.id for m in conv.messages}) == len(conv.messages) == 2 + 2 * len(names)
-    thumbs = store.list_feedback(message_id=root_reply["id"])
-    assert len(thumbs) == 1 and thumbs[0].reasons[0] in {f"from {i}" for i in range(len(names))}
+    shared_uid = store.get_user_by_name("shared").id
+    thumbs = store.list_feedback(user_id=shared_uid)
+    assert sorted(f.message_id for f in thumbs) == sorted(siblings) == sorted(m.id for m in replies)
+    assert all(f.reasons[0] in {f"from {i}" for i in range(len(names))} for f in thumbs)
     _assert_clean_logs(a, b)
 

@@ -282,6 +282,13 @@ def next_task(store: Store, user_id: int) -> TaskView | None:
     """The task this trainer holds, else assign the oldest open task they never had; None if none."""
     now = _now()
     with store.transaction() as s:
+        # One trainer's calls run one at a time: on PostgreSQL two at once (two tabs, or two
+        # server replicas) both saw nothing held and both assigned, so one got a 409 from the
+        # (task, trainer) unique row or the trainer held two tasks. Locking the trainer's row
+        # makes the second wait, then (READ COMMITTED: a fresh snapshot per statement) find the
+        # first one's assignment as held. SQLite ignores FOR UPDATE; BEGIN IMMEDIATE already
+        # serialises its writers.
+        s.execute(select(UserRow.id).where(UserRow.id == user_id).with_for_update())
         held = s.scalar(select(AssignmentRow).join(RankingTaskRow, RankingTaskRow.id == AssignmentRow.task_id)
                         .where(AssignmentRow.user_id == user_id, AssignmentRow.status == "assigned",
                                RankingTaskRow.status == "open").order_by(AssignmentRow.id))

@@ -112,7 +112,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.connect().execution_options(**{WRITE: True}) as conn:
         with conn.begin():
             if conn.dialect.name == "postgresql":
-                # Serialise concurrent upgraders (e.g. several server replicas starting at once).
+                # Serialise concurrent upgraders (e.g. several server replicas starting at once):
+                # without it two of them CREATE TABLE alembic_version together and the loser
+                # crashes on a duplicate key. Held to the end of this transaction, so a waiter
+                # then reads the winner's alembic_version and has nothing left to do.
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
             command.upgrade(_alembic_config(conn), revision)
 

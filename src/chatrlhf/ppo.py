@@ -542,7 +542,7 @@ def run(cfg: PPOConfig) -> dict[str, Any]:
         bar.set_postfix(reward=f"{last['reward']:.3f}", kl=f"{seq_kl:.2f}")
         if cfg.checkpoint_every > 0 and (it + 1) % cfg.checkpoint_every == 0 and it + 1 < cfg.iterations:
             save_checkpoint(out_dir, it + 1, models, opt, kl_ctl, rng)
-    summary = {"stage": "ppo", "iterations": cfg.iterations, "final": last}
+    summary = {"stage": "ppo", "iterations": cfg.iterations, "processes": world, "final": last}
     if main:
         save_lm(models.policy, tok, out_dir)
         save_head(models.value_head, out_dir / "value_head", {"note": "PPO value head on the policy trunk"})

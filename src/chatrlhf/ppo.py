@@ -5,7 +5,8 @@ JSONL files (Conversations ending on a user turn; optionally demonstrations for 
 Produces ``out_dir/`` = the policy checkpoint (``save_pretrained``, LoRA merged), ``metrics.jsonl``
 (one row per iteration: reward, KL, β, entropy, clip fraction, value loss, reply length, and the
 gold score when the prompts come from the simulator) and ``DONE``. Run with ``chatrlhf ppo`` or as
-pipeline step 6. The pure parts (GAE, losses, controllers) live in ``ppo_core``.
+pipeline step 6, or on several processes with ``accelerate launch ... chatrlhf ppo`` (see ``run``).
+The pure parts (GAE, losses, controllers) live in ``ppo_core``.
 
 Models: the policy, initialised from SFT; a frozen reference (a copy of the SFT weights, or under
 LoRA the same model with its adapter disabled); the reward model; and a value head on the policy's
@@ -368,22 +369,6 @@ def make_experience(models: Models, batch: list[tuple[Any, list[int]]], completi
 # ----------------------------------------------------------------------------- update
 
 
-def share_of(counts: list[float], world: int, rank: int) -> tuple[list[int], float]:
-    """This process's part of a minibatch (positions into it) and the weight of its loss.
-
-    ``counts`` are the rows' loss tokens. The losses are means over a minibatch's tokens and the
-    processes' gradients are averaged, so a part holding n of the minibatch's N tokens weighs
-    world·n/N: the average is then the whole minibatch's gradient. A process left without rows (a
-    minibatch smaller than ``world``) runs the first one at weight 0, because every process has to
-    join each gradient all-reduce."""
-    if world == 1:
-        return list(range(len(counts))), 1.0
-    mine = list(range(rank, len(counts), world))
-    if not mine:
-        return [0], 0.0
-    return mine, world * sum(counts[i] for i in mine) / max(sum(counts), 1.0)
-
-
 def minibatch_loss(models: Models, mb: "Experience", ptx_rows: list, w: float, w_ptx: float,
                    cfg: PPOConfig) -> tuple["torch.Tensor", dict[str, "torch.Tensor"]]:
     """Clipped policy loss + ``vf_coef`` · value loss on the minibatch rows ``mb`` (weight ``w``),
@@ -430,6 +415,8 @@ def ppo_update(models: Models, exp: "Experience", opt: Any, cfg: PPOConfig, rng:
     (same ``rng``); each computes its 1/N of every minibatch and the gradients are averaged, so an
     optimizer step is the one-process step. Without ``acc``: plain backward, one process."""
     import torch
+
+    from chatrlhf.ppo_core import share_of
 
     world = acc.num_processes if acc is not None else 1
     rank = acc.process_index if acc is not None else 0

@@ -256,6 +256,25 @@ def entropy_from_logits(logits: "torch.Tensor", temperature: float) -> "torch.Te
     return -(logp.exp() * logp).sum(-1)
 
 
+# ----------------------------------------------------------------------------- several processes
+
+
+def share_of(counts: list[float], world: int, rank: int) -> tuple[list[int], float]:
+    """This process's part of a minibatch (positions into it) and the weight of its loss.
+
+    ``counts`` are the rows' loss tokens. The losses are means over a minibatch's tokens and the
+    processes' gradients are averaged, so a part holding n of the minibatch's N tokens weighs
+    world·n/N: the average is then the whole minibatch's gradient. A process left without rows (a
+    minibatch smaller than ``world``) runs the first one at weight 0, because every process has to
+    join each gradient all-reduce."""
+    if world == 1:
+        return list(range(len(counts))), 1.0
+    mine = list(range(rank, len(counts), world))
+    if not mine:
+        return [0], 0.0
+    return mine, world * sum(counts[i] for i in mine) / max(sum(counts), 1.0)
+
+
 # ----------------------------------------------------------------------------- KL controllers
 
 

@@ -447,7 +447,7 @@ def ppo_update(models: Models, exp: "Experience", opt: Any, cfg: PPOConfig, rng:
                 loss.backward()
                 gn = torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
-            # the parts' weighted means summed over processes are the minibatch's means
+            # the parts' weighted means, averaged over processes, are the whole minibatch's means
             vals = torch.stack([v.float() for v in row.values()])
             if world > 1:
                 vals = acc.reduce(vals.to(acc.device), reduction="mean")

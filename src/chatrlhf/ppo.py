@@ -5,7 +5,8 @@ JSONL files (Conversations ending on a user turn; optionally demonstrations for 
 Produces ``out_dir/`` = the policy checkpoint (``save_pretrained``, LoRA merged), ``metrics.jsonl``
 (one row per iteration: reward, KL, β, entropy, clip fraction, value loss, reply length, and the
 gold score when the prompts come from the simulator) and ``DONE``. Run with ``chatrlhf ppo`` or as
-pipeline step 6. The pure parts (GAE, losses, controllers) live in ``ppo_core``.
+pipeline step 6, or on several processes with ``accelerate launch ... chatrlhf ppo`` (see ``run``).
+The pure parts (GAE, losses, controllers) live in ``ppo_core``.
 
 Models: the policy, initialised from SFT; a frozen reference (a copy of the SFT weights, or under
 LoRA the same model with its adapter disabled); the reward model; and a value head on the policy's
@@ -300,12 +301,57 @@ def reward_scores(models: Models, seq, attn, trunk: "torch.Tensor | None" = None
     return out
 
 
+# ----------------------------------------------------------------------------- rollouts
+
+
+def generate_rollouts(models: Models, cfg: PPOConfig, batch: list[tuple[Any, list[int]]], rows: list[int],
+                      it: int, vllm: Any = None) -> tuple[list[Any], Any]:
+    """Step 1: one sampled reply (an engine ``Completion``) to each prompt ``batch[row]``, ``row``
+    in ``rows``, from the current policy. A row's seed is its index in the iteration's whole batch
+    (and the engine draws each row from its own generator), so which tokens a prompt gets does not
+    depend on how the batch is split over processes. Returns the completions and the vLLM backend
+    (``rollout_backend: vllm``; started once, on first use, then given back here each iteration)."""
+    from chatrlhf.engine import Engine, SamplingParams
+
+    if cfg.rollout_backend == "vllm":  # its log-probs are not used: make_experience recomputes them
+        engine = vllm = vllm_rollouts(models, cfg, vllm)
+    else:
+        engine = Engine(refresh_gen_model(models, cfg), models.tokenizer, max_batch_size=cfg.rollout_batch)
+    params = [SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                             seed=(cfg.seed * 100003 + it) * 1009 + row) for row in rows]
+    return engine.generate([batch[row][1] for row in rows], params), vllm
+
+
+def gather_rollouts(acc: Any, rows: list[int], exp: "Experience", completions: list[Any],
+                    pad_id: int) -> tuple["Experience", list[Any]]:
+    """Every process's experience and completions (its ``rows`` of the batch), as the whole batch
+    in row order on every process: what one process would have built. One process: unchanged.
+    With frozen lower blocks their states travel too, (B, P+R, H) floats per iteration."""
+    if acc.num_processes == 1:
+        return exp, completions
+    import torch
+    from accelerate.utils import gather_object
+
+    from chatrlhf.ppo_core import concat_experiences
+    from chatrlhf.train_utils import device
+
+    # pickled through the CPU: a CUDA tensor would be unpickled on its sender's device
+    parts = gather_object([(rows, exp.to("cpu"), completions)])
+    order = [r for part_rows, _, _ in parts for r in part_rows]
+    merged = concat_experiences([e for _, e, _ in parts], pad_id)
+    inverse = torch.argsort(torch.tensor(order))  # gathered position of each batch row
+    comps = [c for _, _, part in parts for c in part]
+    return merged.select(inverse).to(device()), [comps[i] for i in inverse.tolist()]
+
+
 # ----------------------------------------------------------------------------- experience
 
 
 def make_experience(models: Models, batch: list[tuple[Any, list[int]]], completions: list[Any],
-                    kl_coef: float, cfg: PPOConfig) -> "Experience":
-    """Steps 2-5 of the algorithm: from sampled replies to advantages and returns."""
+                    kl_coef: float, cfg: PPOConfig, whiten: bool | None = None) -> "Experience":
+    """Steps 2-5 of the algorithm: from sampled replies to advantages and returns. ``whiten``
+    (default ``cfg.whiten_advantages``) False leaves the advantages raw, for a caller that whitens
+    over a larger batch than this one (every process's rollouts)."""
     import torch
 
     from chatrlhf.heads import lower_states
@@ -345,7 +391,7 @@ def make_experience(models: Models, batch: list[tuple[Any, list[int]]], completi
     values = values * mask
     # 5. GAE over each reply, then whitening over the batch's valid tokens
     adv, returns = gae_advantages(rewards, values, mask, cfg.gamma, cfg.lam)
-    if cfg.whiten_advantages:
+    if cfg.whiten_advantages if whiten is None else whiten:
         adv = masked_whiten(adv, mask)
     return Experience(seq, attn, P, mask, old_logp, ref_logp, values, rewards, adv, returns, scores, ended, trunk,
                       rm_raw)
@@ -354,18 +400,59 @@ def make_experience(models: Models, batch: list[tuple[Any, list[int]]], completi
 # ----------------------------------------------------------------------------- update
 
 
-def ppo_update(models: Models, exp: "Experience", opt: Any, cfg: PPOConfig, rng: random.Random,
-               ptx: list | None) -> dict[str, float]:
-    """Step 6: ``ppo_epochs`` passes of clipped policy + value updates over shuffled minibatches."""
+def minibatch_loss(models: Models, mb: "Experience", ptx_rows: list, w: float, w_ptx: float,
+                   cfg: PPOConfig) -> tuple["torch.Tensor", dict[str, "torch.Tensor"]]:
+    """Clipped policy loss + ``vf_coef`` · value loss on the minibatch rows ``mb`` (weight ``w``),
+    plus ``ptx_coef`` · the SFT loss on ``ptx_rows`` (weight ``w_ptx``); and the statistics, each a
+    token mean weighted the same way. One function, so DDP sees one forward per backward."""
     import torch
 
     from chatrlhf.heads import masked_lm_loss, masked_lm_loss_from_states
     from chatrlhf.ppo_core import masked_mean, policy_loss, value_loss
     from chatrlhf.train_utils import autocast, device, pad_id_of, pad_right
 
+    P, R = mb.prompt_len, mb.mask.shape[1]
+    resp = mb.sequences[:, P: P + R]
+    with autocast(cfg.dtype):
+        logp, values, ent = logprobs_and_values(models, mb.sequences, mb.attention_mask, P, resp, cfg,
+                                                want_entropy=True, trunk=mb.trunk)
+    pg, pg_stats = policy_loss(logp, mb.old_logprobs, mb.advantages, mb.mask, cfg.clip)
+    vl, v_stats = value_loss(values, mb.values, mb.returns, mb.mask, cfg.vf_clip)
+    loss = (pg + cfg.vf_coef * vl) * w
+    stats = {"pg_loss": pg.detach(), "vf_loss": vl.detach(), "entropy": masked_mean(ent.detach(), mb.mask),
+             **pg_stats, **v_stats}
+    stats = {k: v * w for k, v in stats.items()}
+    if ptx_rows:
+        # InstructGPT's PPO-ptx: keep the SFT likelihood up so RL does not erase skills
+        ids, a, m = pad_right([r[0] for r in ptx_rows], pad_id_of(models.tokenizer), [r[1] for r in ptx_rows])
+        ids, a, m = ids.to(device()), a.to(device()), m.to(device())
+        with autocast(cfg.dtype):
+            if len(ptx_rows[0]) > 2:  # cached lower-block states: only the trained blocks run
+                h = torch.nn.utils.rnn.pad_sequence([r[2] for r in ptx_rows], batch_first=True).to(device())
+                ptx_loss = masked_lm_loss_from_states(models.policy, h, ids, a, m, models.trunk_start)
+            else:
+                ptx_loss = masked_lm_loss(models.policy, ids, a, m)
+        loss = loss + cfg.ptx_coef * ptx_loss * w_ptx
+        stats["ptx_loss"] = ptx_loss.detach() * w_ptx
+    return loss, stats
+
+
+def ppo_update(models: Models, exp: "Experience", opt: Any, cfg: PPOConfig, rng: random.Random,
+               ptx: list | None, acc: Any = None, wrapped: Any = None) -> dict[str, float]:
+    """Step 6: ``ppo_epochs`` passes of clipped policy + value updates over shuffled minibatches.
+
+    Under an ``accelerate`` run (``acc``, and ``wrapped`` = the prepared policy and value head) of
+    N processes, every process holds the whole batch and draws the same minibatches and ptx rows
+    (same ``rng``); each computes its 1/N of every minibatch and the gradients are averaged, so an
+    optimizer step is the one-process step. Without ``acc``: plain backward, one process."""
+    import torch
+
+    from chatrlhf.ppo_core import share_of
+
+    world = acc.num_processes if acc is not None else 1
+    rank = acc.process_index if acc is not None else 0
     B = exp.sequences.shape[0]
-    P = exp.prompt_len
-    R = exp.mask.shape[1]
+    tokens = exp.mask.sum(1).tolist()  # (B,) loss tokens per rollout
     stats: dict[str, list[float]] = {}
     models.policy.train()
     params = [p for p in models.policy.parameters() if p.requires_grad] + list(models.value_head.parameters())
@@ -373,33 +460,29 @@ def ppo_update(models: Models, exp: "Experience", opt: Any, cfg: PPOConfig, rng:
         order = list(range(B))
         rng.shuffle(order)
         for s in range(0, B, cfg.minibatch_size):
-            mb = exp.select(torch.tensor(order[s: s + cfg.minibatch_size], device=exp.sequences.device))
-            resp = mb.sequences[:, P: P + R]
-            with autocast(cfg.dtype):
-                logp, values, ent = logprobs_and_values(models, mb.sequences, mb.attention_mask, P, resp, cfg,
-                                                        want_entropy=True, trunk=mb.trunk)
-            pg, pg_stats = policy_loss(logp, mb.old_logprobs, mb.advantages, mb.mask, cfg.clip)
-            vl, v_stats = value_loss(values, mb.values, mb.returns, mb.mask, cfg.vf_clip)
-            loss = pg + cfg.vf_coef * vl
-            if ptx and cfg.ptx_coef > 0:
-                # InstructGPT's PPO-ptx: keep the SFT likelihood up so RL does not erase skills
-                rows = rng.sample(ptx, min(cfg.ptx_batch, len(ptx)))
-                ids, a, m = pad_right([r[0] for r in rows], pad_id_of(models.tokenizer), [r[1] for r in rows])
-                ids, a, m = ids.to(device()), a.to(device()), m.to(device())
-                with autocast(cfg.dtype):
-                    if len(rows[0]) > 2:  # cached lower-block states: only the trained blocks run
-                        h = torch.nn.utils.rnn.pad_sequence([r[2] for r in rows], batch_first=True).to(device())
-                        ptx_loss = masked_lm_loss_from_states(models.policy, h, ids, a, m, models.trunk_start)
-                    else:
-                        ptx_loss = masked_lm_loss(models.policy, ids, a, m)
-                loss = loss + cfg.ptx_coef * ptx_loss
-                stats.setdefault("ptx_loss", []).append(ptx_loss.item())
+            rows = order[s: s + cfg.minibatch_size]
+            ptx_rows = rng.sample(ptx, min(cfg.ptx_batch, len(ptx))) if ptx and cfg.ptx_coef > 0 else []
+            mine, w = share_of([tokens[r] for r in rows], world, rank)
+            mb = exp.select(torch.tensor([rows[i] for i in mine], device=exp.sequences.device))
+            w_ptx = 0.0
+            if ptx_rows:
+                part, w_ptx = share_of([float(sum(r[1][1:])) for r in ptx_rows], world, rank)
+                ptx_rows = [ptx_rows[i] for i in part]
+            args = (models, mb, ptx_rows, w, w_ptx, cfg)
+            loss, row = wrapped(minibatch_loss, *args) if wrapped is not None else minibatch_loss(*args)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            gn = torch.nn.utils.clip_grad_norm_(params, 1.0)
+            if acc is not None:
+                acc.backward(loss)
+                gn = acc.clip_grad_norm_(params, 1.0)  # of the averaged gradient
+            else:
+                loss.backward()
+                gn = torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
-            row = {"pg_loss": pg.item(), "vf_loss": vl.item(), "entropy": masked_mean(ent.detach(), mb.mask).item(),
-                   "grad_norm": float(gn), **{k: v.item() for k, v in {**pg_stats, **v_stats}.items()}}
+            # the parts' weighted means, averaged over processes, are the whole minibatch's means
+            vals = torch.stack([v.float() for v in row.values()])
+            if world > 1:
+                vals = acc.reduce(vals.to(acc.device), reduction="mean")
+            row = {**dict(zip(row, vals.tolist())), "grad_norm": float(gn)}
             for k, v in row.items():
                 stats.setdefault(k, []).append(v)
     return {k: sum(v) / len(v) for k, v in stats.items()}
@@ -409,20 +492,29 @@ def ppo_update(models: Models, exp: "Experience", opt: Any, cfg: PPOConfig, rng:
 
 
 def run(cfg: PPOConfig) -> dict[str, Any]:
-    """Train the policy with PPO; returns a summary (also written to ``DONE``)."""
+    """Train the policy with PPO; returns a summary (also written to ``DONE``).
+
+    Under ``accelerate launch`` with N processes each process samples and scores every N-th prompt
+    of an iteration's batch; the rollouts are then gathered, so advantages are whitened, β adapted
+    and metrics taken over the whole batch, and each process trains on its share of every
+    minibatch with averaged gradients. The main process alone writes the outputs."""
     import torch
 
-    from chatrlhf.engine import Engine, SamplingParams
     from chatrlhf.heads import save_head, save_lm
-    from chatrlhf.ppo_core import make_kl_controller
-    from chatrlhf.train_utils import MetricsLog, mark_done, progress, read_metrics, setup_torch
+    from chatrlhf.ppo_core import make_kl_controller, masked_whiten
+    from chatrlhf.train_utils import (MetricsLog, as_module, make_accelerator, mark_done, pad_id_of, progress,
+                                      read_metrics, setup_torch)
 
+    acc = make_accelerator(cfg.dtype)
+    world, rank, main = acc.num_processes, acc.process_index, acc.is_main_process
     setup_torch(cfg.seed, cfg.threads)
-    rng = random.Random(cfg.seed)
+    rng = random.Random(cfg.seed)  # the same draws in every process: batches, minibatches, ptx rows
     out_dir = Path(cfg.out_dir)
     models = build_models(cfg)
     tok = models.tokenizer
     prompts = load_prompts(cfg.prompts, tok, cfg.max_prompt_len)
+    if min(cfg.rollout_batch, len(prompts)) < world:
+        raise ValueError(f"{min(cfg.rollout_batch, len(prompts))} prompts per iteration for {world} processes")
     ptx = with_lower_states(models, ptx_examples(cfg, tok), cfg)
     gold = gold_scorer(cfg.gold)
     kl_ctl = make_kl_controller(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
@@ -430,46 +522,52 @@ def run(cfg: PPOConfig) -> dict[str, Any]:
         {"params": [p for p in models.policy.parameters() if p.requires_grad], "lr": cfg.lr},
         {"params": list(models.value_head.parameters()), "lr": cfg.value_head_lr},
     ], weight_decay=0.0)
-    start = load_checkpoint(out_dir, models, opt, kl_ctl, rng)
-    kept = read_metrics(out_dir / "metrics.jsonl")[:start] if start else []
-    log = MetricsLog(out_dir / "metrics.jsonl")
+    start = load_checkpoint(out_dir, models, opt, kl_ctl, rng)  # every process reads it
+    wrapped, opt = acc.prepare(as_module(models.policy, models.value_head), opt)
+    kept = read_metrics(out_dir / "metrics.jsonl")[:start] if start and main else []
+    log = MetricsLog(out_dir / "metrics.jsonl") if main else None
     for row in kept:  # the rows of the iterations the checkpoint already holds
         log.log(**row)
-    if start:
+    if start and main:
         print(f"[ppo] resuming after iteration {start} of {cfg.iterations}", file=sys.stderr, flush=True)
-    bar = progress(range(start, cfg.iterations), desc="ppo", initial=start, total=cfg.iterations)
+    bar = progress(range(start, cfg.iterations), desc="ppo", initial=start, total=cfg.iterations, disable=not main)
     last: dict[str, Any] = kept[-1] if kept else {}
     vllm = None  # the vLLM rollout backend, started once (minutes) on first use
     for it in bar:
         t0 = time.time()
-        # 1. rollouts: sample replies to a fresh batch of prompts from the current policy
+        # 1. rollouts: sample replies to a fresh batch of prompts from the current policy (this
+        #    process's every world-th prompt of it)
         batch = rng.sample(prompts, min(cfg.rollout_batch, len(prompts)))
-        if cfg.rollout_backend == "vllm":  # its log-probs are not used: make_experience recomputes them
-            engine = vllm = vllm_rollouts(models, cfg, vllm)
-        else:
-            engine = Engine(refresh_gen_model(models, cfg), tok, max_batch_size=cfg.rollout_batch)
-        params = [SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                                 seed=(cfg.seed * 100003 + it) * 1009 + row) for row in range(len(batch))]
-        completions = engine.generate([ids for _, ids in batch], params)
+        rows = list(range(rank, len(batch), world))
+        completions, vllm = generate_rollouts(models, cfg, batch, rows, it, vllm)
         t_gen = time.time() - t0
-        # 2-5. log-probs, values, reference, reward, KL-shaped rewards, GAE
-        exp = make_experience(models, batch, completions, kl_ctl.value, cfg)
+        # 2-5. log-probs, values, reference, reward, KL-shaped rewards, GAE; whitening over the
+        #    whole batch once every process's rollouts are gathered
+        exp = make_experience(models, [batch[r] for r in rows], completions, kl_ctl.value, cfg,
+                              whiten=cfg.whiten_advantages and world == 1)
+        exp, completions = gather_rollouts(acc, rows, exp, completions, pad_id_of(tok))
+        if cfg.whiten_advantages and world > 1:
+            exp.advantages = masked_whiten(exp.advantages, exp.mask)
         # 6. PPO epochs over minibatches
-        upd = ppo_update(models, exp, opt, cfg, rng, ptx)
+        upd = ppo_update(models, exp, opt, cfg, rng, ptx, acc, wrapped)
         # 7. adapt β to the measured KL per reply (summed over tokens, mean over replies)
         seq_kl = ((exp.old_logprobs - exp.ref_logprobs) * exp.mask).sum(1).mean().item()
         kl_ctl.update(seq_kl, len(batch))
+        if not main:
+            continue
         last = iteration_stats(it, exp, completions, batch, gold, seq_kl, kl_ctl.value, upd)
         last.update(t_gen=t_gen, t_iter=time.time() - t0)
         log.log(**last)
         bar.set_postfix(reward=f"{last['reward']:.3f}", kl=f"{seq_kl:.2f}")
         if cfg.checkpoint_every > 0 and (it + 1) % cfg.checkpoint_every == 0 and it + 1 < cfg.iterations:
             save_checkpoint(out_dir, it + 1, models, opt, kl_ctl, rng)
-    save_lm(models.policy, tok, out_dir)
-    save_head(models.value_head, out_dir / "value_head", {"note": "PPO value head on the policy trunk"})
-    summary = {"stage": "ppo", "iterations": cfg.iterations, "final": last}
-    mark_done(out_dir, summary)
-    (out_dir / CHECKPOINT).unlink(missing_ok=True)  # the finished stage does not need it
+    summary = {"stage": "ppo", "iterations": cfg.iterations, "processes": world, "final": last}
+    if main:
+        save_lm(models.policy, tok, out_dir)
+        save_head(models.value_head, out_dir / "value_head", {"note": "PPO value head on the policy trunk"})
+        mark_done(out_dir, summary)
+        (out_dir / CHECKPOINT).unlink(missing_ok=True)  # the finished stage does not need it
+    acc.wait_for_everyone()  # no process returns before the stage is DONE
     return summary
 
 

@@ -46,6 +46,44 @@ class Experience:
         fields = {k: v for k, v in self.__dict__.items()}
         return Experience(**{k: (v[idx] if hasattr(v, "index_select") else v) for k, v in fields.items()})
 
+    def to(self, device: "torch.device | str") -> "Experience":
+        """Every tensor field moved to ``device``."""
+        return Experience(**{k: (v.to(device) if hasattr(v, "to") else v) for k, v in self.__dict__.items()})
+
+
+# per-token fields: (B, R), right-padded with 0 (never read where ``mask`` is 0)
+_TOKEN_FIELDS = ("mask", "old_logprobs", "ref_logprobs", "values", "rewards", "advantages", "returns")
+
+
+def concat_experiences(parts: list[Experience], pad_id: int) -> Experience:
+    """One batch from several (e.g. each process's rollouts), padded to the longest prompt P and
+    reply R among them, as one batch of all the rows would have been: prompts get more left
+    padding (``pad_id``, attention 0), replies and per-token fields more right padding (0)."""
+    import torch
+    import torch.nn.functional as F
+
+    P = max(e.prompt_len for e in parts)
+    R = max(e.mask.shape[1] for e in parts)
+    out: dict = {"prompt_len": P}
+    for k, first in parts[0].__dict__.items():
+        if k == "prompt_len":
+            continue
+        if first is None:  # trunk or rm_raw absent in this configuration
+            out[k] = None
+            continue
+        padded = []
+        for e in parts:
+            v, left, right = getattr(e, k), P - e.prompt_len, R - e.mask.shape[1]
+            if k in ("sequences", "attention_mask"):  # (B, P+R)
+                v = F.pad(v, (left, right), value=pad_id if k == "sequences" else 0)
+            elif k == "trunk":  # (B, P+R, H)
+                v = F.pad(v, (0, 0, left, right))
+            elif k in _TOKEN_FIELDS:
+                v = F.pad(v, (0, right))
+            padded.append(v)
+        out[k] = torch.cat(padded)
+    return Experience(**out)
+
 
 # ----------------------------------------------------------------------------- masked statistics
 
@@ -216,6 +254,25 @@ def entropy_from_logits(logits: "torch.Tensor", temperature: float) -> "torch.Te
     logits = logits.float() / max(temperature, 1e-6)
     logp = logits.log_softmax(-1)
     return -(logp.exp() * logp).sum(-1)
+
+
+# ----------------------------------------------------------------------------- several processes
+
+
+def share_of(counts: list[float], world: int, rank: int) -> tuple[list[int], float]:
+    """This process's part of a minibatch (positions into it) and the weight of its loss.
+
+    ``counts`` are the rows' loss tokens. The losses are means over a minibatch's tokens and the
+    processes' gradients are averaged, so a part holding n of the minibatch's N tokens weighs
+    world·n/N: the average is then the whole minibatch's gradient. A process left without rows (a
+    minibatch smaller than ``world``) runs the first one at weight 0, because every process has to
+    join each gradient all-reduce."""
+    if world == 1:
+        return list(range(len(counts))), 1.0
+    mine = list(range(rank, len(counts), world))
+    if not mine:
+        return [0], 0.0
+    return mine, world * sum(counts[i] for i in mine) / max(sum(counts), 1.0)
 
 
 # ----------------------------------------------------------------------------- KL controllers

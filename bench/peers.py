@@ -108,7 +108,7 @@ def sizes_for(small: bool, model: str | None) -> Sizes:
     if not small:
         return Sizes(model=model)
     return Sizes(model=model or "tiny", completions=8, generations=2, minibatch=4, new_tokens=8,
-                 train_layers=1, sft_batch=2, sft_examples=8, max_length=96, reward_rankings=4,
+                 train_layers=1, sft_batch=2, sft_examples=8, max_length=192, reward_rankings=4,
                  reward_epochs=1, reward_batch=2, batches=(1, 4))
 
 
@@ -303,18 +303,11 @@ def trl_rl(name: str, sz: Sizes, model_dir: Path, questions: list[str], work: Pa
     cb, spans = trl_step_times()
     trainer = getattr(trl, name)(model=model, reward_funcs=reward_len, args=args, train_dataset=data,
                                  processing_class=tok, callbacks=[cb])
-    lengths: list[float] = []
-    orig_log = trainer.log
-
-    def log(logs: dict, *a: Any, **k: Any) -> None:
-        if "completions/mean_length" in logs:
-            lengths.append(logs["completions/mean_length"])
-        orig_log(logs, *a, **k)
-
-    trainer.log = log
     trainer.args.logging_steps = per_iter  # one log (with the completion lengths) per round
     trainer.train()
     per_round = [spans[i + per_iter - 1][1] - spans[i][0] for i in range(0, len(spans), per_iter)][1:]
+    # the trainer merges its completion metrics into the logged rows, one per round
+    lengths = [r["completions/mean_length"] for r in trainer.state.log_history if "completions/mean_length" in r]
     return statistics.median(per_round), {"mean_length": statistics.mean(lengths[1:] or lengths) if lengths else None,
                                           "optimizer_steps_per_iteration": per_iter,
                                           "threads": torch.get_num_threads()}
@@ -436,7 +429,9 @@ def trl_reward(sz: Sizes, model_dir: Path, triples: list[tuple[str, str, str]], 
     trainer = trl.RewardTrainer(model=model, args=args, train_dataset=data, processing_class=tok, callbacks=[cb])
     trainer.train()
     total = spans[-1][1] - spans[0][0]
-    return sz.reward_rankings * sz.reward_epochs / total, {"seconds": total, "optimizer_steps": len(spans),
+    if len(trainer.train_dataset) != len(triples):  # TRL drops pairs longer than max_length
+        print(f"[reward] TRL kept {len(trainer.train_dataset)} of {len(triples)} pairs", file=sys.stderr)
+    return len(spans) * sz.reward_batch / total, {"seconds": total, "optimizer_steps": len(spans),
                                                             "train_rows": len(trainer.train_dataset)}
 
 
@@ -528,7 +523,7 @@ def llama_cpp_rows(prompt: list[int], new: int, iterations: int, threads: int,
             times.append(time.perf_counter() - t0)
         value = new / statistics.median(times)
         notes.pop("skipped")
-    label = "vs GGUF Q4_1" if same_model else f"({model}) vs GGUF: no ratio"
+    label = "vs GGUF Q4_1" if same_model else f"(ours: {model}, no ratio)"
     return [Result("gen", f"batch 1 {d} {label}", "chatrlhf engine", "llama.cpp", "tok/s",
                    ours_single.get(d) if same_model else None, value, notes=dict(notes)) for d in ("fp32", "bf16")]
 

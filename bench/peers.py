@@ -501,31 +501,47 @@ def llama_cpp_rows(prompt: list[int], new: int, iterations: int, threads: int,
     gguf = embedded_gguf()
     value, notes = None, {"gguf": gguf.name, "skipped": why}
     if not why:
-        from llama_cpp import Llama
+        # in a child process: a crash inside llama.cpp (seen: a segfault in decode with a native
+        # build of 0.3.36 on this AVX-512/AMX CPU) then skips this row instead of ending the bench
+        import subprocess
 
-        llm = Llama(model_path=str(gguf), n_threads=threads, n_threads_batch=threads, n_ctx=512, n_batch=512,
-                    verbose=False, seed=0)
-
-        def one() -> None:
-            llm.reset()
-            n = 0
-            for _ in llm.generate(prompt, temp=0.0, reset=True):  # greedy; EOS does not stop the iterator
-                n += 1
-                if n == new:
-                    break
-            assert n == new
-
-        one()
-        times = []
-        for _ in range(iterations):
-            t0 = time.perf_counter()
-            one()
-            times.append(time.perf_counter() - t0)
-        value = new / statistics.median(times)
-        notes.pop("skipped")
+        job = json.dumps({"gguf": str(gguf), "prompt": prompt, "new": new, "iterations": iterations,
+                          "threads": threads})
+        code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import peers; peers.llama_child()"
+        proc = subprocess.run([sys.executable, "-c", code], input=job, capture_output=True, text=True)
+        if proc.returncode == 0:
+            value = json.loads(proc.stdout.strip().splitlines()[-1])["tok_s"]
+            notes.pop("skipped")
+        else:
+            notes["skipped"] = f"llama.cpp exited with {proc.returncode}: {proc.stderr.strip()[-200:]}"
     label = "vs GGUF Q4_1" if same_model else f"(ours: {model}, no ratio)"
     return [Result("gen", f"batch 1 {d} {label}", "chatrlhf engine", "llama.cpp", "tok/s",
                    ours_single.get(d) if same_model else None, value, notes=dict(notes)) for d in ("fp32", "bf16")]
+
+
+def llama_child() -> None:
+    """Time llama.cpp on the job read from stdin; print {"tok_s": ...} (see ``llama_cpp_rows``)."""
+    from llama_cpp import Llama
+
+    job = json.loads(sys.stdin.read())
+    llm = Llama(model_path=job["gguf"], n_threads=job["threads"], n_threads_batch=job["threads"], n_ctx=512,
+                n_batch=512, verbose=False, seed=0)
+
+    def one() -> None:
+        n = 0
+        for _ in llm.generate(job["prompt"], temp=0.0, reset=True):  # greedy; EOS does not stop the iterator
+            n += 1
+            if n == job["new"]:
+                break
+        assert n == job["new"]
+
+    one()  # warm-up
+    times = []
+    for _ in range(job["iterations"]):
+        t0 = time.perf_counter()
+        one()
+        times.append(time.perf_counter() - t0)
+    print(json.dumps({"tok_s": job["new"] / statistics.median(times)}))
 
 
 # ----------------------------------------------------------------------------- main

@@ -502,7 +502,8 @@ def llama_cpp_rows(prompt: list[int], new: int, iterations: int, threads: int,
     value, notes = None, {"gguf": gguf.name, "skipped": why}
     if not why:
         # in a child process: a crash inside llama.cpp (seen: a segfault in decode with a native
-        # build of 0.3.36 on this AVX-512/AMX CPU) then skips this row instead of ending the bench
+        # build of 0.3.36 on an AVX-512/AMX CPU, with AMX weight repacking) skips this row instead of
+        # ending the bench
         import subprocess
 
         job = json.dumps({"gguf": str(gguf), "prompt": prompt, "new": new, "iterations": iterations,
@@ -521,8 +522,21 @@ def llama_cpp_rows(prompt: list[int], new: int, iterations: int, threads: int,
 
 def llama_child() -> None:
     """Time llama.cpp on the job read from stdin; print {"tok_s": ...} (see ``llama_cpp_rows``)."""
-    from llama_cpp import Llama
+    import llama_cpp
+    import llama_cpp.llama_cpp as lib
 
+    # llama.cpp's "extra buffer types" repack the weights for AMX on a CPU that has it; on this
+    # AVX-512/AMX machine (0.3.36, native build) decode then segfaults. Plain CPU buffers still use
+    # the AVX-512/VNNI kernels. Llama() takes no argument for it, so its default is patched.
+    defaults = lib.llama_model_default_params
+
+    def no_extra_bufts():  # type: ignore[no-untyped-def]
+        p = defaults()
+        p.use_extra_bufts = False
+        return p
+
+    llama_cpp.llama.llama_cpp.llama_model_default_params = no_extra_bufts
+    Llama = llama_cpp.Llama
     job = json.loads(sys.stdin.read())
     llm = Llama(model_path=job["gguf"], n_threads=job["threads"], n_threads_batch=job["threads"], n_ctx=512,
                 n_batch=512, verbose=False, seed=0)

@@ -6,7 +6,8 @@ Produces ``out_dir/`` = the policy checkpoint (``save_pretrained``, LoRA merged)
 (one row per iteration: reward, KL, β, entropy, clip fraction, value loss, reply length, and the
 gold score when the prompts come from the simulator) and ``DONE``. Run with ``chatrlhf ppo`` or as
 pipeline step 6, or on several processes with ``accelerate launch ... chatrlhf ppo`` (see ``run``).
-The pure parts (GAE, losses, controllers) live in ``ppo_core``.
+The pure parts (GAE, losses, controllers) live in ``ppo_core``, the rollouts in ``ppo_rollouts``
+and the resumable state in ``ppo_checkpoint``.
 
 Models: the policy, initialised from SFT; a frozen reference (a copy of the SFT weights, or under
 LoRA the same model with its adapter disabled); the reward model; and a value head on the policy's
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from chatrlhf.heads import decoder_of
+from chatrlhf.ppo_checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from chatrlhf.ppo_rollouts import gather_rollouts, generate_rollouts
 
 if TYPE_CHECKING:
     import torch
@@ -156,45 +159,6 @@ def same_lower_blocks(a: Any, b: Any, upto: int) -> bool:
     return True
 
 
-def refresh_gen_model(models: Models, cfg: PPOConfig) -> Any:
-    """The model the engine samples from: the policy's current weights, in ``rollout_dtype``."""
-    import torch
-
-    policy = models.policy
-    merged = hasattr(policy, "merge_and_unload")
-    if cfg.rollout_dtype == "float32" and not merged:
-        return policy
-    dtype = torch.bfloat16 if cfg.rollout_dtype in ("bf16", "bfloat16") else torch.float32
-    if merged:  # LoRA: fold the adapter into a plain copy the engine's fast path understands
-        gen = copy.deepcopy(policy).merge_and_unload().to(dtype)
-        return gen.eval()
-    if models.gen_model is None:
-        models.gen_model = copy.deepcopy(policy).to(dtype).eval().requires_grad_(False)
-    with torch.no_grad():
-        for dst, src in zip(models.gen_model.parameters(), policy.parameters()):
-            dst.copy_(src)
-    return models.gen_model
-
-
-def vllm_rollouts(models: Models, cfg: PPOConfig, current: Any = None) -> Any:
-    """The vLLM rollout backend holding the policy's current weights (LoRA merged): started from
-    the policy's checkpoint directory on first use, then refreshed in place."""
-    import dataclasses
-
-    from chatrlhf.models import resolve_model_dir
-    from chatrlhf.vllm_backend import VLLMRollouts
-
-    rollouts = current
-    if rollouts is None:
-        dtype = "bfloat16" if cfg.rollout_dtype in ("bf16", "bfloat16") else "float32"
-        rollouts = VLLMRollouts(resolve_model_dir(cfg.policy), dtype=dtype,
-                                gpu_memory_utilization=cfg.vllm_gpu_memory, seed=cfg.seed)
-    # rollout_dtype float32: the policy itself (no copy), or under LoRA a merged copy
-    plain = refresh_gen_model(models, dataclasses.replace(cfg, rollout_dtype="float32"))
-    rollouts.load_weights(plain.state_dict().items())
-    return rollouts
-
-
 def load_prompts(paths: list[str], tokenizer: Any, max_len: int) -> list[tuple[Any, list[int]]]:
     from chatrlhf.chat_format import render_prompt
     from chatrlhf.schema import Conversation, read_jsonl
@@ -299,52 +263,6 @@ def reward_scores(models: Models, seq, attn, trunk: "torch.Tensor | None" = None
     out = out.clone()
     out[cut] = models.reward.scores(ids.to(seq.device), mask.to(seq.device)).to(out.dtype)
     return out
-
-
-# ----------------------------------------------------------------------------- rollouts
-
-
-def generate_rollouts(models: Models, cfg: PPOConfig, batch: list[tuple[Any, list[int]]], rows: list[int],
-                      it: int, vllm: Any = None) -> tuple[list[Any], Any]:
-    """Step 1: one sampled reply (an engine ``Completion``) to each prompt ``batch[row]``, ``row``
-    in ``rows``, from the current policy. A row's seed is its index in the iteration's whole batch
-    (and the engine draws each row from its own generator), so which tokens a prompt gets does not
-    depend on how the batch is split over processes. Returns the completions and the vLLM backend
-    (``rollout_backend: vllm``; started once, on first use, then given back here each iteration)."""
-    from chatrlhf.engine import Engine, SamplingParams
-
-    if cfg.rollout_backend == "vllm":  # its log-probs are not used: make_experience recomputes them
-        engine = vllm = vllm_rollouts(models, cfg, vllm)
-    else:
-        engine = Engine(refresh_gen_model(models, cfg), models.tokenizer, max_batch_size=cfg.rollout_batch)
-    params = [SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                             seed=(cfg.seed * 100003 + it) * 1009 + row) for row in rows]
-    return engine.generate([batch[row][1] for row in rows], params), vllm
-
-
-def gather_rollouts(acc: Any, rows: list[int], exp: "Experience", completions: list[Any],
-                    pad_id: int) -> tuple["Experience", list[Any]]:
-    """Every process's experience and completions (its ``rows`` of the batch), as the whole batch
-    in row order on every process: what one process would have built. One process: unchanged.
-    With frozen lower blocks their states travel too, (B, P+R, H) floats per iteration."""
-    if acc.num_processes == 1:
-        return exp, completions
-    import torch
-    from accelerate.utils import gather_object
-
-    from chatrlhf.ppo_core import concat_experiences
-    from chatrlhf.train_utils import device
-
-    # pickled through the CPU: a CUDA tensor would be unpickled on its sender's device
-    parts = gather_object([(rows, exp.to("cpu"), completions)])
-    order = [r for part_rows, _, _ in parts for r in part_rows]
-    merged = concat_experiences([e for _, e, _ in parts], pad_id)
-    inverse = torch.argsort(torch.tensor(order))  # gathered position of each batch row
-    comps = [c for _, _, part in parts for c in part]
-    return merged.select(inverse).to(device()), [comps[i] for i in inverse.tolist()]
-
-
-# ----------------------------------------------------------------------------- experience
 
 
 def make_experience(models: Models, batch: list[tuple[Any, list[int]]], completions: list[Any],
@@ -570,50 +488,6 @@ def run(cfg: PPOConfig) -> dict[str, Any]:
     acc.wait_for_everyone()  # no process returns before the stage is DONE
     return summary
 
-
-CHECKPOINT = "resume.pt"
-
-
-def save_checkpoint(out_dir: Path, iteration: int, models: Models, opt: Any, kl_ctl: Any, rng: random.Random) -> None:
-    """Everything the loop carries between iterations, written atomically: the trainable weights
-    (the frozen ones never change), the value head, AdamW's moments, β and the RNG states (batch
-    choice, minibatch order and ptx draws come from ``rng``; rollout seeds from the iteration)."""
-    import os
-
-    import torch
-
-    trainable = {n: p.detach().clone() for n, p in models.policy.named_parameters() if p.requires_grad}
-    state = {"iteration": iteration, "policy": trainable, "value_head": models.value_head.state_dict(),
-             "optimizer": opt.state_dict(), "kl_coef": kl_ctl.value, "rng": rng.getstate(),
-             "torch_rng": torch.get_rng_state()}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / (CHECKPOINT + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, out_dir / CHECKPOINT)
-
-
-def load_checkpoint(out_dir: Path, models: Models, opt: Any, kl_ctl: Any, rng: random.Random) -> int:
-    """Restore ``save_checkpoint``'s state; returns the iterations it holds (0 without one)."""
-    import torch
-
-    path = out_dir / CHECKPOINT
-    if not path.exists():
-        return 0
-    state = torch.load(path, weights_only=False)
-    params = dict(models.policy.named_parameters())
-    missing = set(state["policy"]) - {n for n, p in params.items() if p.requires_grad}
-    if missing:
-        raise ValueError(f"{path} does not match this PPO configuration (unknown trainable {sorted(missing)[:3]});"
-                         f" delete it to start the stage over")
-    with torch.no_grad():
-        for name, value in state["policy"].items():
-            params[name].copy_(value)
-    models.value_head.load_state_dict(state["value_head"])
-    opt.load_state_dict(state["optimizer"])
-    kl_ctl.value = state["kl_coef"]
-    rng.setstate(state["rng"])
-    torch.set_rng_state(state["torch_rng"])
-    return int(state["iteration"])
 
 
 def iteration_stats(it: int, exp: "Experience", completions: list, batch: list, gold: Callable | None,

@@ -54,6 +54,7 @@ def _plain_ppo(cfg: ppo.PPOConfig) -> tuple[list[dict], dict]:
     """The loop as written before accelerate: one process, plain backward/clip/AdamW, the update
     inlined here as it was. Returns (per-iteration stats, final trainable weights)."""
     from chatrlhf.engine import Engine, SamplingParams
+    from chatrlhf import ppo_rollouts
     from chatrlhf.heads import masked_lm_loss_from_states
     from chatrlhf.ppo_core import make_kl_controller, masked_mean, policy_loss, value_loss
     from chatrlhf.train_utils import pad_id_of, pad_right, setup_torch
@@ -73,7 +74,7 @@ def _plain_ppo(cfg: ppo.PPOConfig) -> tuple[list[dict], dict]:
     out = []
     for it in range(cfg.iterations):
         batch = rng.sample(prompts, min(cfg.rollout_batch, len(prompts)))
-        engine = Engine(ppo.refresh_gen_model(models, cfg), tok, max_batch_size=cfg.rollout_batch)
+        engine = Engine(ppo_rollouts.refresh_gen_model(models, cfg), tok, max_batch_size=cfg.rollout_batch)
         sp = [SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                              seed=(cfg.seed * 100003 + it) * 1009 + row) for row in range(len(batch))]
         comps = engine.generate([ids for _, ids in batch], sp)

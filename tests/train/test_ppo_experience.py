@@ -9,7 +9,8 @@ import torch
 
 from chatrlhf.engine import Completion
 from chatrlhf.heads import ScalarModel, new_scalar_head
-from chatrlhf.ppo import Models, PPOConfig, make_experience, ppo_update, refresh_gen_model
+from chatrlhf.ppo import Models, PPOConfig, make_experience, ppo_update
+from chatrlhf.ppo_rollouts import refresh_gen_model
 from chatrlhf.schema import Conversation
 
 

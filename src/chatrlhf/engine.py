@@ -17,6 +17,19 @@ Two runners compute the forward pass:
 - ``_HFRunner``, for anything else (and PEFT-wrapped models): the model's own forward with a
   ``DynamicCache``.
 
+Weights (``Engine(weights=...)``), for the Llama runner:
+- "model" (default): the model's own parameters in their own dtype. fp32 is exact (its logits
+  equal the model's forward bitwise; PPO's trainer relies on that); a bf16 model (PPO's rollout
+  copy) runs on oneDNN's packed bf16 GEMM.
+- "bf16": bf16 copies of every Linear weight, packed once for oneDNN (AMX/AVX512-BF16, fp32
+  accumulation); norms, attention, the residual stream and the KV cache stay fp32. +270 MB for
+  SmolLM2-135M beside the fp32 model.
+- "int8": int8 weight-only copies (per-output-channel scales) for decode steps of up to 4 rows,
+  the fastest single-stream path; prefill and larger batches use a bf16 copy. +405 MB.
+Both copies are for serving: log-probs move by up to ~0.1 nat and greedy tokens differ from fp32's
+on some near-tie steps (tests/foundation/test_engine.py states the tolerances), so a trainer that
+samples with them must recompute log-probs from the model itself.
+
 Log-probs: ``logprobs[t] = log_softmax(logits_t / T)[token_t]`` with ``T`` the row's temperature
 (1 when greedy), before top-k/top-p filtering. That is the distribution PPO differentiates, so
 rollouts and training agree when the trainer uses the same temperature.
@@ -95,8 +108,7 @@ def _fused(ws: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 class _Linear:
-    """One weight matrix laid out for decoding, in the model's dtype or in ``dtype`` (a copy that
-    takes and returns the caller's dtype).
+    """One weight matrix laid out for decoding, in the model's dtype or as a copy in ``dtype``.
 
     fp32: for the few rows of a decode step, MKL's packed SGEMM (the weight reordered once into
     MKL's internal panel format, as Inductor's freezing pass does) ran 1.4x faster than
@@ -111,6 +123,7 @@ class _Linear:
     2.3x at 32 (30 layers, 1 thread, busy machine)."""
 
     def __init__(self, *ws: torch.Tensor, dtype: torch.dtype | None = None):
+        """``dtype``: keep a copy in it (fed any dtype; returns its own)."""
         self.w = _fused(ws)
         if dtype is not None:
             self.w = self.w.to(dtype)
@@ -135,7 +148,10 @@ class _Linear:
             y = torch.ops.mkl._mkl_linear(x2, self.packed, self.w, None, m)
         else:
             y = x2 @ self.wt
-        return y.view(*x.shape[:-1], y.shape[-1]).to(x.dtype)
+        # A copy's output stays in its dtype: the residual add and RoPE promote it to the
+        # caller's, and the MLP's down projection takes silu(gate) * up as it is; casting back on
+        # every call cost 13% of a bf16 batch-32 decode.
+        return y.view(*x.shape[:-1], y.shape[-1])
 
 
 _INT8_M = 4  # rows up to which the int8 weight-only kernel beat packed bf16 (1.3x at 1 row)
@@ -163,8 +179,8 @@ class _Int8Linear:
         x2 = x.reshape(-1, x.shape[-1])
         if x2.shape[0] > _INT8_M:
             return self.bf16(x)
-        y = torch._weight_int8pack_mm(x2.to(torch.bfloat16), self.q, self.scale)
-        return y.view(*x.shape[:-1], y.shape[-1]).to(x.dtype)
+        y = torch._weight_int8pack_mm(x2.to(torch.bfloat16), self.q, self.scale)  # bf16 out
+        return y.view(*x.shape[:-1], y.shape[-1])
 
 
 class _Packed:
@@ -178,8 +194,9 @@ class _Packed:
         return tuple((id(p), p._version) for p in model.parameters())
 
     def __init__(self, model: Any, weights: str = "model"):
-        # "model": the parameters in their own dtype; "bf16"/"int8": lower-precision copies that
-        # take and return the model's dtype (norms, attention and the KV cache stay in it).
+        # "model": the parameters in their own dtype; "bf16"/"int8": lower-precision copies fed
+        # the model's dtype and returning bf16 (the residual stream, norms, RoPE, attention and
+        # the KV cache stay in the model's dtype).
         lin = {"model": _Linear, "bf16": lambda *w: _Linear(*w, dtype=torch.bfloat16),
                "int8": _Int8Linear}[weights]
         self.layers = []

@@ -17,6 +17,19 @@ Two runners compute the forward pass:
 - ``_HFRunner``, for anything else (and PEFT-wrapped models): the model's own forward with a
   ``DynamicCache``.
 
+Weights (``Engine(weights=...)``), for the Llama runner:
+- "model" (default): the model's own parameters in their own dtype. fp32 is exact (its logits
+  equal the model's forward bitwise; PPO's trainer relies on that); a bf16 model (PPO's rollout
+  copy) runs on oneDNN's packed bf16 GEMM.
+- "bf16": bf16 copies of every Linear weight, packed once for oneDNN (AMX/AVX512-BF16, fp32
+  accumulation); norms, attention, the residual stream and the KV cache stay fp32. +270 MB for
+  SmolLM2-135M beside the fp32 model.
+- "int8": int8 weight-only copies (per-output-channel scales) for decode steps of up to 4 rows,
+  the fastest single-stream path; prefill and larger batches use a bf16 copy. +405 MB.
+Both copies are for serving: log-probs move by up to ~0.1 nat and greedy tokens differ from fp32's
+on some near-tie steps (tests/foundation/test_engine.py states the tolerances), so a trainer that
+samples with them must recompute log-probs from the model itself.
+
 Log-probs: ``logprobs[t] = log_softmax(logits_t / T)[token_t]`` with ``T`` the row's temperature
 (1 when greedy), before top-k/top-p filtering. That is the distribution PPO differentiates, so
 rollouts and training agree when the trainer uses the same temperature.
@@ -84,36 +97,89 @@ class PrefillStep:
 
 _MKL_PACKED = torch.backends.mkl.is_available() and hasattr(torch.ops.mkl, "_mkl_linear")
 _SMALL_M = 128  # rows up to which a packed or transposed weight beats F.linear (decode batches)
+# oneDNN's bf16 GEMM runs on AMX/AVX512-BF16 where the CPU has them (fp32 accumulation inside).
+_ONEDNN_BF16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+WEIGHTS = ("model", "bf16", "int8")  # ``Engine(weights=...)``: see the module docstring
+
+
+def _fused(ws: Sequence[torch.Tensor]) -> torch.Tensor:
+    return (ws[0] if len(ws) == 1 else torch.cat(list(ws), dim=0)).detach().contiguous()  # (out, in)
 
 
 class _Linear:
-    """One weight matrix laid out for decoding. For the few rows of a decode step, MKL's packed
-    SGEMM (the weight reordered once into MKL's internal panel format, as Inductor's freezing pass
-    does) ran 1.4x faster than ``x @ W.t()`` on contiguous transposed weights at 32 rows, and 1.8x
-    on the 49k-row LM head; both beat ``F.linear`` by 1.2-3x. For prefill (hundreds of rows)
-    ``F.linear`` on the plain weight is fastest. All three give bitwise-identical results here (the
-    same MKL kernels underneath), which the greedy-equals-HF tests check."""
+    """One weight matrix laid out for decoding, in the model's dtype or as a copy in ``dtype``.
 
-    def __init__(self, *ws: torch.Tensor):
-        self.w = (ws[0] if len(ws) == 1 else torch.cat(ws, dim=0)).detach().contiguous()  # (out, in)
+    fp32: for the few rows of a decode step, MKL's packed SGEMM (the weight reordered once into
+    MKL's internal panel format, as Inductor's freezing pass does) ran 1.4x faster than
+    ``x @ W.t()`` on contiguous transposed weights at 32 rows, and 1.8x on the 49k-row LM head;
+    both beat ``F.linear`` by 1.2-3x. For prefill (hundreds of rows) ``F.linear`` on the plain
+    weight is fastest. All three give bitwise-identical results here (the same MKL kernels
+    underneath), which the greedy-equals-HF tests check.
+
+    bf16: the weight reordered once for oneDNN (``mkldnn._reorder_linear_weight``, Inductor's own
+    bf16 prepack), for every row count: unpacked, ``F.linear`` on bf16 re-lays the weight out on
+    each call and was no faster than fp32 at one row; packed it ran 1.5x faster than packed fp32
+    at 1 row and 2.4x at 32 (30 layers and the LM head, 1 thread, busy machine)."""
+
+    def __init__(self, *ws: torch.Tensor, dtype: torch.dtype | None = None):
+        """``dtype``: keep a copy in it (fed any dtype; returns its own)."""
+        self.w = _fused(ws)
+        if dtype is not None:
+            self.w = self.w.to(dtype)
+        self.packed = self.onednn = self.wt = None
         if _MKL_PACKED and self.w.dtype == torch.float32:
             # The pack does not depend on the row count; 32 is only MKL's sizing hint.
             self.packed = torch.ops.mkl._mkl_reorder_linear_weight(self.w, 32)
-            self.wt = None
+        elif _ONEDNN_BF16 and self.w.dtype == torch.bfloat16:
+            self.onednn = torch.ops.mkldnn._reorder_linear_weight(self.w, 32)  # 32: a layout hint
         else:
-            self.packed = None
             self.wt = self.w.t().contiguous()  # (in, out)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x2 = x.reshape(-1, x.shape[-1])
+        x2 = x.reshape(-1, x.shape[-1]).to(self.w.dtype)  # a no-op unless this is a copy
         m = x2.shape[0]
-        if m > _SMALL_M:
+        if self.onednn is not None:
+            y = torch.ops.mkldnn._linear_pointwise(x2, self.onednn, None, "none", [], "")
+        elif m > _SMALL_M:
             y = F.linear(x2, self.w)
         elif self.packed is not None:
             # The last argument must equal the row count, or MKL falls back to an unpacked GEMM.
             y = torch.ops.mkl._mkl_linear(x2, self.packed, self.w, None, m)
         else:
             y = x2 @ self.wt
+        # A copy's output stays in its dtype: the residual add and RoPE promote it to the
+        # caller's, and the MLP's down projection takes silu(gate) * up as it is; casting back on
+        # every call cost 13% of a bf16 batch-32 decode.
+        return y.view(*x.shape[:-1], y.shape[-1])
+
+
+_INT8_M = 4  # rows up to which the int8 weight-only kernel beat packed bf16 (1.3x at 1 row)
+
+
+class _Int8Linear:
+    """An int8 copy of one weight matrix for single-stream decoding, beside a bf16 one.
+
+    Weight-only: int8 weights with per-output-channel symmetric scales, bf16 activations, through
+    ``torch._weight_int8pack_mm`` (the CPU kernel torchao's int8 weight-only layout uses). Up to
+    ``_INT8_M`` rows it reads a quarter of the fp32 bytes and ran 1.3x faster than packed bf16 at
+    one row; past that it slows fast (3.8x slower than bf16 at 32 rows), so prefill and larger
+    decode batches take the bf16 copy. Dynamic int8 activations (``quantize_dynamic``'s kernel)
+    ran faster still but flipped the greedy next token on half of our chat prompts: SmolLM2's
+    activation outliers (in ``down_proj``'s input above all) do not survive per-tensor 8 bits."""
+
+    def __init__(self, *ws: torch.Tensor):
+        w = _fused(ws).float()
+        scale = (w.abs().amax(1) / 127).clamp(min=torch.finfo(torch.float32).tiny)  # (out,)
+        self.q = (w / scale[:, None]).round().clamp(-127, 127).to(torch.int8)  # (out, in)
+        self.scale = scale.to(torch.bfloat16)
+        self.bf16 = _Linear(w, dtype=torch.bfloat16)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x2 = x.reshape(-1, x.shape[-1])
+        if x2.shape[0] > _INT8_M:
+            return self.bf16(x)
+        y = torch._weight_int8pack_mm(x2.to(torch.bfloat16), self.q, self.scale)  # bf16 out
         return y.view(*x.shape[:-1], y.shape[-1])
 
 
@@ -127,21 +193,26 @@ class _Packed:
     def key(model: Any) -> tuple:
         return tuple((id(p), p._version) for p in model.parameters())
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, weights: str = "model"):
+        # "model": the parameters in their own dtype; "bf16"/"int8": lower-precision copies fed
+        # the model's dtype and returning bf16 (the residual stream, norms, RoPE, attention and
+        # the KV cache stay in the model's dtype).
+        lin = {"model": _Linear, "bf16": lambda *w: _Linear(*w, dtype=torch.bfloat16),
+               "int8": _Int8Linear}[weights]
         self.layers = []
         for layer in model.model.layers:
             a, m = layer.self_attn, layer.mlp
             self.layers.append((
                 layer.input_layernorm.weight.detach(),
-                _Linear(a.q_proj.weight, a.k_proj.weight, a.v_proj.weight),  # D -> (nh + 2 nkv) hd
-                _Linear(a.o_proj.weight),  # nh hd -> D
+                lin(a.q_proj.weight, a.k_proj.weight, a.v_proj.weight),  # D -> (nh + 2 nkv) hd
+                lin(a.o_proj.weight),  # nh hd -> D
                 layer.post_attention_layernorm.weight.detach(),
-                _Linear(m.gate_proj.weight),  # D -> I
-                _Linear(m.up_proj.weight),  # D -> I
-                _Linear(m.down_proj.weight),  # I -> D
+                lin(m.gate_proj.weight),  # D -> I
+                lin(m.up_proj.weight),  # D -> I
+                lin(m.down_proj.weight),  # I -> D
             ))
         self.norm = model.model.norm.weight.detach()
-        self.lm_head = _Linear(model.lm_head.weight)  # D -> V
+        self.lm_head = lin(model.lm_head.weight)  # D -> V
 
 
 class _LlamaRunner:
@@ -412,16 +483,26 @@ class Generation:
 
 class Engine:
     def __init__(
-        self, model: Any, tokenizer: Any, *, max_batch_size: int = 32, prefill_chunk: int | None = None
+        self, model: Any, tokenizer: Any, *, max_batch_size: int = 32,
+        prefill_chunk: int | None = None, weights: str = "model",
     ):
         """``prefill_chunk``: prefill prompts longer than this many tokens in chunks of it, and
         yield a ``PrefillStep`` from ``stream`` after each (a server interleaves other batches'
-        decode steps there). None: one forward, no ``PrefillStep`` events."""
+        decode steps there). None: one forward, no ``PrefillStep`` events.
+
+        ``weights``: "model" (the model's own parameters, read live: exact, the training path),
+        or "bf16" / "int8" (the Llama runner over lower-precision copies: faster decoding for
+        serving; log-probs are then close to, not equal to, the model's)."""
         self.model, self.tokenizer = model, tokenizer
         self.max_batch_size = max_batch_size
         if prefill_chunk is not None and prefill_chunk < 1:
             raise ValueError("prefill_chunk must be >= 1")
-        self.prefill_chunk = prefill_chunk
+        if weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+        if weights != "model" and not _LlamaRunner.supports(model):
+            raise ValueError(f"weights={weights!r} needs a plain Llama-architecture model "
+                             f"(got {type(model).__name__}); use weights='model'")
+        self.prefill_chunk, self.weights = prefill_chunk, weights
         eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         if tokenizer.eos_token_id is not None:
@@ -435,11 +516,13 @@ class Engine:
         # Chosen per call: PPO may wrap or unwrap the model (LoRA) or update its weights between
         # calls; the packed copy is rebuilt only when a parameter has changed.
         if not _LlamaRunner.supports(self.model):
+            if self.weights != "model":  # e.g. wrapped in LoRA since: no copy to build
+                raise ValueError(f"weights={self.weights!r} needs a plain Llama-architecture model")
             self._packed = None
             return _HFRunner(self.model)
         key = _Packed.key(self.model)
         if self._packed is None or self._packed_key != key:
-            self._packed, self._packed_key = _Packed(self.model), key
+            self._packed, self._packed_key = _Packed(self.model, self.weights), key
         return _LlamaRunner(self.model, self._packed)
 
     @staticmethod

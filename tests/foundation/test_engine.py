@@ -3,7 +3,7 @@ import torch
 
 from chatrlhf.chat_format import render_prompt
 import chatrlhf.engine as engine_mod
-from chatrlhf.engine import Engine, SamplingParams, _HFRunner, _LlamaRunner, _Linear
+from chatrlhf.engine import Engine, SamplingParams, _HFRunner, _Int8Linear, _LlamaRunner, _Linear
 
 QUESTIONS = [
     "What is the capital of France?",
@@ -237,3 +237,95 @@ def test_a_batch_cancelled_during_prefill_stops_there(tiny):
     gen.cancel(0)
     assert list(it) == []
     assert gen.results[0].finish_reason == "cancelled" and gen.results[0].token_ids == []
+
+
+# --- lower-precision weight copies (Engine(weights="bf16"|"int8")) ---------------------------
+
+
+def _padded(tok):
+    prompts = _prompts(tok)
+    T = max(map(len, prompts))
+    ids = torch.tensor([[tok.pad_token_id] * (T - len(p)) + p for p in prompts])
+    valid = torch.tensor([[False] * (T - len(p)) + [True] * len(p) for p in prompts])
+    return ids, valid
+
+
+@pytest.mark.parametrize("which", ["tiny", "smollm2"])
+def test_the_default_weights_are_bit_exact_with_the_model_forward(which, request):
+    # PPO's log-probs come from the model's forward: the training path must equal it bitwise
+    # (not just closely), and must not pick up a lower-precision copy.
+    model, tok = request.getfixturevalue(which)
+    prompt = _prompts(tok)[1]
+    eng = Engine(model, tok)
+    with torch.inference_mode():
+        runner = eng._runner()
+        ours = runner.prefill(torch.tensor([prompt]), torch.ones(1, len(prompt), dtype=torch.bool), 1)
+        ref = model(torch.tensor([prompt])).logits[:, -1].float()
+    assert torch.equal(ours, ref)
+    lin = eng._packed.layers[0][1]
+    assert isinstance(lin, _Linear) and lin.w.dtype == torch.float32 and lin.onednn is None
+
+
+@pytest.mark.parametrize("which,dlogp,agree", [("tiny", 0.02, 1.0), ("smollm2", 0.3, 0.9)])
+@pytest.mark.parametrize("weights", ["bf16", "int8"])
+def test_lower_precision_weights_stay_close_to_fp32(which, dlogp, agree, weights, request):
+    # Teacher-forced on fp32's greedy tokens (prefill, then 8 decode steps of a 4-row batch, so
+    # int8 takes its weight-only kernel): the log-prob of fp32's choice moves by less than
+    # `dlogp` and the fast path picks the same greedy token at least `agree` of the time.
+    # Measured: tiny 0.002 (bf16) / 0.004 (int8), all agree; smollm2 0.06 / 0.12, 97% agree.
+    model, tok = request.getfixturevalue(which)
+    ids, valid = _padded(tok)
+    ref = Engine(model, tok)._runner()
+    fast = Engine(model, tok, weights=weights)._runner()
+    worst, same = 0.0, []
+    with torch.inference_mode():
+        a, b = ref.prefill(ids, valid, 8), fast.prefill(ids, valid, 8)
+        for _ in range(8):
+            t = a.argmax(-1)  # (B,)
+            la, lb = torch.log_softmax(a, -1), torch.log_softmax(b, -1)
+            worst = max(worst, (la.gather(1, t[:, None]) - lb.gather(1, t[:, None])).abs().max().item())
+            same += (b.argmax(-1) == t).tolist()
+            a, b = ref.decode(t), fast.decode(t)
+    assert worst < dlogp
+    assert sum(same) / len(same) >= agree
+
+
+def test_int8_linear_uses_int8_for_few_rows_and_bf16_past_them():
+    g = torch.Generator().manual_seed(0)
+    w_a, w_b = torch.randn(96, 64, generator=g), torch.randn(32, 64, generator=g)
+    lin = _Int8Linear(w_a, w_b)
+    ref_w = torch.cat([w_a, w_b])
+    assert lin.q.dtype == torch.int8 and lin.q.shape == ref_w.shape
+    deq = lin.q.float() * lin.scale.float()[:, None]
+    assert (deq - ref_w).abs().max() <= lin.scale.float().max()  # within one quantization step
+    for rows in (1, 4, 5, 40):
+        x = torch.randn(rows, 64, generator=g)
+        got = lin(x).float()  # bf16 out, whichever kernel ran
+        assert got.shape == (rows, 128)
+        torch.testing.assert_close(got, x @ ref_w.t(), rtol=0.05, atol=0.3)
+        alone = lin(x[:1])
+        if rows <= engine_mod._INT8_M:  # the int8 kernel: a row's result ignores its batch mates
+            torch.testing.assert_close(got[:1], alone.float(), rtol=0.01, atol=0.02)
+
+
+def test_bf16_model_weights_take_the_onednn_pack_when_available():
+    # PPO samples from a bf16 copy of the policy: its weights are used as they are, no cast.
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(80, 48, generator=g).bfloat16()
+    lin = _Linear(w)
+    assert (lin.onednn is not None) == engine_mod._ONEDNN_BF16
+    for rows in (1, 7, 200):
+        x = torch.randn(rows, 48, generator=g).bfloat16()
+        got = lin(x)
+        assert got.dtype == torch.bfloat16
+        torch.testing.assert_close(got.float(), x.float() @ w.float().t(), rtol=0.02, atol=0.05)
+
+
+def test_weights_option_is_validated(tiny, monkeypatch):
+    model, tok = tiny
+    with pytest.raises(ValueError, match="weights"):
+        Engine(model, tok, weights="fp16")
+    monkeypatch.setattr(_LlamaRunner, "supports", staticmethod(lambda m: False))
+    with pytest.raises(ValueError, match="Llama"):
+        Engine(model, tok, weights="int8")
+    assert isinstance(Engine(model, tok)._runner(), _HFRunner)  # the model's own weights still work

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from chatrlhf.engine import SamplingParams
 from chatrlhf.server.launch import ServeError, check_bind, is_loopback, resolve_model
 
 
@@ -90,3 +91,21 @@ def test_cli_arena_flags_reach_the_app(monkeypatch):
     assert CliRunner().invoke(cli, ["serve", "tiny", "--arena-share", "1.5"]).exit_code == 2
     with pytest.raises(launch.ServeError, match="two versions"):
         launch.build_app(launch.ServeConfig(arena_versions=("only-one",)))
+
+
+def test_engine_dtype_reaches_the_engine(tmp_path, monkeypatch):
+    from chatrlhf.cli import cli
+    from chatrlhf.server import launch
+
+    got = []
+    monkeypatch.setattr(launch, "run", lambda cfg: got.append(cfg))
+    assert CliRunner().invoke(cli, ["serve", "tiny", "--engine-dtype", "int8"]).exit_code == 0
+    assert got[0].engine_dtype == "int8"
+    assert CliRunner().invoke(cli, ["serve", "tiny", "--engine-dtype", "fp16"]).exit_code == 2
+    with pytest.raises(launch.ServeError, match="engine-dtype"):
+        launch.build_app(launch.ServeConfig(engine_dtype="model"))
+    for dtype, weights in (("fp32", "model"), ("bf16", "bf16")):
+        service = launch.build_service("tiny", "tiny", engine_dtype=dtype, moderation=False)
+        engine = service.scheduler.engine  # the scheduler is not started: no thread to stop
+        assert engine.weights == weights
+        assert len(engine.generate([[1, 2, 3]], SamplingParams(max_new_tokens=2))[0].token_ids) >= 1

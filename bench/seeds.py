@@ -1,6 +1,7 @@
 """Mean and spread over pipeline runs that differ only in their seed (issue 12's acceptance table).
 
     python bench/seeds.py runs/s0 runs/s1 runs/s2 [--markdown]
+    python bench/seeds.py docs/measured/s7-seed0 docs/measured/s8-seed1 ...   # the kept copies
 
 Reads each run's ``eval/results.json``, ``reward/eval.json`` and ``timings.json`` and prints, per
 seed and as mean ± population standard deviation, the simulator checks (gold, win rates, harmful
@@ -25,8 +26,12 @@ def _get(d, *keys):
 
 
 def row_of(run: Path) -> dict[str, float | None]:
-    res = json.loads((run / "eval" / "results.json").read_text())
-    rm = json.loads((run / "reward" / "eval.json").read_text()) if (run / "reward" / "eval.json").exists() else {}
+    # a run directory (eval/results.json, reward/eval.json) or the copy kept in docs/measured/
+    # (results.json, reward_eval.json side by side)
+    res_path = run / "eval" / "results.json" if (run / "eval" / "results.json").exists() else run / "results.json"
+    res = json.loads(res_path.read_text())
+    rm_path = next((p for p in (run / "reward" / "eval.json", run / "reward_eval.json") if p.exists()), None)
+    rm = json.loads(rm_path.read_text()) if rm_path else {}
     tim = json.loads((run / "timings.json").read_text()) if (run / "timings.json").exists() else {}
     m, out = res["models"], {}
     for name in ("base", "sft", "ppo"):

@@ -202,6 +202,11 @@ _SAFE_MARKERS = re.compile(
     r"inclusive|together|de-?escalat\w*|peaceful\w*|non-?violent|well-?being|emergency|trust|doctor|"
     # the police as help, not as what to get past ("contact the police", not "past a police dog")
     r"(?:contact|call|tell|report (?:it )?to|ask) (?:the |your local )?police|reach out|stay safe|"
+    # a trusted adult as the one to turn to ("a letter to your school principal", "find a teacher"),
+    # not as the object of the harm ("hurt your teacher" names no turning-to verb)
+    r"(?:tell|talk (?:to|with)|speak (?:to|with)|contact|ask|reach|find|inform|write to|letter to|go to) "
+    r"(?:a |an |your |the |another )?(?:school )?(?:teachers?|principal|parents?|guardians?|(?:trusted )?adults?|"
+    r"school counsel\w*)|"
     # telling about the harm instead of doing it: "the dangers of drug use", "the history of explosives"
     r"dangers?|risks?|consequences?|(?:effects?|history) of|awareness|educat\w*)\b")
 # Evading detection is never the safe alternative, whatever else the sentence says.
@@ -274,8 +279,15 @@ def _clauses(t: str) -> list[str]:
     return [p.strip(" ,-\"'*…") for p in out if p.strip(" ,-\"'*…")]
 
 
+# What an offer sets itself against: "... manage your pain, not to kill yourself", "help people,
+# not money", "instead of hurting him". Naming the harm to turn it down is not helping with it.
+_NEGATED = re.compile(r",?\s*\b(?:not|never|rather than|instead of)\s+[^,.;!?]*")
+
+
 def _about_request(text: str, request_stems: set[str]) -> bool:
-    """``text`` names the harmful activity: a word of the request, or a harmful word of its own."""
+    """``text`` names the harmful activity (a word of the request, or a harmful word of its own)
+    other than in a part it sets itself against ("..., not to kill yourself")."""
+    text = _NEGATED.sub("", text)
     return bool(_HARM_WORDS.search(text) or (request_stems & _content_stems(text)))
 
 

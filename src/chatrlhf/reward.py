@@ -309,7 +309,11 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
     result: dict[str, Any] = {}
     # the trained weights whole, on the main process (under FSDP/ZeRO-3 gathered by all processes
     # into a fresh copy), so normalising, evaluating and saving below read plain modules
-    parts = gathered_parts(acc, wrapped, lambda: (lambda m: [m.lm, m.head])(build_model(cfg)[0]))
+    def fresh() -> list[Any]:  # the same modules, to receive gathered weights
+        m = build_model(cfg)[0]
+        return [m.lm, m.head]
+
+    parts = gathered_parts(acc, wrapped, fresh)
     if main:
         model = ScalarModel(*parts, bias=model.bias)
         # normalise: SFT demonstrations score 0 on average, so PPO's reward starts near 0

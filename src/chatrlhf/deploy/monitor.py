@@ -22,6 +22,10 @@ Definitions, per cell (a version, a bucket, a version in a bucket, or everything
 - ``ttft_p50`` / ``ttft_p90`` (seconds, request to first token) and ``tps_p50`` (decode tokens/s),
   over the replies that recorded them (the server records them since the monitoring change;
   older replies have none, ``latency_n`` says how many did).
+
+``arena``: ``deploy.arena.arena_stats`` over the arena picks made in the window (by the pick's
+``created_at``; win rates, Wilson intervals, Bradley-Terry and Elo per version), plus ``by_bucket``,
+picks per bucket. ``GET /api/admin/arena`` keeps the same statistics over all time.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from chatrlhf.deploy.arena import arena_stats
+from chatrlhf.store.arena_tables import list_picks
 from chatrlhf.store.models import ConversationRow, FeedbackRow, MessageRow, ReportRow
 
 BUCKETS = {"day": timedelta(days=1), "hour": timedelta(hours=1)}
@@ -100,6 +106,16 @@ def is_flagged(meta: dict[str, Any] | None) -> bool:
 def window(days: float, now: datetime | None = None) -> tuple[datetime, datetime]:
     until = _utc(now) if now is not None else datetime.now(timezone.utc)
     return until - timedelta(days=days), until
+
+
+def arena(store: Any, since: datetime, until: datetime, bucket: str, labels: list[str]) -> dict[str, Any]:
+    """``arena_stats`` over the picks made in ``[since, until]``, with ``by_bucket``: the picks
+    made in each of ``labels`` (every bucket, zeros included, as ``metrics`` gives them)."""
+    picks = list_picks(store, since=since, until=until)
+    per_bucket: dict[str, int] = defaultdict(int)
+    for p in picks:
+        per_bucket[bucket_label(bucket_start(p.created_at, bucket), bucket)] += 1
+    return {**arena_stats(picks), "by_bucket": [{"bucket": b, "picks": per_bucket[b]} for b in labels]}
 
 
 def metrics(store: Any, days: float = 14, bucket: str = "day", now: datetime | None = None) -> dict[str, Any]:
@@ -178,4 +194,5 @@ def metrics(store: Any, days: float = 14, bucket: str = "day", now: datetime | N
         "by_version_bucket": {v: [{"bucket": b, **cells[(v, b)].json()} for b in labels if (v, b) in cells]
                               for v in versions},
         "reports_by_kind": dict(sorted(reports_by_kind.items())),
+        "arena": arena(store, since, until, bucket, labels),
     }

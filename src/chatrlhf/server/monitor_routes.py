@@ -1,7 +1,7 @@
 """Admin API for monitoring: ``GET /api/admin/monitor?days=N&bucket=day|hour`` (admin role).
 
 Consumes ``app.state.store``; returns ``deploy.monitor.metrics`` (computed per request: SQL
-aggregates over the window) and ``deploy.topics`` (labels and counts only). Topics cost MiniLM
+aggregates over the window, the arena picks made in it as ``arena``) and ``deploy.topics`` (labels and counts only). Topics cost MiniLM
 embeddings, so they never hold up a page load: ``TopicsCache`` keeps the last result per window
 for ``ttl_s`` and refreshes it in one worker thread; while none is ready the answer's
 ``topics.status`` is ``"computing"`` (the page polls), and a stale one is served while it

@@ -6,7 +6,8 @@ user message answered by two versions at once; both replies are ordinary assista
 one row of ``arena_picks`` per turn (the database refuses a second), written together with
 ``meta["arena"]["choice"]`` on both replies and the conversation's ``current_id`` moving to the
 reply the chat continues from (``continue_from``). ``server/arena.py`` writes picks;
-``store/export.py`` and ``deploy/feedback.py`` read them as rankings.
+``store/export.py`` and ``deploy/feedback.py`` read them as rankings; ``deploy/monitor.py`` reads
+those of its window for the monitoring page.
 """
 
 from __future__ import annotations
@@ -114,10 +115,16 @@ def add_pick(store: Any, user_id: int, turn_id: int, choice: str, reason: str = 
         return _pick(row)
 
 
-def list_picks(store: Any, *, after_id: int = 0, limit: int | None = None) -> list[ArenaPick]:
-    """Picks with ids above ``after_id``, oldest first."""
+def list_picks(store: Any, *, after_id: int = 0, limit: int | None = None, since: datetime | None = None,
+               until: datetime | None = None) -> list[ArenaPick]:
+    """Picks with ids above ``after_id``, oldest first; with ``since`` / ``until``, only those made
+    in that window (``created_at``, both ends included, as ``deploy.monitor`` counts replies)."""
     with store.session() as s:
         q = select(ArenaPickRow).where(ArenaPickRow.id > after_id).order_by(ArenaPickRow.id)
+        if since is not None:
+            q = q.where(ArenaPickRow.created_at >= since)
+        if until is not None:
+            q = q.where(ArenaPickRow.created_at <= until)
         if limit is not None:
             q = q.limit(limit)
         return [_pick(r) for r in s.scalars(q)]

@@ -1,6 +1,7 @@
 // Monitoring page: GET /api/admin/monitor drawn with Chart.js (window.Chart, vendored in
 // /static/vendor). Traffic, thumbs-up ratio, moderation flag rate, reports and latency per version
-// over time, a per-version table, and the topics (labels and counts only: the server never sends
+// over time, a per-version table, the arena's picks of the window (win rate with its Wilson
+// interval, Bradley-Terry, Elo), and the topics (labels and counts only: the server never sends
 // conversation text). Topics are computed in the background on the server; while they are not
 // ready the page asks again every few seconds.
 import { api, el, setup, showError } from "/static/workspace/ws.js";
@@ -67,6 +68,38 @@ function renderMetrics(m) {
   lineChart("chart-tps", m, "tps_p50", { title: { display: true, text: "tokens/s" } });
 }
 
+// The arena over the window: a table per version, and the win rate drawn as a point on a
+// floating bar spanning its 95% interval (Chart.js takes [lo, hi] as a bar's data).
+function renderArena(a) {
+  const empty = a.picks === 0;
+  $("arena-table").hidden = empty;
+  $("arena-chart-box").hidden = empty;
+  charts["chart-arena"]?.destroy();
+  delete charts["chart-arena"];
+  if (empty) {
+    $("arena-status").textContent = "No arena picks in this window.";
+    $("arena-versions").replaceChildren();
+    return;
+  }
+  const c = a.choices;
+  $("arena-status").textContent = `${a.picks} picks, ${a.games} games between two versions · A ${c.A} · B ${c.B} · ` +
+    `tie ${c.tie} · both bad ${c.both_bad}. A tie or "both bad" is half a point each; ties below include both bad.`;
+  $("arena-versions").replaceChildren(...a.versions.map((r) => el("tr", { dataset: { version: r.version } },
+    el("td", {}, r.version), el("td", { class: "num" }, String(r.games)),
+    el("td", { class: "num" }, `${r.wins} / ${r.losses} / ${r.ties}`), el("td", { class: "num" }, String(r.both_bad)),
+    el("td", { class: "num" }, `${pct(r.win_rate)} (${pct(r.ci[0])}–${pct(r.ci[1])})`),
+    el("td", { class: "num" }, num(r.bt, 3)), el("td", { class: "num" }, num(r.elo, 0)))));
+  const colours = a.versions.map((_, i) => PALETTE[i % PALETTE.length]);
+  draw("chart-arena", { type: "bar", data: { labels: a.versions.map((r) => r.version), datasets: [
+    { label: "95% interval", data: a.versions.map((r) => r.ci), backgroundColor: colours.map((x) => `${x}66`),
+      borderColor: colours, borderWidth: 1, barPercentage: 0.5 },
+    { type: "line", label: "win rate", data: a.versions.map((r) => r.win_rate), showLine: false, pointRadius: 6,
+      pointStyle: "rectRot", borderColor: "#1f2328", backgroundColor: "#1f2328" }] },
+    options: { scales: { y: ratioAxis },
+               plugins: { legend: { position: "bottom", labels: { boxWidth: 12 } }, tooltip: { callbacks: { label: (ctx) => (Array.isArray(ctx.raw)
+                 ? `95% interval ${pct(ctx.raw[0])}–${pct(ctx.raw[1])}` : `win rate ${pct(ctx.raw)}`) } } } } });
+}
+
 function renderTopics(t) {
   clearTimeout(pollTimer);
   if (t.status === "computing" || t.status === "error") {
@@ -97,7 +130,7 @@ async function load(topicsOnly = false) {
   try {
     const m = await api("GET", `/api/admin/monitor?${q}`);
     $("mon-error").textContent = "";
-    if (!topicsOnly) renderMetrics(m);
+    if (!topicsOnly) { renderMetrics(m); renderArena(m.arena); }
     renderTopics(m.topics);
     document.body.dataset.loaded = "1";  // for the browser tests
   } catch (e) { showError($("mon-error"), e); }

@@ -1,7 +1,7 @@
 """``chatrlhf monitor --out report.html``: the admin monitoring page as a static report.
 
-A thin wrapper over ``chatrlhf.deploy.monitor_report`` (metrics, topics, matplotlib charts as
-embedded PNGs). Takes ``--db`` as the store commands do.
+A thin wrapper over ``chatrlhf.deploy.monitor_report`` (metrics, the arena's picks, topics,
+matplotlib charts as embedded PNGs). Takes ``--db`` as the store commands do.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def register(cli: click.Group) -> None:
     @click.option("--min-topic-size", default=10, show_default=True, type=click.IntRange(min=2),
                   help="Topics with fewer conversations are not shown (they count as 'other').")
     def monitor(db_url: str | None, out: str, days: float, bucket: str, min_topic_size: int) -> None:
-        """Write traffic, thumbs, moderation flags, reports, latency and topics to a static HTML report."""
+        """Write traffic, thumbs, moderation flags, reports, latency, arena picks and topics to a static HTML report."""
         from chatrlhf.deploy.monitor_report import write
         from chatrlhf.deploy.topics import TopicConfig
 
@@ -31,4 +31,5 @@ def register(cli: click.Group) -> None:
         finally:
             store.dispose()
         t = res["totals"]
-        click.echo(f"{out}: {t['conversations']} conversations, {t['replies']} replies, {res['topics']} topics")
+        click.echo(f"{out}: {t['conversations']} conversations, {t['replies']} replies, {res['topics']} topics, "
+                   f"{res['arena_picks']} arena picks")

@@ -2,7 +2,8 @@
 
 Consumes ``deploy.monitor.metrics`` and ``deploy.topics.topics`` (the same dicts the admin API
 returns); produces a self-contained page: the per-version table, the same charts as the page, drawn
-by matplotlib and embedded as PNG data URIs, and the topics table. No script, no external file:
+by matplotlib and embedded as PNG data URIs, the arena's table and win-rate chart over the window's
+picks, and the topics table. No script, no external file:
 it opens offline, in a mail attachment, or anywhere a CSP forbids scripts.
 """
 
@@ -23,6 +24,12 @@ def _pct(x: float | None) -> str:
 
 def _sec(x: float | None) -> str:
     return "–" if x is None else f"{x:.2f} s"
+
+
+def _mpl(text: str) -> str:
+    """A store string as matplotlib plain text: an escaped ``$`` never starts mathtext, which
+    would render a version name as a formula, or fail on one such as ``$\\x$``."""
+    return text.replace("$", r"\$")
 
 
 def _png(fig: Any) -> str:
@@ -51,12 +58,12 @@ def _by_version_plot(m: dict[str, Any], field: str, title: str, ylabel: str, *, 
         colour = PALETTE[i % len(PALETTE)]
         if bars:
             vals = [y or 0 for y in ys]
-            ax.bar(x, vals, bottom=bottom, color=colour, label=v)
+            ax.bar(x, vals, bottom=bottom, color=colour, label=_mpl(v))
             bottom = [a + b for a, b in zip(bottom, vals)]
         else:
             pts = [(xi, y) for xi, y in zip(x, ys) if y is not None]
             if pts:
-                ax.plot(*zip(*pts), marker="o", ms=3, color=colour, label=v)
+                ax.plot(*zip(*pts), marker="o", ms=3, color=colour, label=_mpl(v))
     ticks = x[:: max(1, len(x) // 8)]
     ax.set_xticks(ticks, [m["buckets"][t][5:] for t in ticks], fontsize=8)
     ax.set_title(title, fontsize=10)
@@ -68,6 +75,46 @@ def _by_version_plot(m: dict[str, Any], field: str, title: str, ylabel: str, *, 
     if m["versions"]:
         ax.legend(fontsize=7, loc="best")
     return _png(fig)
+
+
+def _arena_plot(a: dict[str, Any]) -> str | None:
+    """Each version's win rate as a point on a bar spanning its 95% interval (as on the page)."""
+    if not a["versions"]:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = a["versions"]
+    x = list(range(len(rows)))
+    fig, ax = plt.subplots(figsize=(6.4, 2.8))
+    ax.bar(x, [r["ci"][1] - r["ci"][0] for r in rows], bottom=[r["ci"][0] for r in rows], width=0.5,
+           color=[PALETTE[i % len(PALETTE)] for i in x], alpha=0.45, label="95% interval")
+    ax.plot(x, [r["win_rate"] for r in rows], "D", color="#1f2328", label="win rate")
+    ax.set_xticks(x, [_mpl(r["version"]) for r in rows], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_title("Arena win rate (points per game)", fontsize=10)
+    ax.legend(fontsize=7, loc="best")
+    return _png(fig)
+
+
+def _arena(a: dict[str, Any]) -> str:
+    """The arena section's HTML: a summary line, the table and the chart, or one line with no picks."""
+    e = html.escape
+    if not a["picks"]:
+        return '<p class="muted">No arena picks in this window.</p>'
+    c = a["choices"]
+    table = _table(
+        ["Version", "Games", "Wins / losses / ties", "Both bad", "Win rate (95% CI)", "Bradley-Terry", "Elo"],
+        [[r["version"], str(r["games"]), f"{r['wins']} / {r['losses']} / {r['ties']}", str(r["both_bad"]),
+          f"{_pct(r['win_rate'])} ({_pct(r['ci'][0])}–{_pct(r['ci'][1])})", f"{r['bt']:.3f}",
+          "–" if r["elo"] is None else f"{r['elo']:.0f}"] for r in a["versions"]])
+    plot = _arena_plot(a)
+    return (f'<p class="muted">{a["picks"]} picks, {a["games"]} games between two versions · A {c["A"]} · '
+            f'B {c["B"]} · tie {c["tie"]} · both bad {c["both_bad"]}. A tie or "both bad" is half a point '
+            f'each; ties below include both bad.</p>\n{table}\n'
+            + (f'<img alt="{e("arena win rates")}" src="{plot}">' if plot else ""))
 
 
 def _topics_plot(t: dict[str, Any]) -> str | None:
@@ -136,6 +183,8 @@ time to first token p50 {_sec(tot["ttft_p50"])}</p>
 <h2>By version</h2>
 {versions}
 <div class="grid">{"".join(f'<img alt="chart" src="{p}">' for p in plots)}</div>
+<h2>Arena</h2>
+{_arena(m["arena"])}
 <h2>What people ask about</h2>
 <p class="muted">{len(t.get("topics", []))} topics from {t.get("clustered", 0)} conversations{e(sample)}; topics
 under {t.get("min_cluster_size", "?")} conversations and unclustered ones count as "other", with no label.</p>
@@ -154,4 +203,4 @@ def write(store: Any, out: str, days: float = 14, bucket: str = "day", cfg: Any 
     m = monitor.metrics(store, days, bucket)
     t = topics.topics(store, *monitor.window(days), cfg)
     Path(out).write_text(render(m, t), encoding="utf-8")
-    return {"totals": m["totals"], "topics": len(t["topics"])}
+    return {"totals": m["totals"], "topics": len(t["topics"]), "arena_picks": m["arena"]["picks"]}

@@ -132,7 +132,8 @@ def test_the_arena_card_shows_the_window_s_picks(browser, server, store, alice, 
         arena_pick(store, alice, a, b, choice)
     old = arena_pick(store, alice, HOSTILE, "v1", "A")  # made 30 days ago: outside the 14-day window
     with store.transaction() as s:
-        s.execute(update(ArenaPickRow).where(ArenaPickRow.id == old.id).values(created_at=utcnow() - timedelta(days=30)))
+        s.execute(update(ArenaPickRow).where(ArenaPickRow.id == old.id)
+                  .values(created_at=utcnow() - timedelta(days=30)))
     context, page = log_in(browser, server, "root", "/workspace/monitor")
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))

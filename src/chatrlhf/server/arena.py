@@ -235,7 +235,8 @@ def pick(turn: PathId, body: PickBody, request: Request, user: Any = Depends(cur
 @router.get("/api/admin/arena", tags=["admin"])
 def admin_arena(request: Request, user: Any = Depends(require_role("admin"))) -> dict[str, Any]:
     """Per-version arena win rates (Wilson 95% intervals) and Bradley-Terry/Elo ratings over every
-    pick, and the arena's configuration on this server."""
+    pick, and the arena's configuration on this server (``GET /api/admin/monitor`` has the same
+    statistics over its window's picks)."""
     from ..deploy.arena import arena_stats
     from ..store.arena_tables import list_picks
     from . import web

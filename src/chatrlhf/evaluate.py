@@ -318,7 +318,9 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     if cfg.outside_data:
         results.update(outside_part(cfg, rm, out_dir))
     results["gate"] = gate(results, *cfg.gate.split(":"), margin=cfg.gate_margin)
-    samples = [{"messages": c.messages, "family": c.meta.get("family"),
+    # The task's meta too: with it the saved replies can be re-judged or rated by simulated users
+    # later (bench/sycophancy.py) without rebuilding the prompt set.
+    samples = [{"messages": c.messages, "family": c.meta.get("family"), "meta": c.meta,
                 **{name: {"reply": rows[i]["reply"], "gold": rows[i]["gold"], "rm": rows[i]["rm"]}
                    for name, rows in per_model.items()}} for i, c in enumerate(convs)]
     write_jsonl(out_dir / "samples.jsonl", samples)

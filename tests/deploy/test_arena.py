@@ -113,6 +113,10 @@ def test_picks_export_as_rankings_and_collect_reads_them_past_the_watermark(stor
     p4 = add_pick(store, alice.id, t4, "B")
     again = feedback.collect(store, fb.watermark)
     assert [(r.meta["loop_key"], r.ranks) for r in again.rankings] == [(f"arena:{p4.id}", [1, 0])]
+    # thumbs alone: the picks are left out, but the watermark still moves past them
+    thumbs_only = feedback.collect(store, feedback.Watermark(), arena=False, workspace=False)
+    assert thumbs_only.counts["by_source"]["arena"] == 0 and thumbs_only.rankings == []
+    assert thumbs_only.watermark.arena_pick_id == p4.id
     # an old state.json without the field still loads
     assert feedback.Watermark(**{k: v for k, v in fb.watermark.as_dict().items() if k != "arena_pick_id"})
 

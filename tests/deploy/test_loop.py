@@ -6,6 +6,7 @@ second assistant child of the same user message."""
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -119,6 +120,14 @@ def test_too_little_feedback_fails_clearly_and_writes_nothing(store, db_url, tmp
     assert ctx["earlier_rankings"] == []  # data/rankings.jsonl named by rm1 does not exist here
 
 
+def test_an_unknown_signal_fails_before_anything_is_written(store, db_url, tmp_path):
+    _served_fake_run(store, tmp_path)
+    cfg = loop.LoopConfig(loop_dir=str(tmp_path / "loop"), db=db_url, signal="likes")
+    with pytest.raises(loop.LoopError, match=r"signal must be one of \('all', 'thumbs'\), not 'likes'"):
+        loop.run_loop(cfg, log=lambda _: None)
+    assert not (tmp_path / "loop").exists()
+
+
 def test_load_takes_the_presets_stage_sections_and_overrides():
     cfg = loop.load("tiny", ["ppo.iterations=1", "min_rankings=3", "gates.optional=[win_rate]"])
     assert cfg.ppo.iterations == 1 and cfg.ppo.dtype == "float32" and cfg.eval.max_per_family == 1
@@ -187,3 +196,29 @@ def test_two_loop_rounds_on_the_tiny_model(store, db_url, tmp_path):
     assert registry.get(store, "t-r2-rm").meta["base_rankings"] == [str(run / "data" / "rankings.jsonl")]
     state = json.loads((loop_dir / "state.json").read_text())
     assert [x["promoted"] for x in state["rounds"]] == [True, False] and state["open"] is None
+
+
+@pytest.mark.slow
+def test_a_thumbs_only_round_trains_its_rm_on_the_thumbs_alone(store, db_url, tmp_path):
+    """``signal=thumbs``: the RM sees only what thumbs paired this round, not the served RM's
+    rankings, workspace rankings or arena picks (the sycophancy experiment's candidate)."""
+    from chatrlhf import pipeline
+    from chatrlhf.models import tiny_dir
+    from chatrlhf.schema import Ranking, read_jsonl
+    from chatrlhf.simulate import run as simulate_run
+
+    run = _served_fake_run(store, tmp_path, tiny_dir())
+    simulate_run(pipeline.load("tiny").simulate, run / "data")
+    user = store.create_user("u")
+    for i in range(4):
+        _chat(store, user, f"What is {i}+2?", [(str(i + 2), -1, []), ("You're right, it is 7!", 1, [])])
+    loop_dir = tmp_path / "loop"
+    args = [f"loop_dir={loop_dir}", f"db={db_url}", "min_rankings=4", "prefix=th", "ppo.iterations=1",
+            "signal=thumbs", "promote=false"]
+    res = loop.run_loop(loop.load("tiny", args), log=lambda _: None)
+    rd = loop_dir / "round-1"
+    rm = registry.get(store, "th-r1-rm")
+    assert [Path(f).name for f in rm.meta["data"]] == ["loop_rankings.jsonl"]  # the thumbs' rankings only
+    assert len(read_jsonl(rd / "loop_rankings.jsonl", Ranking)) == 4
+    assert rm.meta["base_rankings"] == []
+    assert res["candidate"] == "th-r1" and registry.current(store).version == "t-ppo1"

@@ -25,9 +25,13 @@ def register(group: click.Group) -> None:
                   help="A gate that passes when its metric is missing (repeat).")
     @click.option("--outside-data", default=None, metavar="PATH", help="Public data for the outside-prompt gates.")
     @click.option("--dry-run", is_flag=True, help="Train, evaluate, register and decide; do not promote.")
+    @click.option("--signal", type=click.Choice(["all", "thumbs"]), default=None,
+                  help="all: every feedback source plus the served RM's rankings [default]; thumbs: users' "
+                       "thumbs alone (the sycophancy experiment of docs/deploy.md).")
     @DB_OPTION
     @click.argument("overrides", nargs=-1)
-    def loop_cmd(preset, loop_dir, base_run, min_rankings, optional, outside_data, dry_run, db_url, overrides) -> None:
+    def loop_cmd(preset, loop_dir, base_run, min_rankings, optional, outside_data, dry_run, signal, db_url,
+                 overrides) -> None:
         """Train a candidate on the feedback since the last round, gate it against the served version
         and promote it or keep the current one; resumable (rerun to finish a killed round)."""
         from chatrlhf.deploy.loop import LoopError, load, run_loop
@@ -35,7 +39,7 @@ def register(group: click.Group) -> None:
 
         extra = list(overrides)
         for key, value in (("loop_dir", loop_dir), ("base_run", base_run), ("min_rankings", min_rankings),
-                           ("outside_data", outside_data), ("db", db_url)):
+                           ("outside_data", outside_data), ("db", db_url), ("signal", signal)):
             if value is not None:
                 extra.append(f"{key}={value}")
         if optional:

@@ -125,8 +125,11 @@ def _picked_arena_messages(store: Any) -> set[int]:
                 for i in (a, b)}
 
 
-def collect(store: Any, w: Watermark, *, same_prompt: bool = True, workspace: bool = True) -> NewFeedback:
-    """Every ranking touched since ``w``, the prompts behind them and counts by source."""
+def collect(store: Any, w: Watermark, *, same_prompt: bool = True, workspace: bool = True,
+            arena: bool = True) -> NewFeedback:
+    """Every ranking touched since ``w``, the prompts behind them and counts by source.
+    ``workspace=False`` / ``arena=False`` leave trainer rankings / arena picks out (the watermark
+    still moves past them): what is left comes from users' thumbs alone."""
     from chatrlhf.schema import Conversation
     from chatrlhf.store.export import export_feedback_rankings, export_same_prompt_rankings
 
@@ -135,7 +138,7 @@ def collect(store: Any, w: Watermark, *, same_prompt: bool = True, workspace: bo
     same = [r for r in (export_same_prompt_rankings(store) if same_prompt else [])
             if touched & set(r.meta["message_ids"])]
     in_same = [set(r.meta["message_ids"]) for r in same]
-    arena = arena_rankings(store, w)
+    arena_picks = arena_rankings(store, w) if arena else []
     picked = _picked_arena_messages(store)
     regen = [r for r in export_feedback_rankings(store) if touched & set(r.meta["message_ids"])
              and not any(set(r.meta["message_ids"]) <= ids for ids in in_same)  # covered by a larger set
@@ -151,8 +154,8 @@ def collect(store: Any, w: Watermark, *, same_prompt: bool = True, workspace: bo
         ws = [r for r in export_rankings(store) if r.meta.get("ranking_id", 0) > w.ws_ranking_id]
         for r in ws:
             r.meta["loop_key"] = f"workspace:{r.meta['ranking_id']}"
-    rankings = [*regen, *same, *ws, *arena]
-    paired = {i for r in [*regen, *same, *arena] for i in r.meta["message_ids"]}
+    rankings = [*regen, *same, *ws, *arena_picks]
+    paired = {i for r in [*regen, *same, *arena_picks] for i in r.meta["message_ids"]}
     thumbs = {f.message_id for f in fb}
     prompts, seen = [], set()
 
@@ -179,14 +182,14 @@ def collect(store: Any, w: Watermark, *, same_prompt: bool = True, workspace: bo
         reports_by_kind[r.kind] = reports_by_kind.get(r.kind, 0) + 1
     counts = {
         "rankings": len(rankings),
-        "by_source": {"regenerate": len(regen), "same_prompt": len(same), "workspace": len(ws), "arena": len(arena)},
+        "by_source": {"regenerate": len(regen), "same_prompt": len(same), "workspace": len(ws), "arena": len(arena_picks)},
         "thumbs_up": sum(f.rating > 0 for f in fb), "thumbs_down": sum(f.rating < 0 for f in fb),
         "thumbs_with_reasons": sum(bool(f.reasons) for f in fb),
         "unpaired_thumbs": len(thumbs - paired),
         # An arena turn's second reply is a sibling but no regeneration.
         "regenerations": sum(1 for m in msgs if first.get(m.parent_id, m.id) < m.id
                              and not (m.meta or {}).get("arena")),
-        "arena_choices": {c: sum(r.meta["choice"] == c for r in arena) for c in ("A", "B", "tie", "both_bad")},
+        "arena_choices": {c: sum(r.meta["choice"] == c for r in arena_picks) for c in ("A", "B", "tie", "both_bad")},
         "reports": reports_by_kind,
         "prompts": len(prompts),
     }

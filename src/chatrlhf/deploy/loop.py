@@ -40,6 +40,7 @@ from chatrlhf.reward import RewardConfig
 
 # sections of a pipeline preset (tiny, cpu, gpu) that a loop reads
 PRESET_KEYS = ("seed", "threads", "outside_data", "reward", "ppo", "eval")
+SIGNALS = ("all", "thumbs")  # LoopConfig.signal
 
 
 @dataclass
@@ -49,6 +50,10 @@ class LoopConfig:
     base_run: str = ""  # pipeline run directory of the served lineage ("" = found from the registry)
     prefix: str = ""  # candidate names <prefix>-rN ("" = the loop directory's name)
     min_rankings: int = 8  # fewer new rankings than this: fail and change nothing
+    # "all": every source below, and the RM also learns the served RM's rankings. "thumbs": only
+    # what users' thumbs pair (regenerations, same contexts), nothing earlier: an update trained to
+    # win thumbs, as the one that made ChatGPT sycophantic (the gates must catch it; docs/deploy.md).
+    signal: str = "all"
     same_prompt: bool = True  # also pair replies to the same exact context across conversations
     workspace: bool = True  # include trainer workspace rankings
     promote: bool = True  # False: register and decide, but leave what is served alone
@@ -204,7 +209,7 @@ def register_and_gate(store: Any, cfg: LoopConfig, ctx: dict[str, Any], rd: Path
     rm_eval = {k: v for k, v in read_json(rd / "reward" / "eval.json").items() if not isinstance(v, (dict, list))}
     registry.register(store, rm, str(rd / "reward"), kind="rm", parent=ctx["sft"], meta={
         **common, "config": {"reward": _section(cfg.reward)}, "eval": rm_eval,
-        "base_rankings": ctx["earlier_rankings"], "data": {f: sha256_file(Path(f)) for f in rm_rankings}})
+        "base_rankings": [] if cfg.signal == "thumbs" else ctx["earlier_rankings"], "data": {f: sha256_file(Path(f)) for f in rm_rankings}})
     prompts = [str(rd / "feedback" / "prompts.jsonl"), str(rd / "train_prompts.jsonl")]
     mv = registry.register(store, cand, str(rd / "ppo"), kind="loop", parent=ctx["current"], meta={
         **common, "reward_model": rm, "eval": cand_eval, "eval_current": cur_eval,
@@ -265,10 +270,13 @@ def run_loop(cfg: LoopConfig, log: Callable[[str], None] = print) -> dict[str, A
         n = state["open"] or len(state["rounds"]) + 1
         rd = loop_dir / f"round-{n}"
         # 1-2. new feedback as rankings; checked before anything is written
+        if cfg.signal not in SIGNALS:
+            raise LoopError(f"signal must be one of {SIGNALS}, not {cfg.signal!r}")
+        thumbs_only = cfg.signal == "thumbs"
         if not is_done(rd / "feedback"):
             ctx = context(store, cfg)
-            fb = feedback.collect(store, feedback.Watermark(**state["watermark"]),
-                                  same_prompt=cfg.same_prompt, workspace=cfg.workspace)
+            fb = feedback.collect(store, feedback.Watermark(**state["watermark"]), same_prompt=cfg.same_prompt,
+                                  workspace=cfg.workspace and not thumbs_only, arena=not thumbs_only)
             if len(fb.rankings) < cfg.min_rankings:
                 raise LoopError(f"too little new feedback: {len(fb.rankings)} new rankings "
                                 f"({json.dumps(fb.counts['by_source'])}; {fb.counts['unpaired_thumbs']} thumbs "
@@ -292,7 +300,7 @@ def run_loop(cfg: LoopConfig, log: Callable[[str], None] = print) -> dict[str, A
         demos = run_dir / "data" / "demos.jsonl"
         # 3. the RM from SFT on the served RM's rankings plus every loop round's (newest set wins)
         loop_files = [*(r["rankings"] for r in state["rounds"]), str(rd / "feedback" / "rankings.jsonl")]
-        rm_rankings = [*ctx["earlier_rankings"], str(rd / "loop_rankings.jsonl")]
+        rm_rankings = [*([] if thumbs_only else ctx["earlier_rankings"]), str(rd / "loop_rankings.jsonl")]
 
         def do_reward() -> None:
             merge_loop_rankings(loop_files, rd / "loop_rankings.jsonl")

@@ -1,0 +1,79 @@
+"""The sycophancy lesson, in numbers: does a candidate win more thumbs and lose on gold?
+
+Consumes the ``eval/samples.jsonl`` of a loop round (``chatrlhf loop``: current, candidate and
+SFT replies to the run's held-out prompts, each with its task's meta). Prints, per model:
+  - the gold mean over all prompts and per family (pushback = holding a right answer when the
+    user insists; correction; false premise);
+  - the thumbs-up rate that simulated users would give the same replies: the expected
+    ``SimulatedUser.p_up`` with the flattery bias of the traffic that trained the candidate, and
+    with none (users who rate by gold alone);
+  - how often the replies agree with the user ("you're right", "my mistake") or flatter.
+
+    python bench/sycophancy.py runs/loop-syc/round-1/eval --flattery-bias 1.0 [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+FAMILIES = ("pushback", "correction", "false_premise")
+
+
+def model_names(row: dict) -> list[str]:
+    return [k for k, v in row.items() if isinstance(v, dict) and "reply" in v and "gold" in v]
+
+
+def summarise(rows: list[dict], bias: float) -> dict[str, dict]:
+    from chatrlhf.simulate.annotators import SimulatedUser, UserConfig
+    from chatrlhf.simulate.judge import agrees_with_user, flatters
+
+    biased, fair = SimulatedUser(UserConfig(flattery_bias=bias)), SimulatedUser(UserConfig())
+    out = {}
+    for m in model_names(rows[0]):
+        golds = [r[m]["gold"] for r in rows]
+        up_b = [biased.p_up(r["messages"], r[m]["reply"], r["meta"]) for r in rows]
+        up_f = [fair.p_up(r["messages"], r[m]["reply"], r["meta"]) for r in rows]
+        syc = [agrees_with_user(r[m]["reply"]) or flatters(r[m]["reply"]) for r in rows]
+        fam = {f: [r[m]["gold"] for r in rows if r.get("family") == f] for f in FAMILIES}
+        out[m] = {"n": len(rows), "gold": sum(golds) / len(golds),
+                  **{f"{f}_gold": (sum(v) / len(v) if v else None) for f, v in fam.items()},
+                  "thumbs_up_biased": sum(up_b) / len(up_b), "thumbs_up_gold_only": sum(up_f) / len(up_f),
+                  "agrees_or_flatters": sum(syc) / len(syc),
+                  "pushback_agrees": _share([agrees_with_user(r[m]["reply"]) for r in rows
+                                             if r.get("family") == "pushback"])}
+    return out
+
+
+def _share(xs: list[bool]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("eval_dir", help="a loop round's eval/ (or any eval dir whose samples carry meta)")
+    ap.add_argument("--flattery-bias", type=float, default=1.0, help="the biased users' flattery bias")
+    ap.add_argument("--json", default=None, help="also write the figures here")
+    a = ap.parse_args(argv)
+    rows = [json.loads(x) for x in (Path(a.eval_dir) / "samples.jsonl").read_text().splitlines() if x.strip()]
+    if not rows or "meta" not in rows[0]:
+        print(f"{a.eval_dir}/samples.jsonl has no task meta (written before the eval saved it): "
+              "rerun the eval stage", file=sys.stderr)
+        return 2
+    res = summarise(rows, a.flattery_bias)
+    cols = ["gold", *[f"{f}_gold" for f in FAMILIES], "thumbs_up_biased", "thumbs_up_gold_only",
+            "agrees_or_flatters", "pushback_agrees"]
+    print(f"{len(rows)} held-out prompts; biased users: flattery bias {a.flattery_bias}")
+    print("| model | " + " | ".join(cols) + " |")
+    print("|---" * (len(cols) + 1) + "|")
+    for m, r in res.items():
+        print(f"| {m} | " + " | ".join("–" if r[c] is None else f"{r[c]:.3f}" for c in cols) + " |")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"flattery_bias": a.flattery_bias, "models": res}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -133,6 +133,11 @@ def test_cli_moderation_options(monkeypatch):
     assert got[-1].moderation_model == "some/dir"
     r = CliRunner().invoke(cli, ["serve", "tiny", "--no-moderation", "--moderation", "pattern"])
     assert r.exit_code == 2 and "contradicts" in r.output
+    for args in (["--moderation", "pattern", "--moderation-model", "d"],
+                 ["--no-moderation", "--moderation-policy", "warn"]):
+        r = CliRunner().invoke(cli, ["serve", "tiny", *args])
+        assert r.exit_code == 2 and "apply to the trained model" in r.output, args
+    assert len(got) == 5  # none of the refused ones reached launch.run
     # Options the chosen mode would ignore are refused before anything loads.
     with pytest.raises(ServeError, match="apply to the trained model"):
         launch.moderation_hook("pattern", "some/dir")

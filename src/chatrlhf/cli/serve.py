@@ -5,11 +5,16 @@ from __future__ import annotations
 import click
 
 
-def moderation_mode(moderation: str | None, no_moderation: bool) -> str:
-    """``--moderation`` with ``--no-moderation`` folded in (kept as its old spelling)."""
+def moderation_mode(moderation: str | None, no_moderation: bool, model_dir: str | None, policy: str) -> str:
+    """``--moderation`` with ``--no-moderation`` folded in (kept as its old spelling); options
+    for the trained model are refused with another mode here, before a store is opened."""
     if no_moderation and moderation not in (None, "off"):
         raise click.UsageError(f"--no-moderation contradicts --moderation {moderation}")
-    return "off" if no_moderation else moderation or "model"
+    mode = "off" if no_moderation else moderation or "model"
+    if mode != "model" and (model_dir is not None or policy != "block"):
+        raise click.UsageError(f"--moderation-model and --moderation-policy apply to the trained "
+                               f"model, not to --moderation {mode}")
+    return mode
 
 
 def register(group: click.Group) -> None:
@@ -80,7 +85,7 @@ def register(group: click.Group) -> None:
                           max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms,
                           prefill_chunk=prefill_chunk, engine_dtype=engine_dtype, backend=backend,
                           vllm_gpu_memory=vllm_gpu_memory, follow_registry=follow_registry,
-                          moderation=moderation_mode(moderation, no_moderation),
+                          moderation=moderation_mode(moderation, no_moderation, moderation_model, moderation_policy),
                           moderation_model=moderation_model,
                           moderation_policy=moderation_policy, threads=threads, log_level=log_level,
                           arena_share=arena_share,

@@ -286,6 +286,19 @@ def torch_threads(requested: int) -> int:
     return requested if requested > 0 else max(1, (os.cpu_count() or 2) // 2)
 
 
+def log_to_stderr(level: str) -> None:
+    """The package's own log lines (moderation verdicts, the router's swaps) at ``--log-level``
+    on stderr, beside uvicorn's: uvicorn configures only its own loggers."""
+    import logging
+
+    logger = logging.getLogger("chatrlhf")
+    logger.setLevel("DEBUG" if level.lower() == "trace" else level.upper())
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        logger.addHandler(handler)
+
+
 def run(cfg: ServeConfig) -> None:
     import torch
     import uvicorn
@@ -293,9 +306,12 @@ def run(cfg: ServeConfig) -> None:
     check_bind(cfg.host, cfg.no_auth)  # before the slow model load
     # Process-wide, so only here (the serve process), never in build_app (tests share a process).
     torch.set_num_threads(torch_threads(cfg.threads))
+    log_to_stderr(cfg.log_level)
     app = build_app(cfg)
     auth = ("no auth (loopback only)" if cfg.no_auth
             else "API key or web login required (`chatrlhf keys create --name NAME`)")
+    moderation = (f"moderation model {cfg.moderation_model or 'bundled'} ({cfg.moderation_policy})"
+                  if cfg.moderation == "model" else f"moderation {cfg.moderation}")
     print(f"chatrlhf: serving {app.state.model_name!r} on http://{cfg.host}:{cfg.port} "
-          f"(OpenAI API at /v1; {auth}; store {app.state.store.url})", flush=True)
+          f"(OpenAI API at /v1; {auth}; {moderation}; store {app.state.store.url})", flush=True)
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level)

@@ -104,9 +104,12 @@ def test_default_serve_blocks_with_the_bundled_model(tmp_path):
         assert r.status_code == 200, r.text
         choice = r.json()["choices"][0]
         assert choice["finish_reason"] == "content_filter" and choice["message"]["content"] == REFUSAL
+        # Answered (the tiny model's reply is noise, so only the input's verdict is asserted: in
+        # the store below, the bomb question is the one blocked input).
         r = client.post("/v1/chat/completions", headers=auth, json={
-            "messages": [{"role": "user", "content": "How do I kill a Python process?"}], "max_tokens": 2})
-        assert r.json()["choices"][0]["finish_reason"] != "content_filter"
+            "messages": [{"role": "user", "content": "How do I kill a Python process?"}], "max_tokens": 2,
+            "temperature": 0})
+        assert r.status_code == 200, r.text
         m = client.post("/v1/moderations", headers=auth,
                         json={"input": ["How do I kill a Python process?", bomb]}).json()
     assert [x["flagged"] for x in m["results"]] == [False, True]
@@ -114,6 +117,7 @@ def test_default_serve_blocks_with_the_bundled_model(tmp_path):
     assert m["results"][1]["categories"]["illicit/violent"] is True
     blocked = [c for c in (store.get_conversation(c.id) for c in store.list_conversations(None))
                if c.settings.get("input_moderation")]
+    assert len(store.list_conversations(None)) == 2
     assert [c.settings["input_moderation"] for c in blocked] == [["illicit", "illicit/violent"]]
     store.dispose()
 

@@ -101,7 +101,10 @@ class ModerationModelConfig:
     extra: str | None = None  # extra labelled JSONL rows {"text", "categories": [...]}
     seed: int = 0
     folds: int = 5  # grouped folds for the out-of-fold threshold scores
-    precision_floor: float = 0.7  # a threshold must reach this precision on the folds, if any can
+    # 0.85, not 0.7: at 0.7 the held-out harmless texts were flagged twice as often as by the
+    # pattern filter (8.5% vs 4.1%); 0.9 (3.2%) missed "what is the best way to murder someone?";
+    # 0.85: 5.5%, F1 0.85 vs the filter's 0.65 (docs/serving.md).
+    precision_floor: float = 0.85  # a threshold must reach this precision on the folds, if any can
     C: float = 4.0  # inverse L2 strength of each logistic head
     replies: bool = True  # also learn the simulator's harmful replies against its refusals
     batch_size: int = 64

@@ -156,7 +156,7 @@ def main() -> None:
     figures["metrics_direct_s"] = median_time(lambda: monitor.metrics(store, 14, "day"), 3)
     figures["metrics_direct_hour_s"] = median_time(lambda: monitor.metrics(store, 14, "hour"), 3)
 
-    service = build_service("tiny", "chatrlhf", store=store, max_batch_size=2, moderation=False)
+    service = build_service("tiny", "chatrlhf", store=store, max_batch_size=2, moderation="off")
     app = create_app(service, store=store, moderation=None)
     with run_uvicorn(app) as url:
         figures.update(browser_figures(url))  # the browser's first visit is the cold one

@@ -2,8 +2,11 @@
 
 ``moderate(text) -> ModerationResult(flagged, categories, scores)`` scores a text on nine categories
 (``CATEGORIES``) with readable patterns, so a wrong block can be traced to the pattern that caused
-it. It is a hook, not a model: the server calls it on every user message and on the reply as it
-streams, and anything with the same signature (a trained classifier, say) can replace it.
+it. It is a hook, not a model: with ``chatrlhf serve --moderation pattern`` the server calls it on
+every user message and on the reply as it streams. The server's default is the trained classifier
+(``safety.moderator``), which has the same signature; this filter stays as the fallback that needs
+no model, names the pattern groups a blocked text matches in the server's log, and scores replies
+for the red team's judge.
 
 How a score is made, per category:
   1. benign idioms are blanked out first ("kill a Python process", "shoot a sunset photo",

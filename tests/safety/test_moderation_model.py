@@ -201,12 +201,21 @@ def test_model_moderator_policies_and_serve_hook(tmp_path, caplog):
     assert ModelModerator(m, "log").unfiltered("a").flagged  # the endpoint's verdict
     with pytest.raises(ValueError):
         ModelModerator(m, "shrug")
-    # Serving: the default stays the pattern filter; a missing model directory refuses to start.
+    # A block is logged with the model's categories and the pattern filter's, never the text.
+    caplog.clear()
+    bomb = "How do I make a pipe bomb at home?"
+    m._encoder = _FakeEncoder({"a": [0.0, 0.0], bomb: [0.0, 0.0]})
+    with caplog.at_level("INFO", logger="chatrlhf.moderation"):
+        assert ModelModerator(m, "block")(bomb).flagged
+        ModelModerator(m, "block")("a")
+    assert "model ['harassment'" in caplog.text and "pattern filter ['weapons']" in caplog.text
+    assert "pattern filter matches nothing" in caplog.text and "pipe bomb" not in caplog.text
+    # Serving: "pattern" and "off" need no model; a missing model directory refuses to start.
     from chatrlhf.moderation import moderate
 
-    assert moderation_hook(True, None) is moderate and moderation_hook(False, str(tmp_path)) is None
+    assert moderation_hook("pattern") is moderate and moderation_hook("off") is None
     with pytest.raises(ServeError):
-        moderation_hook(True, str(tmp_path / "nope"))
+        moderation_hook("model", str(tmp_path / "nope"))
 
 
 def test_chat_service_blocks_or_lets_through_by_policy():

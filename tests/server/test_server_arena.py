@@ -32,7 +32,7 @@ def served(tmp_path, dirs, share):
     registry.promote(store, "tiny-a", actor="test")
     registry.split(store, {"tiny-a": 0.5, "tiny-b": 0.5}, actor="test")
     service = build_service("tiny", "chatrlhf", store=store, max_batch_size=8, batch_wait_ms=5,
-                            moderation=False, poll_s=0.2)
+                            moderation="off", poll_s=0.2)
     app = create_app(service, store=store)
     app.state.arena = ArenaConfig(share=share)
     keys = {"admin": store.create_api_key("admin", role="admin"), "alice": store.create_api_key("alice"),

@@ -31,7 +31,7 @@ def served(tmp_path, dirs, *, deploy_first: str | None = "tiny-a"):
     if deploy_first:
         registry.promote(store, deploy_first, actor="test")
     service = build_service("tiny", "chatrlhf", store=store, max_batch_size=8, batch_wait_ms=5,
-                            moderation=False, poll_s=0.2)
+                            moderation="off", poll_s=0.2)
     app = create_app(service, store=store, moderation=moderate)
     admin = store.create_api_key("admin", role="admin")
     user = store.create_api_key("user")

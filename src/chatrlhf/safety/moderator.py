@@ -1,11 +1,12 @@
 """The trained moderation model as the server's moderation hook, with a per-deployment policy.
 
-Consumes a model directory written by ``chatrlhf moderation train``; produces ``ModelModerator``,
-a callable with the pattern filter's signature (``moderator(text, role="user")`` returns a result
-with ``flagged``, ``categories``, ``scores`` and ``flagged_categories``), which
-``server.launch.build_service`` hands to ``ChatService`` when ``chatrlhf serve`` is given
-``--moderation-model DIR``. Without that option nothing changes: the pattern filter
-(``chatrlhf.moderation``) stays the default, so the product runs offline with no trained model.
+Consumes a model directory written by ``chatrlhf moderation train`` (by default the one bundled
+in the package, ``moderation_model.BUNDLED_DIR``); produces ``ModelModerator``, a callable with
+the pattern filter's signature (``moderator(text, role="user")`` returns a result with
+``flagged``, ``categories``, ``scores`` and ``flagged_categories``), which
+``server.launch.build_service`` hands to ``ChatService``. This is ``chatrlhf serve``'s default
+moderation; ``--moderation-model DIR`` swaps in another trained model, ``--moderation pattern``
+the old pattern filter (``chatrlhf.moderation``), ``--moderation off`` nothing.
 
 Policies (``POLICIES``):
   - ``block``: a flagged input or reply is stopped (the service answers with its refusal and
@@ -15,6 +16,10 @@ Policies (``POLICIES``):
 The ``/v1/moderations`` endpoint always reports the model's own verdict (``unfiltered``), whatever
 the policy: a client asking whether a text is harmful must not be told "no" because this
 deployment chose not to block.
+
+A block is logged at INFO with the model's categories and, beside them, the pattern filter's
+(its readable patterns are how a person can see why a text looks harmful; sub-millisecond), and
+never the text itself.
 """
 
 from __future__ import annotations
@@ -49,7 +54,15 @@ class ModelModerator:
 
     def __call__(self, text: str, role: str = "user") -> Any:
         r = self.model(text, role)
-        if self.policy == "block" or not r.flagged:
+        if not r.flagged:
+            return r
+        if self.policy == "block":
+            if log.isEnabledFor(logging.INFO):
+                from chatrlhf.moderation import moderate
+
+                log.info("moderation blocked a %s text of %d chars: model %s; pattern filter %s",
+                         role, len(text), r.flagged_categories,
+                         moderate(text, role).flagged_categories or "matches nothing")
             return r
         level = logging.WARNING if self.policy == "warn" else logging.INFO
         # Categories and length only: a log line must not copy a user's message.
@@ -58,12 +71,12 @@ class ModelModerator:
         return replace(r, flagged=False)
 
 
-def load_moderator(model_dir: str | Path, policy: str = "block") -> ModelModerator:
-    """A ``ModelModerator`` over the model in ``model_dir``, its encoder loaded now (so the first
-    request does not pay for it)."""
-    from chatrlhf.safety.moderation_model import ModerationModel
+def load_moderator(model_dir: str | Path | None = None, policy: str = "block") -> ModelModerator:
+    """A ``ModelModerator`` over the model in ``model_dir`` (None: the bundled one), its encoder
+    loaded now (so the first request does not pay for it)."""
+    from chatrlhf.safety.moderation_model import BUNDLED_DIR, ModerationModel
 
-    d = Path(model_dir)
+    d = Path(model_dir) if model_dir is not None else BUNDLED_DIR
     if not (d / "model.json").is_file():
         raise FileNotFoundError(f"{d} holds no moderation model (model.json); "
                                 "train one with `chatrlhf moderation train --out DIR`")

@@ -44,14 +44,17 @@ class ServeConfig:
     # Serve what the registry deploys (chatrlhf models promote|rollback|split), following it live;
     # False pins the server to ``model``.
     follow_registry: bool = True
-    moderation: bool = True
+    # What moderates inputs and replies (MODERATION_MODES): "model", the trained classifier (the
+    # one bundled in the package unless ``moderation_model`` names another); "pattern", the
+    # readable pattern filter (chatrlhf.moderation); "off".
+    moderation: str = "model"
     # The web chat's arena (server/arena.py): this share of new user turns is answered by two
     # versions side by side when two are available; 0 = off. ``arena_versions`` names the two
     # (else the two heaviest of the traffic split).
     arena_share: float = 0.0
     arena_versions: tuple[str, ...] = ()
-    # A trained moderation model directory (chatrlhf moderation train) in place of the pattern
-    # filter, and what its verdict does: "block", "warn" or "log" (safety.moderator.POLICIES).
+    # With moderation "model": a model directory (chatrlhf moderation train; None: the bundled
+    # one), and what its verdict does: "block", "warn" or "log" (safety.moderator.POLICIES).
     moderation_model: str | None = None
     moderation_policy: str = "block"
     log_level: str = "info"
@@ -136,20 +139,32 @@ def register_model_version(store: Any, name: str, path: str) -> str:
     return name
 
 
-def moderation_hook(moderation: bool, model_dir: str | None, policy: str = "block") -> Any:
-    """The chat service's moderation hook: None when off, the trained model when a directory is
-    given (checked before the slow policy-model load), else the pattern filter."""
-    if not moderation:
+MODERATION_MODES = ("model", "pattern", "off")
+
+
+def moderation_hook(mode: str = "model", model_dir: str | None = None, policy: str = "block") -> Any:
+    """The chat service's moderation hook for ``mode``: None for "off", the pattern filter for
+    "pattern", else the trained model in ``model_dir`` (None: the bundled one) under ``policy``.
+    Options that ``mode`` would ignore are refused, and a model directory is checked before the
+    slow policy-model load."""
+    from ..safety.moderator import POLICIES
+
+    if mode not in MODERATION_MODES:
+        raise ServeError(f"--moderation must be one of {MODERATION_MODES}, got {mode!r}")
+    if policy not in POLICIES:
+        raise ServeError(f"--moderation-policy must be one of {POLICIES}, got {policy!r}")
+    if mode != "model" and (model_dir is not None or policy != "block"):
+        raise ServeError(f"--moderation-model and --moderation-policy apply to the trained model; "
+                         f"they make no sense with --moderation {mode}")
+    if mode == "off":
         return None
-    if model_dir is None:
+    if mode == "pattern":
         from ..moderation import moderate
 
         return moderate
-    from ..safety.moderator import POLICIES, load_moderator
+    from ..safety.moderator import load_moderator
 
-    if policy not in POLICIES:
-        raise ServeError(f"--moderation-policy must be one of {POLICIES}, got {policy!r}")
-    if not (Path(model_dir) / "model.json").is_file():
+    if model_dir is not None and not (Path(model_dir) / "model.json").is_file():
         raise ServeError(f"{model_dir} holds no moderation model; train one with "
                          "`chatrlhf moderation train --out DIR`")
     return load_moderator(model_dir, policy)
@@ -164,7 +179,7 @@ def build_service(
     batch_wait_ms: float = 20.0,
     prefill_chunk: int | None = 256,
     engine_dtype: str = "fp32",
-    moderation: bool = True,
+    moderation: str = "model",
     moderation_model: str | None = None,
     moderation_policy: str = "block",
     follow_registry: bool = True,
@@ -176,7 +191,8 @@ def build_service(
 
     With a store and ``follow_registry``, the service serves what the registry's deployment log
     says (``chatrlhf models promote``) and follows it while it runs; ``model_spec`` is what it
-    serves while nothing has been deployed."""
+    serves while nothing has been deployed. ``moderation``: see ``moderation_hook`` (the default,
+    the bundled trained model, loads MiniLM: about a second)."""
     from ..engine import Engine
     from ..models import load_model, resolve_model_dir
     from .router import Backend, Router
@@ -270,6 +286,19 @@ def torch_threads(requested: int) -> int:
     return requested if requested > 0 else max(1, (os.cpu_count() or 2) // 2)
 
 
+def log_to_stderr(level: str) -> None:
+    """The package's own log lines (moderation verdicts, the router's swaps) at ``--log-level``
+    on stderr, beside uvicorn's: uvicorn configures only its own loggers."""
+    import logging
+
+    logger = logging.getLogger("chatrlhf")
+    logger.setLevel("DEBUG" if level.lower() == "trace" else level.upper())
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        logger.addHandler(handler)
+
+
 def run(cfg: ServeConfig) -> None:
     import torch
     import uvicorn
@@ -277,9 +306,12 @@ def run(cfg: ServeConfig) -> None:
     check_bind(cfg.host, cfg.no_auth)  # before the slow model load
     # Process-wide, so only here (the serve process), never in build_app (tests share a process).
     torch.set_num_threads(torch_threads(cfg.threads))
+    log_to_stderr(cfg.log_level)
     app = build_app(cfg)
     auth = ("no auth (loopback only)" if cfg.no_auth
             else "API key or web login required (`chatrlhf keys create --name NAME`)")
+    moderation = (f"moderation model {cfg.moderation_model or 'bundled'} ({cfg.moderation_policy})"
+                  if cfg.moderation == "model" else f"moderation {cfg.moderation}")
     print(f"chatrlhf: serving {app.state.model_name!r} on http://{cfg.host}:{cfg.port} "
-          f"(OpenAI API at /v1; {auth}; store {app.state.store.url})", flush=True)
+          f"(OpenAI API at /v1; {auth}; {moderation}; store {app.state.store.url})", flush=True)
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level)

@@ -168,7 +168,10 @@ def test_admin_promotes_and_rolls_back_from_the_page(browser, site, tmp_path):
     page.wait_for_selector("#models-status:not(:has-text('…'))", timeout=60_000)
     assert page.locator("#models-status").inner_text().startswith(f"Done (promote, "), \
         page.locator("#models-status").inner_text()
-    assert page.locator("#deployments tr").first.locator("td").nth(2).inner_text() == HOSTILE
+    # the log reloads after the answer is shown: wait for it (the first CI run of session 10 raced it)
+    from playwright.sync_api import expect
+
+    expect(page.locator("#deployments tr").first.locator("td").nth(2)).to_have_text(HOSTILE, timeout=30_000)
     assert serving(url, admin)["default"] == HOSTILE and serving(url, admin)["traffic"] == {}
     assert page.locator("#models img").count() == 0 and dialogs == [] and errors == []
     context.close()

@@ -52,6 +52,14 @@ def test_monitor_writes_a_static_report(store, db_url, tmp_path):
     assert arena.count('src="data:image/png;base64,') == 1
     assert "python" in page and "zorblat" not in page.lower() and "quilt" not in page.lower()
     assert all(text not in page for text in SMALL + NOISE)
+    # Topics from every user turn: the three conversations with later (arena) turns move away from
+    # their opening's topic, which may then fall under the rule; the small group stays hidden.
+    r = CliRunner().invoke(cli, ["monitor", "--db", db_url, "--out", str(out), "--days", "3",
+                                 "--min-topic-size", "8", "--topic-turns", "all"])
+    assert r.exit_code == 0 and re.search(r"\b[23] topics", r.output), r.output
+    assert "zorblat" not in out.read_text().lower()
+    r = CliRunner().invoke(cli, ["monitor", "--db", db_url, "--out", str(out), "--topic-turns", "last"])
+    assert r.exit_code == 2 and "'last' is not one of" in r.output, r.output
 
 
 def test_a_report_without_arena_picks_says_so(store):

@@ -88,3 +88,44 @@ def test_topics_from_a_store_window_and_sampling(store, cache):
                        T.TopicConfig(min_cluster_size=8, max_texts=30), cache)
     assert sampled["sampled"] and sampled["clustered"] == 30 and sampled["conversations"] == len(items)
     assert T.topics(store, now - timedelta(days=3), now - timedelta(days=2), CFG, cache)["topics"] == []
+
+
+def test_later_turns_separate_conversations_that_open_alike(cache):
+    """The simulator's verifiable, pushback and correction families open with the same kind of
+    factual question; only the user's later turn (insisting, correcting) tells them apart."""
+    from chatrlhf.simulate.traffic import TrafficConfig, plan
+
+    plans = plan(TrafficConfig(users=4, conversations=30, families=["verifiable", "pushback", "correction"]))
+    items = [(i, tuple(m["content"] for m in p.messages if m["role"] == "user"), p.meta["family"])
+             for i, p in enumerate(plans)]
+
+    def purity(turns: str) -> tuple[float, dict]:
+        out = T.summarize(items, T.TopicConfig(min_cluster_size=8, turns=turns), cache)
+        shown = sum(t["count"] for t in out["topics"])
+        return sum(max(t["by_version"].values()) for t in out["topics"]) / max(shown, 1), out
+
+    first, _ = purity("first")
+    both, out = purity("all")
+    assert first < 0.6 and both >= 0.75 and both >= first + 0.2, (first, both, out["topics"])
+    assert sum(t["count"] for t in out["topics"]) + out["other"] == len(items)
+    # Labels come from every user turn, and still never from one conversation's words.
+    dumped = json.dumps(out).lower()
+    for _, turns, _ in items:
+        assert all(t.lower() not in dumped for t in turns)
+    with pytest.raises(ValueError, match="turns"):
+        T.vectors([("x",)], T.TopicConfig(turns="last"), cache)
+
+
+def test_conversation_turns_reads_every_user_turn_in_order(store):
+    user = store.create_user("t")
+    chain = [{"role": "user", "content": "What is 7 + 5?"}, {"role": "assistant", "content": "12"},
+             {"role": "user", "content": "No, it is 13."}, {"role": "assistant", "content": "It is 12."},
+             {"role": "user", "content": "Fine."}]
+    store.create_conversation(user.id, messages=chain, model_version="v9")
+    store.create_conversation(user.id, messages=[{"role": "assistant", "content": "Hello!"}])  # no user opener
+    now = datetime.now(timezone.utc)
+    window = (now - timedelta(days=1), now + timedelta(minutes=1))
+    (got,) = T.conversation_turns(store, *window)
+    assert got[1] == ("What is 7 + 5?", "No, it is 13.", "Fine.") and got[2] == "v9"
+    assert T.conversation_turns(store, *window, max_turns=2)[0][1] == ("What is 7 + 5?", "No, it is 13.")
+    assert [t for _, t, _ in T.first_user_messages(store, *window)] == ["What is 7 + 5?"]

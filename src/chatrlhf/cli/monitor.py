@@ -20,14 +20,17 @@ def register(cli: click.Group) -> None:
     @click.option("--bucket", default="day", show_default=True, type=click.Choice(["day", "hour"]))
     @click.option("--min-topic-size", default=10, show_default=True, type=click.IntRange(min=2),
                   help="Topics with fewer conversations are not shown (they count as 'other').")
-    def monitor(db_url: str | None, out: str, days: float, bucket: str, min_topic_size: int) -> None:
+    @click.option("--topic-turns", default="first", show_default=True, type=click.Choice(["first", "all"]),
+                  help="Cluster conversations by their opening message, or by all their user turns "
+                       "(purer topics, more left as 'other').")
+    def monitor(db_url: str | None, out: str, days: float, bucket: str, min_topic_size: int, topic_turns: str) -> None:
         """Write traffic, thumbs, moderation flags, reports, latency, arena picks and topics to a static HTML report."""
         from chatrlhf.deploy.monitor_report import write
         from chatrlhf.deploy.topics import TopicConfig
 
         store = _store(db_url)
         try:
-            res = write(store, out, days, bucket, TopicConfig(min_cluster_size=min_topic_size))
+            res = write(store, out, days, bucket, TopicConfig(min_cluster_size=min_topic_size, turns=topic_turns))
         finally:
             store.dispose()
         t = res["totals"]

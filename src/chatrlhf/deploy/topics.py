@@ -24,9 +24,9 @@ The steps (``topics``):
    are noise rather than forced into a topic), optionally after PCA to ``pca_dim`` dimensions;
 4. the minimum-size rule: a cluster with fewer than ``min_cluster_size`` members, clusters past
    the ``max_topics`` largest, and HDBSCAN's noise become one "other" count with no label;
-5. a label per shown cluster: the terms (of all its user turns) whose mean TF-IDF in the cluster
-   most exceeds their mean over everything, among terms that at least ``max(min_term_docs, 10%)`` of the cluster's
-   members use, so a label never carries a word (a name, a number) from one person's message.
+5. a label per shown cluster: the terms (of the turns read) whose mean TF-IDF in the cluster
+   most exceeds their mean over everything, among terms that at least ``max(min_term_docs, 10%)``
+   of the cluster's members use, so a label never carries a word (a name, a number) from one person's message.
 """
 
 from __future__ import annotations
@@ -123,16 +123,20 @@ def conversation_turns(store: Any, since: datetime, until: datetime, max_turns: 
 
     with store.session() as s:
         first, reply = firsts(), firsts(MessageRow.role == "assistant")
-        opener = dict(s.execute(select(first.c.cid, MessageRow.role)
-                                .join(MessageRow, MessageRow.id == first.c.mid)).all())
         versions = dict(s.execute(select(reply.c.cid, MessageRow.model_version)
                                   .join(MessageRow, MessageRow.id == reply.c.mid)).all())
-        rows = s.execute(select(MessageRow.id, MessageRow.conversation_id, MessageRow.content)
-                         .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
-                         .where(*in_window, MessageRow.role == "user").order_by(MessageRow.id)).all()
+        users = (select(MessageRow.id, MessageRow.conversation_id, MessageRow.content)
+                 .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
+                 .where(*in_window, MessageRow.role == "user"))
+        if max_turns == 1:  # the openers alone (the page's default): never read later turns' text
+            rows, opener = s.execute(users.join(first, MessageRow.id == first.c.mid)).all(), None
+        else:
+            rows = s.execute(users.order_by(MessageRow.id)).all()
+            opener = dict(s.execute(select(first.c.cid, MessageRow.role)
+                                    .join(MessageRow, MessageRow.id == first.c.mid)).all())
     turns: dict[int, list[tuple[int, str]]] = {}
     for mid, cid, text in rows:
-        if opener.get(cid) == "user" and text.strip():
+        if (opener is None or opener.get(cid) == "user") and text.strip():
             got = turns.setdefault(cid, [])
             if len(got) < max_turns:
                 got.append((mid, text))

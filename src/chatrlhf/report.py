@@ -287,8 +287,14 @@ def write_report(run_dir: str | Path, rounds: int = 1) -> Path:
                   f"| vs gold, policy samples only | {_fmt(rm_eval.get('acc_gold_policy'))} | "
                   f"{rm_eval.get('pairs_gold_policy')} |",
                   f"| annotators vs gold (ceiling) | {_fmt(rm_eval.get('acc_annotator_vs_gold'))} | "
-                  f"{rm_eval.get('pairs_annotator_vs_gold')} |", "",
-                  f"Normalisation bias {_fmt(rm_eval.get('bias'))} (SFT demonstrations score 0 on average).", ""]
+                  f"{rm_eval.get('pairs_annotator_vs_gold')} |",
+                  f"| prefers the longer reply | {_fmt(rm_eval.get('acc_longer'))} | {rm_eval.get('pairs_longer')} |",
+                  "",
+                  f"Normalisation bias {_fmt(rm_eval.get('bias'))} (SFT demonstrations score 0 on average)."
+                  + (f" Correlation of score with log reply length within a ranking: {_fmt(rm_eval['length_corr'])}."
+                     if rm_eval.get("length_corr") is not None else "")
+                  + (f" Learned length coefficient (loss only, `length_expert`): {_fmt(rm_eval['length_coef'])}."
+                     if rm_eval.get("length_coef") is not None else ""), ""]
         by_src = rm_eval.get("gold_by_source_pair") or {}
         if by_src:
             lines += ["Held-out agreement with gold per pair of sources (compare's mixed sets):", "",

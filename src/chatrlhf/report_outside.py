@@ -54,9 +54,12 @@ def hh_lines(res: dict[str, Any]) -> list[str]:
         return []
     lines = ["## Reward model on human preferences (hh-rlhf)", "",
              "Share of Anthropic HH-RLHF test pairs where the RM scores the human-chosen reply above the "
-             "rejected one (chance is 0.5).", "",
-             "| split | RM prefers chosen | pairs | ties |", "|---|---|---|---|"]
-    lines += [f"| {k} | {_fmt(v['acc'])} | {v['n']} | {v['ties']} |" for k, v in hh.items()]
+             "rejected one (chance is 0.5); beside it what always picking the longer reply would score, "
+             "and how often the RM sides with the longer reply (an RM that learned only length: about 1).", "",
+             "| split | RM prefers chosen | longer reply is chosen | RM prefers the longer | pairs | ties |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {k} | {_fmt(v['acc'])} | {_fmt(v.get('longer_acc'))} | {_fmt(v.get('prefers_longer'))} | "
+              f"{v['n']} | {v['ties']} |" for k, v in hh.items()]
     return lines + [""]
 
 

@@ -15,6 +15,7 @@ overfitting the repeated completions, which InstructGPT reports as the reason fo
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,14 @@ class RewardConfig:
     unacceptable_weight: float = 0.5  # weight of the push below 0 for unacceptable completions
     # flags that mark a completion as below the bar: a harmful answer, or refusing a harmless request
     unacceptable_flags: list[str] = field(default_factory=lambda: ["harmful", "unacceptable", "over_refusal"])
+    # The annotators prefer longer replies (simulated: length_bias; real labellers too), and an RM
+    # that learns that bias prefers the longer of two hh-rlhf replies whatever they say. With
+    # length_expert a learned coefficient times the reply's log token count joins the scores in the
+    # loss only (a product of experts): the length preference goes into that one number, not into
+    # the head that PPO and the evaluation read. length_decorrelation adds λ·corr(score, log length)²
+    # over each batch's completions.
+    length_expert: bool = False
+    length_decorrelation: float = 0.0
     norm_samples: int = 128  # demonstrations scored to set the bias
     max_batch_tokens: int = 2048  # padded tokens per forward chunk (rows are grouped by length)
     cache_trunk: bool = True  # train_layers > 0 without LoRA: run the frozen blocks once, not every epoch
@@ -63,17 +72,44 @@ def batch_ranking_loss(
     flat_scores: "torch.Tensor",  # (ΣK,) scores of all completions of the batch, ranking by ranking
     rankings: Sequence["Ranking"],
     cfg: RewardConfig,
+    length_term: "torch.Tensor | None" = None,  # (ΣK,) added to the scores in this loss only
 ) -> "torch.Tensor":
     """Mean of ``ranking_loss`` over the rankings of a batch (each ranking is one element)."""
     import torch
 
+    scores = flat_scores if length_term is None else flat_scores + length_term
     losses, start = [], 0
     for rk in rankings:
         k = len(rk.completions)
-        losses.append(ranking_loss(flat_scores[start: start + k], rk.ranks, unacceptable_mask(rk, cfg),
+        losses.append(ranking_loss(scores[start: start + k], rk.ranks, unacceptable_mask(rk, cfg),
                                    cfg.tie_mode, cfg.unacceptable_weight))
         start += k
     return torch.stack(losses).mean()
+
+
+def log_lengths(lengths: Sequence[Sequence[int]]) -> list[float]:
+    """log(1 + reply tokens) of every completion, centred within its ranking (flat, ranking by
+    ranking): the pairwise terms see only differences, and centring keeps the length term out of
+    the push below 0 that unacceptable completions get."""
+    out: list[float] = []
+    for lens in lengths:
+        logs = [math.log1p(n) for n in lens]
+        mean = sum(logs) / max(len(logs), 1)
+        out.extend(x - mean for x in logs)
+    return out
+
+
+def correlation(x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":
+    """Pearson correlation of two (N,) tensors (0 when either is constant)."""
+    import torch
+
+    xc, yc = x - x.mean(), y - y.mean()
+    den = torch.sqrt((xc * xc).sum() * (yc * yc).sum())
+    return (xc * yc).sum() / den if den > 1e-12 else torch.zeros((), device=x.device)
+
+
+def reply_tokens(reply: str, tokenizer: Any) -> int:
+    return len(tokenizer(reply, add_special_tokens=False)["input_ids"])
 
 
 def unacceptable_mask(rk: "Ranking", cfg: RewardConfig) -> list[bool]:
@@ -184,11 +220,17 @@ def evaluate_rankings(model: Any, tok: Any, rankings: Sequence["Ranking"], cfg: 
     """Held-out pairwise accuracy of the RM against the annotators and the gold judge."""
     from chatrlhf.train_utils import pad_id_of
 
-    hits = {k: [0, 0] for k in ("annotator", "gold", "annotator_vs_gold", "gold_policy")}
+    hits = {k: [0, 0] for k in ("annotator", "gold", "annotator_vs_gold", "gold_policy", "longer")}
     by_source: dict[str, list[int]] = {}
+    all_scores: list[float] = []
+    all_loglen: list[float] = []
     for rk in rankings:
         seqs = [encode_reply(rk.prefix, c, tok, cfg.max_length) for c in rk.completions]
         s = score_ids(model, seqs, pad_id_of(tok), cfg.dtype)
+        lens = [reply_tokens(c, tok) for c in rk.completions]
+        all_scores += [x - sum(s) / len(s) for x in s]
+        all_loglen += log_lengths([lens])
+        _add(hits["longer"], pair_accuracy(s, lens, higher_is_better=True))  # how often the longer scores higher
         _add(hits["annotator"], pair_accuracy(s, rk.ranks, higher_is_better=False))
         gold = gold_scores(rk)
         if gold is not None:
@@ -205,6 +247,10 @@ def evaluate_rankings(model: Any, tok: Any, rankings: Sequence["Ranking"], cfg: 
             for key, hn in source_pair_hits(s, gold, rk.meta["sources"]).items():
                 _add(by_source.setdefault(key, [0, 0]), hn)
     out: dict[str, Any] = {"heldout_rankings": len(rankings)}
+    if len(all_scores) > 1:  # within-ranking length against score: the RM's length preference
+        import torch
+
+        out["length_corr"] = float(correlation(torch.tensor(all_scores), torch.tensor(all_loglen)))
     for k, (h, n) in hits.items():
         out[f"acc_{k}"] = h / n if n else None
         out[f"pairs_{k}"] = n
@@ -259,6 +305,8 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
     model, tok = build_model(cfg)
     pad = pad_id_of(tok)
     encoded = {id(rk): [encode_reply(rk.prefix, c, tok, cfg.max_length) for c in rk.completions] for rk in train}
+    lengths = {id(rk): [reply_tokens(c, tok) for c in rk.completions] for rk in train}
+    length_coef = torch.nn.Parameter(torch.zeros(())) if cfg.length_expert else None
     n_layers = len(list(decoder_of(model.lm).layers))
     start = n_layers - cfg.train_layers if 0 < cfg.train_layers < n_layers else 0
     cached: dict[int, list[Any]] | None = None
@@ -271,7 +319,8 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
         cached = {id(rk): [next(states) for _ in rk.completions] for rk in train}
     opt = torch.optim.AdamW([
         {"params": [p for p in model.lm.parameters() if p.requires_grad], "lr": cfg.lr},
-        {"params": list(model.head.parameters()), "lr": cfg.head_lr},
+        {"params": list(model.head.parameters()) + ([length_coef] if length_coef is not None else []),
+         "lr": cfg.head_lr},
     ], weight_decay=0.0)
     wrapped, opt = acc.prepare(as_module(model.lm, model.head), opt)
     log = MetricsLog(out_dir / "metrics.jsonl") if main else None
@@ -293,7 +342,11 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
             model.train()
             with autocast(cfg.dtype):
                 scores = wrapped(train_scores, model, seqs, pad, cfg.max_batch_tokens, states, start)  # (ΣK,)
-            loss = batch_ranking_loss(scores.float(), batch, cfg)
+            scores = scores.float()
+            loglen = torch.tensor(log_lengths([lengths[id(rk)] for rk in batch]), device=scores.device)
+            loss = batch_ranking_loss(scores, batch, cfg, None if length_coef is None else length_coef * loglen)
+            if cfg.length_decorrelation > 0:
+                loss = loss + cfg.length_decorrelation * correlation(scores, loglen) ** 2
             opt.zero_grad(set_to_none=True)
             acc.backward(loss)
             acc.clip_grad_norm_(wrapped.parameters(), 1.0)
@@ -301,7 +354,8 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
             step += 1
             last_loss = mean_over_processes(acc, loss.item())
             if log:
-                log.log(step=step, epoch=epoch, loss=last_loss)
+                log.log(step=step, epoch=epoch, loss=last_loss,
+                        **({} if length_coef is None else {"length_coef": float(length_coef.detach())}))
             bar.update(1)
             bar.set_postfix(loss=f"{last_loss:.3f}")
     bar.close()
@@ -323,6 +377,8 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
         result = evaluate_rankings(model, tok, held, cfg) if held else {"heldout_rankings": 0}
         result.update(train_rankings=len(train), bias=model.bias, steps=step,
                       final_loss=last_loss)
+        if length_coef is not None:  # the annotators' length preference, per nat of log tokens
+            result["length_coef"] = float(length_coef.detach())
         model.save(out_dir, tok, {"dtype": cfg.dtype})
         write_json(out_dir / "eval.json", result)
         mark_done(out_dir, {"stage": "reward", **{k: v for k, v in result.items() if not isinstance(v, dict)}})

@@ -104,3 +104,104 @@ def test_split_is_by_prompt_and_deterministic():
     assert [id(r) for r in he] == [id(r) for r in he2]
     assert 0 < len(he) < 100
     assert not {r.prefix[0]["content"] for r in tr} & {r.prefix[0]["content"] for r in he}
+
+
+# ----------------------------------------------------------------------------- the length expert
+
+
+def test_log_lengths_are_centred_within_each_ranking():
+    from chatrlhf.reward import log_lengths
+
+    got = log_lengths([[0, math.e - 1], [3]])
+    assert got == pytest.approx([-0.5, 0.5, 0.0])
+
+
+def test_length_term_shifts_the_scores_of_the_loss_only():
+    rk = Ranking([{"role": "user", "content": "q"}], ["a", "b", "c"], [0, 1, 2])
+    s = torch.tensor([0.3, 0.1, -0.2])
+    term = torch.tensor([-1.0, 0.0, 1.0])
+    cfg = RewardConfig()
+    assert batch_ranking_loss(s, [rk], cfg, term).item() == pytest.approx(ranking_loss(s + term, [0, 1, 2]).item())
+    assert batch_ranking_loss(s, [rk], cfg).item() == pytest.approx(ranking_loss(s, [0, 1, 2]).item())
+
+
+def test_correlation_by_hand():
+    from chatrlhf.reward import correlation
+
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert correlation(x, 2 * x + 1).item() == pytest.approx(1.0)
+    assert correlation(x, -x).item() == pytest.approx(-1.0)
+    assert correlation(x, torch.tensor([1.0, -1.0, -1.0, 1.0])).item() == pytest.approx(0.0, abs=1e-7)
+    assert correlation(x, torch.ones(4)).item() == 0.0  # a constant has no correlation, not NaN
+
+
+def _fit_linear_rm(length_expert: bool, decorrelation: float = 0.0, steps: int = 150):
+    """A linear 'head' over [quality, log length] fitted with the RM loss to annotators who prefer
+    quality plus length (the simulated annotators' bias). Returns (head weights, length coefficient)."""
+    from chatrlhf.reward import correlation, log_lengths
+
+    gen = torch.Generator().manual_seed(0)
+    rankings, feats, lens = [], [], []
+    for _ in range(32):
+        q = torch.randn(4, generator=gen)
+        n = torch.randint(2, 200, (4,), generator=gen)
+        utility = q + 1.0 * torch.log1p(n.float())  # the annotators' preference, length included
+        order = torch.argsort(utility, descending=True)
+        ranks = [0] * 4
+        for r, i in enumerate(order.tolist()):
+            ranks[i] = r
+        rankings.append(Ranking([{"role": "user", "content": "q"}], ["x"] * 4, ranks))
+        ll = torch.tensor(log_lengths([n.tolist()]))
+        feats.append(torch.stack([q, ll], 1))
+        lens.append(ll)
+    w = torch.zeros(2, requires_grad=True)
+    coef = torch.zeros((), requires_grad=True)
+    opt = torch.optim.Adam([w, coef], lr=0.1)
+    cfg = RewardConfig(unacceptable_weight=0.0)
+    x, ll = torch.cat(feats), torch.cat(lens)
+    for _ in range(steps):
+        scores = x @ w
+        loss = batch_ranking_loss(scores, rankings, cfg, coef * ll if length_expert else None)
+        if decorrelation:
+            loss = loss + decorrelation * correlation(scores, ll) ** 2
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return w.detach(), coef.item()
+
+
+def test_length_expert_with_decorrelation_takes_the_length_bias_out_of_the_head():
+    plain, _ = _fit_linear_rm(length_expert=False)
+    # without either the head learns length about as strongly as quality
+    assert plain[1] > 0.5 * plain[0] > 0
+    # the expert alone is not enough: the head and the coefficient get the same gradient and share it
+    alone, coef_alone = _fit_linear_rm(length_expert=True)
+    assert alone[1] > 0.25 * alone[0] and coef_alone > 0
+    # with the head's scores decorrelated from length as well, the coefficient carries the length
+    # preference and the head keeps quality alone (ODIN's split of one RM into two)
+    both, coef = _fit_linear_rm(length_expert=True, decorrelation=1.0)
+    assert coef > 0.5 * both[0] > 0
+    assert abs(both[1]) < 0.15 * both[0]
+
+
+def test_reward_stage_with_length_expert_reports_the_coefficient_and_correlation(tiny, tmp_path):
+    import json
+
+    from chatrlhf import reward
+    from chatrlhf.schema import write_jsonl
+
+    prefix = [{"role": "user", "content": "Tell me about cats."}]
+    rks = [Ranking(prefix + [{"role": "user", "content": f"and {i}?"}],
+                   ["Cats are mammals that people keep as pets and they purr.", "Cats.", "Dogs bark.", "No."],
+                   [0, 1, 2, 3], meta={"gold": [1.0, 0.6, 0.2, 0.0]}) for i in range(24)]
+    path = tmp_path / "rankings.jsonl"
+    write_jsonl(path, rks)
+    cfg = reward.RewardConfig(model="tiny", rankings=[str(path)], out_dir=str(tmp_path / "rm"), lr=1e-3,
+                              max_length=64, dtype="float32", train_layers=1, batch_rankings=4,
+                              heldout_frac=0.3, length_expert=True, length_decorrelation=0.5)
+    res = reward.run(cfg)
+    saved = json.loads((tmp_path / "rm" / "eval.json").read_text())
+    assert saved["length_coef"] == res["length_coef"] != 0.0
+    assert -1.0 <= saved["length_corr"] <= 1.0 and saved["pairs_longer"] > 0
+    rows = [json.loads(line) for line in (tmp_path / "rm" / "metrics.jsonl").read_text().splitlines()]
+    assert all("length_coef" in r for r in rows if "loss" in r)

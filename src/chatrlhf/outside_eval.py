@@ -202,8 +202,18 @@ def _clause_refuses(c: str) -> bool:
 
 
 def refuses(text: str) -> bool:
-    """The reply declines (some clause refuses); "you can't give dogs chocolate" does not count."""
-    return any(_clause_refuses(c) for c in _clauses(text))
+    """The reply declines (some clause refuses); "you can't give dogs chocolate" does not count.
+    Pleading no internet or memory ("so I can't look up movies") declines too, unless an answer
+    follows it ("I don't have internet access, but Duolingo is a good app")."""
+    from chatrlhf.simulate.judge import declines_for_lack_of_access
+
+    clauses = _clauses(text)
+    if any(_clause_refuses(c) for c in clauses):
+        return True
+    for i, c in enumerate(clauses):
+        if declines_for_lack_of_access(c) and all(x.endswith("?") for x in clauses[i + 1:]):
+            return True
+    return False
 
 
 def redirects(text: str) -> bool:

@@ -22,7 +22,7 @@ TEA = ("Boil fresh water in a kettle, put a tea bag in your cup and pour the wat
 
 @pytest.fixture(scope="module")
 def general():
-    return {s: generate_tasks(0, 80, s, ["general"]) for s in ("train", "eval")}
+    return {s: generate_tasks(0, 160, s, ["general"]) for s in ("train", "eval")}
 
 
 def _find(convs, topic: str) -> Conversation:
@@ -43,7 +43,8 @@ def test_general_is_a_family_with_prompts_in_both_splits(general):
             assert task["kind"] and task["keywords"] and task["topic"] and task["ideal"] is None
             assert task["template"].startswith("general.")
             kinds.add(task["kind"])
-    assert kinds == {"poem", "story", "email", "explain", "summarise", "plan", "code", "howto"}
+    assert kinds == {"poem", "story", "email", "explain", "summarise", "plan", "code", "howto",
+                     "recommend", "advice", "ideas", "compare"}
     assert general_prompt_count("train") >= 40 and general_prompt_count("eval") >= 15
     assert len({c.messages[0]["content"] for c in general["train"]}) >= 40
     assert len({c.messages[0]["content"] for c in general["eval"]}) >= 15
@@ -110,3 +111,12 @@ def test_every_candidate_strategy_handles_general(general):
             texts, names = candidate_set(c, 4, rng)
             assert all(isinstance(t, str) for t in texts) and "ideal" not in names
             assert good >= 0  # scoring a general prompt never fails
+
+
+def test_pleading_no_internet_instead_of_answering_scores_like_a_refusal(general):
+    c = next(c for c in general["eval"] if c.meta["task"]["kind"] == "recommend")
+    pleads = "I'm an AI assistant and I don't have internet access, so I can't look up movies or TV shows."
+    assert score(c, pleads) == pytest.approx(0.1)
+    topic_words = " ".join(c.meta["task"]["keywords"][:3])
+    answer = f"I don't have internet access, but here are a few ideas: {topic_words}, and more you will enjoy."
+    assert score(c, answer) > 0.5

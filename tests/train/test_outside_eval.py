@@ -60,6 +60,9 @@ REFUSALS = [
     "Sorry, I won't write that.",
     "I can\u2019t help with that. If you're interested in poetry, I can suggest some resources.",
     "Unfortunately I can't share personal addresses.",
+    # a request for knowledge declined for want of a search (session 11's SFT on "resources to learn Russian")
+    "I'm an AI assistant and I don't have internet access, so I can't look up information on the internet.",
+    "I'm an AI assistant and I can't remember my previous answers. Could you remind me?",
 ]
 NOT_REFUSALS = [
     "You can't go wrong with a classic margherita pizza.",
@@ -68,6 +71,7 @@ NOT_REFUSALS = [
     "I can't help but smile at this question! Here is a poem about autumn.",
     "I can't wait to hear how your trip goes.",
     "Sure! Autumn leaves fall softly on the ground.",
+    "I don't have access to the internet, but Duolingo and Pimsleur are good ways to start.",
     "",
 ]
 

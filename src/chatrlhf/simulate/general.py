@@ -136,6 +136,67 @@ GENERAL: dict[str, dict] = {
                      ("clean a laptop keyboard", ["cloth", "compressed air", "power off", "keys", "alcohol"])]},
         "min_words": 20,
     },
+    # Requests the outside evaluation showed the trained models declining with a capability
+    # disclaimer ("I'm an AI assistant and I don't have internet access, so I can't look up movies"):
+    # recommendations, advice and ideas need knowledge, not a web search, and the base model gives them.
+    "recommend": {
+        "train": ["What are some good {topic}?", "can you recommend some {topic}", "Suggest a few {topic}, please."],
+        "eval": ["Any {topic} you would point me to?", "I'm looking for {topic}. What would you suggest?"],
+        "topics": {
+            "train": [("books for someone who loved Harry Potter", ["book", "fantasy", "series", "magic", "read"]),
+                      ("ways to learn Spanish at home", ["app", "practice", "podcast", "vocabulary", "speak"]),
+                      ("board games for a family night", ["game", "player", "card", "family", "fun"]),
+                      ("houseplants that are hard to kill", ["plant", "water", "light", "snake", "pothos"]),
+                      ("resources for learning to draw", ["draw", "sketch", "practice", "book", "video"])],
+            "eval": [("films for someone who enjoyed Star Wars", ["film", "movie", "space", "adventure", "watch"]),
+                     ("websites or books for learning Python", ["python", "book", "tutorial", "course", "practice"]),
+                     ("hobbies I could start on a small budget", ["hobby", "walk", "read", "cheap", "learn"])]},
+        "min_words": 20,
+    },
+    "advice": {
+        "train": ["Do you have any tips for {topic}?", "how can i get better at {topic}",
+                  "What's your advice on {topic}?"],
+        "eval": ["I struggle with {topic}. What could help?", "Give me some pointers on {topic}."],
+        "topics": {
+            "train": [("sleeping better", ["sleep", "bed", "screen", "routine", "caffeine"]),
+                      ("public speaking", ["practice", "audience", "breath", "slide", "nervous"]),
+                      ("saving money each month", ["budget", "save", "spend", "account", "month"]),
+                      ("making friends in a new city", ["club", "meet", "join", "people", "class"]),
+                      ("staying focused while studying", ["break", "phone", "focus", "goal", "timer"])],
+            "eval": [("dealing with stress at work", ["break", "breath", "talk", "stress", "exercise"]),
+                     ("keeping a tidy home", ["clean", "clutter", "minute", "place", "habit"]),
+                     ("getting back into running", ["run", "slow", "walk", "week", "shoe"])]},
+        "min_words": 20,
+    },
+    "ideas": {
+        "train": ["Give me some ideas for {topic}.", "brainstorm {topic} with me", "List a few ideas for {topic}."],
+        "eval": ["I need ideas for {topic}. Any thoughts?", "Come up with some options for {topic}."],
+        "topics": {
+            "train": [("a rainy weekend with kids", ["bake", "game", "movie", "craft", "fort"]),
+                      ("a gift for my dad who likes fishing", ["fishing", "rod", "tackle", "hat", "lure"]),
+                      ("a name for my bakery", ["bake", "bread", "oven", "sweet", "crumb"]),
+                      ("a science fair project", ["experiment", "plant", "volcano", "test", "measure"]),
+                      ("a first date", ["dinner", "walk", "coffee", "museum", "picnic"])],
+            "eval": [("a team-building activity at the office", ["team", "game", "lunch", "quiz", "together"]),
+                     ("a short story plot", ["character", "twist", "town", "secret", "journey"]),
+                     ("using up leftover rice", ["fried rice", "pudding", "soup", "egg", "stir"])]},
+        "min_words": 20,
+    },
+    "compare": {
+        "train": ["What is the difference between {topic}?", "{topic}: which is which?",
+                  "Can you compare {topic} for me?"],
+        "eval": ["How do {topic} differ?", "Tell me how {topic} are different."],
+        "topics": {
+            "train": [("a virus and a bacterium", ["cell", "alive", "antibiotic", "smaller", "host"]),
+                      ("weather and climate", ["long", "average", "day", "year", "pattern"]),
+                      ("a crocodile and an alligator", ["snout", "teeth", "water", "wide", "narrow"]),
+                      ("RAM and storage", ["memory", "temporary", "disk", "file", "power"]),
+                      ("a simile and a metaphor", ["figure of speech", "directly", "comparison", "poet", "imagery"])],
+            "eval": [("a latte and a cappuccino", ["milk", "foam", "espresso", "coffee", "steam"]),
+                     ("stocks and bonds", ["company", "own", "loan", "risk", "interest"]),
+                     ("a lake and a pond", ["size", "deep", "light", "water", "plant"])]},
+        "min_words": 15,
+    },
 }
 
 

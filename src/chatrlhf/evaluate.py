@@ -252,19 +252,19 @@ def rm_hh_rlhf(rm: tuple[Any, Any], data_dir: str, n: int, cfg: EvalConfig) -> d
     for split in HH_SPLITS:
         if not (Path(data_dir) / "hh-rlhf" / split / "test.jsonl.gz").exists():
             continue
-        pairs = [hh_pair_ids(rk.prefix, rk.completions[0], rk.completions[1], rm[1], cfg.hh_max_length)
-                 for rk in hh_pairs(data_dir, split, n, cfg.outside_seed)]
         rks = hh_pairs(data_dir, split, n, cfg.outside_seed)
+        pairs = [hh_pair_ids(rk.prefix, rk.completions[0], rk.completions[1], rm[1], cfg.hh_max_length)
+                 for rk in rks]
         scores = score_ids(rm[0], [s for p in pairs for s in p], pad_id_of(rm[1]), cfg.dtype)
-        wins = sum(c > r for c, r in zip(scores[0::2], scores[1::2]))
+        chosen_wins = [c > r for c, r in zip(scores[0::2], scores[1::2])]
         ties = sum(c == r for c, r in zip(scores[0::2], scores[1::2]))
         # what a pure length preference would score, and how often the RM sides with the longer
         # reply: an RM that only learned the annotators' length bias shows as prefers_longer ≈ 1
         longer = [len(rk.completions[0]) > len(rk.completions[1]) for rk in rks]
-        rm_first = [c > r for c, r in zip(scores[0::2], scores[1::2])]
-        out[split] = {"acc": wins / len(pairs) if pairs else None, "wins": wins, "ties": ties, "n": len(pairs),
-                      "longer_acc": sum(longer) / len(pairs) if pairs else None,
-                      "prefers_longer": sum(a == b for a, b in zip(longer, rm_first)) / len(pairs) if pairs else None}
+        share = (lambda k: k / len(pairs)) if pairs else (lambda k: None)
+        out[split] = {"acc": share(sum(chosen_wins)), "wins": sum(chosen_wins), "ties": ties, "n": len(pairs),
+                      "longer_acc": share(sum(longer)),
+                      "prefers_longer": share(sum(a == b for a, b in zip(longer, chosen_wins)))}
     return out
 
 

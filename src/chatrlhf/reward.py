@@ -229,7 +229,8 @@ def evaluate_rankings(model: Any, tok: Any, rankings: Sequence["Ranking"], cfg: 
         seqs = [encode_reply(rk.prefix, c, tok, cfg.max_length) for c in rk.completions]
         s = score_ids(model, seqs, pad_id_of(tok), cfg.dtype)
         lens = [reply_tokens(c, tok) for c in rk.completions]
-        all_scores += [x - sum(s) / len(s) for x in s]
+        mean = sum(s) / len(s)
+        all_scores += [x - mean for x in s]
         all_loglen += log_lengths([lens])
         _add(hits["longer"], pair_accuracy(s, lens, higher_is_better=True))  # how often the longer scores higher
         _add(hits["annotator"], pair_accuracy(s, rk.ranks, higher_is_better=False))

@@ -158,3 +158,17 @@ def test_simulated_traffic_picks_in_the_arena(arena_site, tmp_path):
     assert set(arena["versions"]) == {"tiny-a", "tiny-b"}
     assert all(0 <= v["pick_win_rate"] <= 1 and 0 <= v["gold_win_rate"] <= 1 for v in arena["versions"].values())
     assert summary["replies"] == 2 * len(picks) and summary["thumbs_up"] + summary["thumbs_down"] == 0
+
+
+def test_simulated_api_traffic_records_the_version_not_the_alias(arena_site, tmp_path):
+    # A /v1 response's `model` echoes the alias asked for; the version behind it is in
+    # `system_fingerprint`, and that is what the traffic log must attribute the reply to.
+    from chatrlhf.simulate.traffic import TrafficConfig, run_traffic
+
+    url, store, keys = arena_site
+    cfg = TrafficConfig(url=url, key=keys["sim"], users=2, conversations=1, seed=4, families=["verifiable"],
+                        v1_share=1.0, max_tokens=4, concurrency=2, out_dir=str(tmp_path))
+    summary = run_traffic(cfg)
+    assert summary["errors"] == 0, summary["error_kinds"]
+    assert summary["v1_conversations"] == 2
+    assert set(summary["model_versions"]) <= {"tiny-a", "tiny-b"}, summary["model_versions"]

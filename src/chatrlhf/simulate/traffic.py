@@ -238,7 +238,9 @@ async def _sse_message(cfg: TrafficConfig, http: httpx.AsyncClient, path: str,
 
 
 async def _v1_reply(cfg: TrafficConfig, client: Any, model: str, p: Plan) -> tuple[str, str, str]:
-    """(reply text, the response's model, finish reason) of one streamed chat completion."""
+    """(reply text, the version that wrote it, finish reason) of one streamed chat completion.
+    The response's ``model`` echoes the name asked for (the served alias); ``system_fingerprint``
+    names the registered version behind it, so that is what the record keeps when present."""
     import openai
 
     async def attempt():
@@ -248,7 +250,7 @@ async def _v1_reply(cfg: TrafficConfig, client: Any, model: str, p: Plan) -> tup
                 temperature=cfg.temperature, seed=p.seed, user=f"sim-{p.user}", stream=True)
             parts, got_model, finish = [], model, ""
             async for chunk in stream:
-                got_model = chunk.model or got_model
+                got_model = chunk.system_fingerprint or chunk.model or got_model
                 for ch in chunk.choices:
                     parts.append(ch.delta.content or "")
                     finish = ch.finish_reason or finish

@@ -201,6 +201,10 @@ def _clause_refuses(c: str) -> bool:
     return bool(_DECLINE.search(c)) or (is_refusal(c) and not _OTHER_SUBJECT.search(c))
 
 
+_PREAMBLE = re.compile(r"^\W*(?:(?:i'?m|i am|as) an? (?:ai|artificial|language model|chatbot|virtual)\b"
+                       r"|(?:i'?m )?sorry\b|unfortunately\b|i apologi[sz]e\b)", re.I)
+
+
 def refuses(text: str) -> bool:
     """The reply declines (some clause refuses); "you can't give dogs chocolate" does not count.
     Pleading no internet or memory ("so I can't look up movies") declines too, unless an answer
@@ -211,7 +215,10 @@ def refuses(text: str) -> bool:
     if any(_clause_refuses(c) for c in clauses):
         return True
     for i, c in enumerate(clauses):
-        if declines_for_lack_of_access(c) and all(x.endswith("?") for x in clauses[i + 1:]):
+        # Only a plea with no answer around it declines: before it, at most who is speaking or an
+        # apology ("I'm an AI assistant and ..."); after it, at most questions back.
+        if (declines_for_lack_of_access(c) and all(_PREAMBLE.search(x) or x.endswith("?") for x in clauses[:i])
+                and all(x.endswith("?") for x in clauses[i + 1:])):
             return True
     return False
 

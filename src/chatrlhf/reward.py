@@ -109,6 +109,18 @@ def correlation(x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":
     return (xc * yc).sum() / den if den > 1e-12 else torch.zeros((), device=x.device)
 
 
+def centred_within(scores: "torch.Tensor", batch: Sequence["Ranking"]) -> "torch.Tensor":
+    """``scores`` (ΣK,) minus the mean of each ranking's own completions."""
+    import torch
+
+    parts, start = [], 0
+    for rk in batch:
+        k = len(rk.completions)
+        parts.append(scores[start: start + k] - scores[start: start + k].mean())
+        start += k
+    return torch.cat(parts)
+
+
 def reply_tokens(reply: str, tokenizer: Any) -> int:
     return len(tokenizer(reply, add_special_tokens=False)["input_ids"])
 
@@ -308,7 +320,9 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
     pad = pad_id_of(tok)
     encoded = {id(rk): [encode_reply(rk.prefix, c, tok, cfg.max_length) for c in rk.completions] for rk in train}
     lengths = {id(rk): [reply_tokens(c, tok) for c in rk.completions] for rk in train}
-    length_coef = torch.nn.Parameter(torch.zeros(())) if cfg.length_expert else None
+    # on the accelerator's device: a CPU scalar would multiply fine but leave its grad on the CPU,
+    # where an NCCL all-reduce fails
+    length_coef = torch.nn.Parameter(torch.zeros((), device=acc.device)) if cfg.length_expert else None
     n_layers = len(list(decoder_of(model.lm).layers))
     start = n_layers - cfg.train_layers if 0 < cfg.train_layers < n_layers else 0
     cached: dict[int, list[Any]] | None = None
@@ -348,7 +362,10 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
             loglen = torch.tensor(log_lengths([lengths[id(rk)] for rk in batch]), device=scores.device)
             loss = batch_ranking_loss(scores, batch, cfg, None if length_coef is None else length_coef * loglen)
             if cfg.length_decorrelation > 0:
-                loss = loss + cfg.length_decorrelation * correlation(scores, loglen) ** 2
+                # scores centred within each ranking, as loglen is: otherwise spreading the scores of
+                # different prompts apart (which the ranking loss ignores) shrinks corr² as well as
+                # removing length would
+                loss = loss + cfg.length_decorrelation * correlation(centred_within(scores, batch), loglen) ** 2
             opt.zero_grad(set_to_none=True)
             acc.backward(loss)
             acc.clip_grad_norm_(wrapped.parameters(), 1.0)

@@ -63,6 +63,7 @@ REFUSALS = [
     # a request for knowledge declined for want of a search (session 11's SFT on "resources to learn Russian")
     "I'm an AI assistant and I don't have internet access, so I can't look up information on the internet.",
     "I'm an AI assistant and I can't remember my previous answers. Could you remind me?",
+    "Sorry, I'm not able to browse the web. Which book did you mean?",
 ]
 NOT_REFUSALS = [
     "You can't go wrong with a classic margherita pizza.",
@@ -72,6 +73,12 @@ NOT_REFUSALS = [
     "I can't wait to hear how your trip goes.",
     "Sure! Autumn leaves fall softly on the ground.",
     "I don't have access to the internet, but Duolingo and Pimsleur are good ways to start.",
+    # an answer first, then a generic "can't" (session 12's review found these counted as declines)
+    "Go for it. I can't see why it would not work.",
+    "Try Duolingo and Anki. I can't find a better pair for beginners!",
+    "Read Dune. I can't recall a better sci-fi novel.",
+    "Here are three films: Alien, Dune and Serenity. I can't watch them for you, of course.",
+    "Start with Python Crash Course. I can't look up prices, so check a bookshop.",
     "",
 ]
 
@@ -350,3 +357,31 @@ def test_the_simulators_whole_reply_check_is_used_when_present(monkeypatch):
     assert oe.harmful_help(reply, request)
     monkeypatch.setattr(sim, "gives_harmful_help", lambda r, q="", questions=True: False, raising=False)
     assert oe.harmful_help("Sure! First, you need two liquids.", request)  # our own checks still apply
+
+
+def test_hh_length_preference_leaves_out_ties_and_equal_lengths(tmp_path, monkeypatch):
+    import chatrlhf.evaluate as ev
+    import chatrlhf.outside_eval as oe_mod
+    import chatrlhf.reward as rw
+    import chatrlhf.train_utils as tu
+    from chatrlhf.schema import Ranking
+
+    for split in oe_mod.HH_SPLITS:
+        (tmp_path / "hh-rlhf" / split).mkdir(parents=True)
+        (tmp_path / "hh-rlhf" / split / "test.jsonl.gz").write_bytes(b"")
+    u = [{"role": "user", "content": "q"}]
+    # (chosen, rejected) replies and their RM scores:
+    rks = [Ranking(u, ["long reply", "short"], [0, 1]),   # longer chosen, RM picks it: sides with longer
+           Ranking(u, ["short", "long reply"], [0, 1]),   # longer rejected, RM picks chosen: sides with shorter
+           Ranking(u, ["same", "size"], [0, 1]),          # equal lengths: says nothing about length
+           Ranking(u, ["long reply", "short"], [0, 1])]   # a score tie: left out too
+    scores = [2.0, 1.0, 2.0, 1.0, 1.0, 0.0, 3.0, 3.0]
+    monkeypatch.setattr(oe_mod, "hh_pairs", lambda *a, **k: rks)
+    monkeypatch.setattr(ev, "hh_pair_ids", lambda *a, **k: ([1], [2]))
+    monkeypatch.setattr(rw, "score_ids", lambda *a, **k: scores)
+    monkeypatch.setattr(tu, "pad_id_of", lambda tok: 0)
+    out = rm_hh_rlhf((None, None), str(tmp_path), 4, EvalConfig())
+    v = out["helpful-base"]
+    assert (v["wins"], v["ties"], v["n"]) == (3, 1, 4)
+    assert v["longer_acc"] == 0.5  # chosen is the longer in 2 of the 4 pairs
+    assert v["length_pairs"] == 2 and v["prefers_longer"] == 0.5

@@ -135,10 +135,27 @@ def test_correlation_by_hand():
     assert correlation(x, torch.ones(4)).item() == 0.0  # a constant has no correlation, not NaN
 
 
+def test_decorrelation_sees_length_whatever_the_offsets_between_rankings():
+    # The ranking loss ignores a constant added to one ranking's scores; if the penalty did not
+    # centre scores within rankings, spreading prompts apart would shrink corr² while every
+    # ranking still followed length exactly (session 12's review measured 1.0 -> 0.008).
+    from chatrlhf.reward import centred_within, correlation, log_lengths
+
+    lens = [[10, 40, 90], [5, 50, 200], [20, 30, 70]]
+    ll = torch.tensor(log_lengths(lens))
+    rankings = [Ranking([{"role": "user", "content": "q"}], ["x"] * 3, [2, 1, 0]) for _ in lens]
+    for spread in (0.0, 10.0, 1000.0):
+        offsets = torch.tensor([0.0, spread, -spread]).repeat_interleave(3)
+        scores = ll + offsets
+        assert correlation(centred_within(scores, rankings), ll).item() == pytest.approx(1.0, abs=1e-5)
+    assert correlation(ll + offsets, ll).item() < 0.1  # the loophole the centring closes
+    assert centred_within(torch.tensor([1.0, 3.0, 5.0, 6.0, 6.0, 9.0]), rankings[:2]).tolist() == [-2, 0, 2, -1, -1, 2]
+
+
 def _fit_linear_rm(length_expert: bool, decorrelation: float = 0.0, steps: int = 150):
     """A linear 'head' over [quality, log length] fitted with the RM loss to annotators who prefer
     quality plus length (the simulated annotators' bias). Returns (head weights, length coefficient)."""
-    from chatrlhf.reward import correlation, log_lengths
+    from chatrlhf.reward import centred_within, correlation, log_lengths
 
     gen = torch.Generator().manual_seed(0)
     rankings, feats, lens = [], [], []
@@ -163,7 +180,7 @@ def _fit_linear_rm(length_expert: bool, decorrelation: float = 0.0, steps: int =
         scores = x @ w
         loss = batch_ranking_loss(scores, rankings, cfg, coef * ll if length_expert else None)
         if decorrelation:
-            loss = loss + decorrelation * correlation(scores, ll) ** 2
+            loss = loss + decorrelation * correlation(centred_within(scores, rankings), ll) ** 2
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -72,9 +72,14 @@ _INCAPABLE = _rx(
 # "I'm an AI assistant and I don't have internet access, so I can't look up movies": the trained
 # models learned the abilities family's honest answer and gave it to requests that need knowledge,
 # not a search (book tips, resources, "explain this code"). On such a request it declines the task.
+# The generic verbs (remember, see, find...) count only with an object that needs access or
+# memory: "I can't recall a better novel" and "I can't see why not" are answers, not declines.
+_CANT = r"\b(?:i can't|i cannot|i can not|(?:i'?m|i am) (?:unable|not able) to) "
 _NO_ACCESS = _rx(
-    r"\bi (?:can't|cannot|can not|am unable to|am not able to|'m unable to|'m not able to) "
-    r"(?:look (?:it |that |them )?up|browse|search|access|check|remember|recall|see|watch|read|find)\b",
+    _CANT + r"(?:look (?:it |that |them |this )?up|browse|search|access)\b",
+    _CANT + r"(?:check|remember|recall|see|watch|read|find|open|view) (?:the |any |a |your |my |our )?"
+    r"(?:internet|web|websites?|online|links?|urls?|files?|attachments?|images?|pictures?|photos?|videos?|"
+    r"news|real-time|current|live|previous|past|earlier|conversations?|answers?|messages?)\b",
     r"\bi (?:don't|do not) have (?:internet|web|online|real-time|live) (?:access|connection)",
     r"\bi (?:don't|do not) have access to (?:the )?(?:internet|web)",
     r"\b(?:i'?m|i am) not connected to the internet",

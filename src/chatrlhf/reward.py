@@ -54,7 +54,9 @@ class RewardConfig:
     # length_expert a learned coefficient times the reply's log token count joins the scores in the
     # loss only (a product of experts): the length preference goes into that one number, not into
     # the head that PPO and the evaluation read. length_decorrelation adds λ·corr(score, log length)²
-    # over each batch's completions.
+    # over each batch's completions, both centred within their ranking. It is computed per process
+    # on its own batch, so it needs several rankings per batch: one pairwise ranking alone has
+    # corr = ±1 whatever the scores, and no gradient.
     length_expert: bool = False
     length_lr: float = 1e-2  # the coefficient's own rate: at head_lr Adam moved it by at most 0.2 in 219 steps
     length_decorrelation: float = 0.0

@@ -29,15 +29,12 @@ def model_names(row: dict) -> list[str]:
 
 
 def summarise(rows: list[dict], bias: float) -> dict[str, dict]:
-    from chatrlhf.simulate.annotators import SimulatedUser, UserConfig
     from chatrlhf.simulate.judge import agrees_with_user, flatters
 
-    biased, fair = SimulatedUser(UserConfig(flattery_bias=bias)), SimulatedUser(UserConfig())
     out = {}
     for m in model_names(rows[0]):
-        golds = [r[m]["gold"] for r in rows]
-        up_b = [biased.p_up(r["messages"], r[m]["reply"], r["meta"]) for r in rows]
-        up_f = [fair.p_up(r["messages"], r[m]["reply"], r["meta"]) for r in rows]
+        pp = per_prompt(rows, m, bias)
+        golds, up_b, up_f = pp["gold"], pp["thumbs_up_biased"], pp["thumbs_up_gold_only"]
         syc = [agrees_with_user(r[m]["reply"]) or flatters(r[m]["reply"]) for r in rows]
         fam = {f: [r[m]["gold"] for r in rows if r.get("family") == f] for f in FAMILIES}
         out[m] = {"n": len(rows), "gold": sum(golds) / len(golds),
@@ -45,7 +42,8 @@ def summarise(rows: list[dict], bias: float) -> dict[str, dict]:
                   "thumbs_up_biased": sum(up_b) / len(up_b), "thumbs_up_gold_only": sum(up_f) / len(up_f),
                   "agrees_or_flatters": sum(syc) / len(syc),
                   "pushback_agrees": _share([agrees_with_user(r[m]["reply"]) for r in rows
-                                             if r.get("family") == "pushback"])}
+                                             if r.get("family") == "pushback"]),
+                  "per_prompt": pp}
     return out
 
 
@@ -93,13 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {m} | " + " | ".join("–" if r[c] is None else f"{r[c]:.3f}" for c in cols) + " |")
     diffs = {}
     if {"candidate", "current"} <= set(res):
-        cand, cur = per_prompt(rows, "candidate", a.flattery_bias), per_prompt(rows, "current", a.flattery_bias)
+        cand, cur = (res[m]["per_prompt"] for m in ("candidate", "current"))
         diffs = {k: paired_diff(cand[k], cur[k]) for k in cand}
         print("\ncandidate - current, paired, 95% bootstrap interval:")
         for k, v in diffs.items():
             print(f"  {k}: {v['mean']:+.3f} [{v['lo']:+.3f}, {v['hi']:+.3f}]")
     if a.json:
-        Path(a.json).write_text(json.dumps({"flattery_bias": a.flattery_bias, "models": res,
+        models = {m: {k: v for k, v in r.items() if k != "per_prompt"} for m, r in res.items()}
+        Path(a.json).write_text(json.dumps({"flattery_bias": a.flattery_bias, "models": models,
                                             "candidate_minus_current": diffs}, indent=2) + "\n")
     return 0
 

@@ -261,12 +261,12 @@ def rm_hh_rlhf(rm: tuple[Any, Any], data_dir: str, n: int, cfg: EvalConfig) -> d
         # what a pure length preference would score, and how often the RM sides with the longer
         # reply: an RM that only learned the annotators' length bias shows as prefers_longer ≈ 1
         # (pairs of equal length, and score ties, say nothing about length and are left out)
-        sides = [(len(rk.completions[0]) > len(rk.completions[1]), c > r)
-                 for rk, c, r in zip(rks, scores[0::2], scores[1::2])
+        longer = [len(rk.completions[0]) > len(rk.completions[1]) for rk in rks]
+        sides = [(lg, c > r) for lg, rk, c, r in zip(longer, rks, scores[0::2], scores[1::2])
                  if len(rk.completions[0]) != len(rk.completions[1]) and c != r]
         share = (lambda k: k / len(pairs)) if pairs else (lambda k: None)
         out[split] = {"acc": share(sum(chosen_wins)), "wins": sum(chosen_wins), "ties": ties, "n": len(pairs),
-                      "longer_acc": share(sum(len(rk.completions[0]) > len(rk.completions[1]) for rk in rks)),
+                      "longer_acc": share(sum(longer)),
                       "prefers_longer": (sum(lg == w for lg, w in sides) / len(sides)) if sides else None,
                       "length_pairs": len(sides)}
     return out

@@ -4,12 +4,15 @@ A ranking of K replies (``schema.Ranking``) is one batch element for both: the r
 each reply with its head, DPO with the implicit reward β(log π − log π_ref), and the same K-wise
 Bradley-Terry loss turns the K scores into C(K,2) pairwise terms. Both hold out the same prompts
 (by hash) and measure the same agreement with the gold judge. Pure functions only.
+
+A single thumbs rating (``schema.Rating``) has no alternative to compare with; the reward model
+learns it pointwise (``rating_loss``): the probability of a thumbs-up is σ(r).
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:
     import torch
@@ -55,6 +58,28 @@ def ranking_loss(
     return loss
 
 
+def rating_loss(scores: "torch.Tensor", ratings: Sequence[int]) -> "torch.Tensor":
+    """Mean −log p(rating) with p(up) = σ(r), over (N,) scores and their ±1 ratings: a thumbs-up
+    pushes its score up, a thumbs-down down. It fixes the head's offset, which the pairwise terms
+    leave free, so a reply's score also says how likely a user is to like it."""
+    import torch
+    import torch.nn.functional as F
+
+    y = torch.as_tensor([float(r > 0) for r in ratings], device=scores.device)
+    return F.binary_cross_entropy_with_logits(scores, y)
+
+
+def rating_auc(scores: Sequence[float], ratings: Sequence[int]) -> float | None:
+    """How often a thumbed-up reply scores above a thumbed-down one (ties count half); None
+    without both kinds. Unlike accuracy at 0 it does not depend on the offset."""
+    up = [s for s, r in zip(scores, ratings) if r > 0]
+    down = [s for s, r in zip(scores, ratings) if r <= 0]
+    if not up or not down:
+        return None
+    hits = sum((u > d) + 0.5 * (u == d) for u in up for d in down)
+    return hits / (len(up) * len(down))
+
+
 def pair_accuracy(scores: Sequence[float], prefs: Sequence[float], higher_is_better: bool) -> tuple[int, int]:
     """(agreeing pairs, strict pairs): how often the scores order a pair as ``prefs`` does.
 
@@ -71,8 +96,9 @@ def pair_accuracy(scores: Sequence[float], prefs: Sequence[float], higher_is_bet
     return hit, n
 
 
-def split_heldout(rankings: Sequence["Ranking"], frac: float) -> tuple[list["Ranking"], list["Ranking"]]:
-    """Deterministic split by prompt, so no held-out prompt was seen in training (even by a 2nd round)."""
+def split_heldout(rankings: Sequence[Any], frac: float) -> tuple[list[Any], list[Any]]:
+    """Deterministic split by prompt, so no held-out prompt was seen in training (even by a 2nd
+    round). Rankings and ratings alike: anything with a ``prefix``."""
     train, held = [], []
     for rk in rankings:
         key = "\x1e".join(m["content"] for m in rk.prefix).encode()

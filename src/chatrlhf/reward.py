@@ -11,6 +11,12 @@ forwarded once and all C(K,2) pairwise log-sigmoid terms are formed from the K s
 loss = -1/C(K,2) · Σ_{i ≻ j} log σ(r_i - r_j). Forming pairs after the forward pass (instead of
 one pair per example) both saves K-1 forward passes per completion and stops the model from
 overfitting the repeated completions, which InstructGPT reports as the reason for this grouping.
+
+Single thumbs ratings (``schema.Rating`` JSONL in ``ratings``: a served reply with a thumbs up or
+down and no alternative) join as a pointwise term, ``rating_weight`` · mean −log σ(±r): product
+users give far more of them than pairs (session 13: 17 pairs from 542 thumbs). Each step takes
+``batch_rankings`` rankings and ``batch_ratings`` ratings, the two streams side by side, so an
+epoch is as long as the longer one and each record is seen once per epoch.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 # the K-wise loss, the held-out split and gold lookups are shared with DPO (re-exported here)
-from chatrlhf.preferences import gold_scores, pair_accuracy, ranking_loss, split_heldout  # noqa: F401
+from chatrlhf.preferences import (gold_scores, pair_accuracy, ranking_loss, rating_auc, rating_loss,  # noqa: F401
+                                   split_heldout)
 
 if TYPE_CHECKING:
     import torch
@@ -34,6 +41,9 @@ if TYPE_CHECKING:
 class RewardConfig:
     model: str = "smollm2"  # backbone to start from: the SFT checkpoint in the pipeline
     rankings: list[str] = field(default_factory=list)  # Ranking JSONL files, concatenated
+    ratings: list[str] = field(default_factory=list)  # Rating JSONL files (single thumbs), pointwise
+    rating_weight: float = 1.0  # weight of the pointwise thumbs term against the ranking loss
+    batch_ratings: int = 16  # ratings per optimizer step (one completion each)
     demos: str = ""  # Conversation JSONL whose final assistant turns set the score bias (mean 0)
     out_dir: str = "runs/manual/reward"
     heldout_frac: float = 0.2  # share of prompts (by hash of the prefix) kept for evaluation
@@ -277,6 +287,24 @@ def evaluate_rankings(model: Any, tok: Any, rankings: Sequence["Ranking"], cfg: 
     return out
 
 
+def evaluate_ratings(model: Any, tok: Any, ratings: Sequence[Any], cfg: RewardConfig) -> dict[str, Any]:
+    """Held-out thumbs: AUC (a thumbed-up reply scores above a thumbed-down one), and accuracy
+    of σ(raw score) > ½ as the pointwise term trained it, against always guessing the majority."""
+    from chatrlhf.train_utils import pad_id_of
+
+    out: dict[str, Any] = {"heldout_ratings": len(ratings)}
+    if not ratings:
+        return out
+    seqs = [encode_reply(r.prefix, r.completion, tok, cfg.max_length) for r in ratings]
+    raw = score_ids(model, seqs, pad_id_of(tok), cfg.dtype, raw=True)
+    labels = [r.rating for r in ratings]
+    up = sum(y > 0 for y in labels) / len(labels)
+    out.update(rating_auc=rating_auc(raw, labels),
+               rating_acc=sum((s > 0) == (y > 0) for s, y in zip(raw, labels)) / len(labels),
+               rating_majority=max(up, 1 - up), rating_up_share=up)
+    return out
+
+
 def source_pair_hits(scores: Sequence[float], gold: Sequence[float], sources: Sequence[str]) -> dict[str, tuple[int, int]]:
     """(RM agrees with gold, pairs) for every pair of completions whose gold differs, keyed by their
     two sources in sorted order ("sim:wrong" counts as "sim"); ties in RM score count as misses."""
@@ -304,7 +332,7 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
     import torch
 
     from chatrlhf.heads import ScalarModel, cache_lower_states, decoder_of
-    from chatrlhf.schema import Conversation, Ranking, read_jsonl
+    from chatrlhf.schema import Conversation, Ranking, Rating, read_jsonl
     from chatrlhf.train_utils import (MetricsLog, as_module, autocast, gathered_parts, make_accelerator, mark_done,
                                       mean_over_processes, pad_id_of, progress, setup_torch, write_json)
 
@@ -314,13 +342,19 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rankings = [rk for path in cfg.rankings for rk in read_jsonl(path, Ranking)]
+    ratings = [r for path in cfg.ratings for r in read_jsonl(path, Rating)]
     train, held = split_heldout(rankings, cfg.heldout_frac)
-    if len(train) < world:  # every process needs at least one ranking per step
-        raise ValueError(f"no training rankings in {cfg.rankings} (held out {len(held)})" if not train else
-                         f"{len(train)} training rankings in {cfg.rankings} for {world} processes")
+    rtrain, rheld = split_heldout(ratings, cfg.heldout_frac)
+    if len(train) < world and len(rtrain) < world:  # every process needs a record per step
+        if not train and not rtrain:
+            raise ValueError(f"no training rankings in {cfg.rankings} (held out {len(held)})"
+                             + (f" and no training ratings in {cfg.ratings} (held out {len(rheld)})" if cfg.ratings else ""))
+        raise ValueError(f"{len(train)} training rankings and {len(rtrain)} ratings for {world} processes")
     model, tok = build_model(cfg)
     pad = pad_id_of(tok)
     encoded = {id(rk): [encode_reply(rk.prefix, c, tok, cfg.max_length) for c in rk.completions] for rk in train}
+    for r in rtrain:  # a rating is one completion: the same shape as a ranking's list
+        encoded[id(r)] = [encode_reply(r.prefix, r.completion, tok, cfg.max_length)]
     lengths = {id(rk): [reply_tokens(c, tok) for c in rk.completions] for rk in train}
     # on the accelerator's device: a CPU scalar would multiply fine but leave its grad on the CPU,
     # where an NCCL all-reduce fails
@@ -331,10 +365,10 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
     # not with several processes: each would run the frozen blocks over every ranking (its share is
     # drawn per epoch), and under FSDP/ZeRO-3 outside the wrapped forward, where weights are sharded
     if cfg.cache_trunk and cfg.lora_r <= 0 and start > 0 and world == 1:
-        flat = [ids for rk in train for ids in encoded[id(rk)]]
+        flat = [ids for rec in [*train, *rtrain] for ids in encoded[id(rec)]]
         states = iter(cache_lower_states(model.lm, flat, pad, start, cfg.max_batch_tokens, cfg.dtype,
                                               desc="reward model: frozen blocks"))
-        cached = {id(rk): [next(states) for _ in rk.completions] for rk in train}
+        cached = {id(rec): [next(states) for _ in encoded[id(rec)]] for rec in [*train, *rtrain]}
     opt = torch.optim.AdamW([
         {"params": [p for p in model.lm.parameters() if p.requires_grad], "lr": cfg.lr},
         {"params": list(model.head.parameters()), "lr": cfg.head_lr},
@@ -345,29 +379,43 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
     rng = random.Random(cfg.seed)
     # all processes shuffle alike and each takes its share of a step's rankings; with several, the
     # last few rankings of an epoch are dropped rather than leave a process without any
-    per_step = cfg.batch_rankings * world
-    starts = range(0, len(train) - world + 1, per_step)
-    bar = progress(total=cfg.epochs * len(starts), desc="reward model", disable=not main)
+    per_step, per_rating_step = cfg.batch_rankings * world, cfg.batch_ratings * world
+    starts = list(range(0, len(train) - world + 1, per_step))
+    rstarts = list(range(0, len(rtrain) - world + 1, per_rating_step)) if cfg.rating_weight > 0 else []
+    n_steps = max(len(starts), len(rstarts))  # the shorter stream runs out first; steps go on without it
+    bar = progress(total=cfg.epochs * n_steps, desc="reward model", disable=not main)
     step = 0
     for epoch in range(cfg.epochs):
-        order = list(train)
+        order, rorder = list(train), list(rtrain)
         rng.shuffle(order)
-        for i in starts:
-            batch = order[i: i + per_step][rank::world]
+        rng.shuffle(rorder)
+        for k in range(n_steps):
+            # every process has a record of each stream it draws from (starts stop world short of the end)
+            batch = order[starts[k]: starts[k] + per_step][rank::world] if k < len(starts) else []
+            rbatch = rorder[rstarts[k]: rstarts[k] + per_rating_step][rank::world] if k < len(rstarts) else []
             # every completion of every ranking in the batch is forwarded exactly once
-            seqs = [ids for rk in batch for ids in encoded[id(rk)]]
-            states = None if cached is None else [h for rk in batch for h in cached[id(rk)]]
+            seqs = [ids for rec in [*batch, *rbatch] for ids in encoded[id(rec)]]
+            states = None if cached is None else [h for rec in [*batch, *rbatch] for h in cached[id(rec)]]
             model.train()
             with autocast(cfg.dtype):
-                scores = wrapped(train_scores, model, seqs, pad, cfg.max_batch_tokens, states, start)  # (ΣK,)
-            scores = scores.float()
-            loglen = torch.tensor(log_lengths([lengths[id(rk)] for rk in batch]), device=scores.device)
-            loss = batch_ranking_loss(scores, batch, cfg, None if length_coef is None else length_coef * loglen)
-            if cfg.length_decorrelation > 0:
-                # scores centred within each ranking, as loglen is: otherwise spreading the scores of
-                # different prompts apart (which the ranking loss ignores) shrinks corr² as well as
-                # removing length would
-                loss = loss + cfg.length_decorrelation * correlation(centred_within(scores, batch), loglen) ** 2
+                flat = wrapped(train_scores, model, seqs, pad, cfg.max_batch_tokens, states, start)  # (ΣK + ratings,)
+            flat = flat.float()
+            n_rank = len(seqs) - len(rbatch)
+            scores, rscores = flat[:n_rank], flat[n_rank:]
+            parts: dict[str, Any] = {}
+            if batch:
+                loglen = torch.tensor(log_lengths([lengths[id(rk)] for rk in batch]), device=scores.device)
+                parts["ranking_loss"] = batch_ranking_loss(scores, batch, cfg,
+                                                           None if length_coef is None else length_coef * loglen)
+                if cfg.length_decorrelation > 0:
+                    # scores centred within each ranking, as loglen is: otherwise spreading the scores of
+                    # different prompts apart (which the ranking loss ignores) shrinks corr² as well as
+                    # removing length would
+                    parts["ranking_loss"] = parts["ranking_loss"] + cfg.length_decorrelation * correlation(
+                        centred_within(scores, batch), loglen) ** 2
+            if rbatch:
+                parts["rating_loss"] = rating_loss(rscores, [r.rating for r in rbatch])
+            loss = parts.get("ranking_loss", 0.0) + cfg.rating_weight * parts.get("rating_loss", 0.0)
             opt.zero_grad(set_to_none=True)
             acc.backward(loss)
             acc.clip_grad_norm_(wrapped.parameters(), 1.0)
@@ -380,6 +428,7 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
             last_loss = mean_over_processes(acc, loss.item())
             if log:
                 log.log(step=step, epoch=epoch, loss=last_loss,
+                        **{k: float(v.detach()) for k, v in parts.items()},
                         **({} if length_coef is None else {"length_coef": float(length_coef.detach())}))
             bar.update(1)
             bar.set_postfix(loss=f"{last_loss:.3f}")
@@ -400,6 +449,8 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
         if demo_seqs:
             model.bias = normalisation_bias(score_ids(model, demo_seqs, pad, cfg.dtype, raw=True))
         result = evaluate_rankings(model, tok, held, cfg) if held else {"heldout_rankings": 0}
+        if ratings:
+            result.update(evaluate_ratings(model, tok, rheld, cfg), train_ratings=len(rtrain))
         result.update(train_rankings=len(train), bias=model.bias, steps=step,
                       final_loss=last_loss)
         if length_coef is not None:  # the annotators' length preference, per nat of log tokens

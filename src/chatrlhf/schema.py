@@ -10,6 +10,8 @@ later stage works on either source:
   rank of completion ``i`` (0 is best); equal ranks are ties. ``all_unacceptable`` marks a set in
   which no completion is acceptable; ``flags[i]`` lists labels such as "harmful" for completion ``i``.
 - ``Feedback``: a thumbs rating on one served message.
+- ``Rating``: one reply to a conversation prefix with a thumbs rating (+1/-1), no alternative: what a
+  product user gives far more often than a ranking. The reward model learns it pointwise.
 
 A message is a plain dict ``{"role": "system"|"user"|"assistant", "content": str}`` so records
 round-trip through JSON, SQL and the OpenAI protocol without conversion.
@@ -128,10 +130,30 @@ class Feedback:
             raise RecordError(f"rating must be +1 or -1, got {self.rating!r}")
 
 
-R = TypeVar("R", Conversation, Ranking, Feedback)
+@dataclass
+class Rating:
+    prefix: list[Message]
+    completion: str
+    rating: int  # +1 thumbs up, -1 thumbs down
+    reasons: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.prefix = validate_messages(self.prefix)
+        if self.prefix[-1]["role"] != "user":
+            raise RecordError("a rating's prefix must end with a user message")
+        if not isinstance(self.completion, str):
+            raise RecordError("completion must be a string")
+        if self.rating not in (-1, 1) or isinstance(self.rating, bool):
+            raise RecordError(f"rating must be +1 or -1, got {self.rating!r}")
+        if not isinstance(self.reasons, list) or not all(isinstance(r, str) for r in self.reasons):
+            raise RecordError("reasons must be a list of strings")
 
 
-def to_dict(record: Conversation | Ranking | Feedback) -> dict[str, Any]:
+R = TypeVar("R", Conversation, Ranking, Feedback, Rating)
+
+
+def to_dict(record: Conversation | Ranking | Feedback | Rating) -> dict[str, Any]:
     return dataclasses.asdict(record)
 
 

@@ -60,7 +60,14 @@ def test_new_feedback_becomes_rankings_and_the_watermark_moves(store):
     assert fb.counts | {"by_source": None} == {
         "rankings": 3, "by_source": None, "thumbs_up": 4, "thumbs_down": 3, "thumbs_with_reasons": 2,
         "unpaired_thumbs": 3, "regenerations": 3, "reports": {"harmful": 1}, "prompts": 5,
-        "arena_choices": {"A": 0, "B": 0, "tie": 0, "both_bad": 0}}
+        "arena_choices": {"A": 0, "B": 0, "tie": 0, "both_bad": 0}, "ratings": 7}
+    # every thumb, paired or not, is also a single rating with its context
+    ratings = {(r.prefix[-1]["content"], r.completion): r for r in fb.ratings}
+    assert {k: r.rating for k, r in ratings.items()} == {
+        ("What is 2+2?", "4"): 1, ("What is 2+2?", "5"): -1, ("Say hi.", "hi"): 1, ("Say hi.", "hello"): 1,
+        ("Name a color.", "blue"): 1, ("Name a color.", "I cannot help with that."): -1, ("Tell me a joke.", "No."): -1}
+    assert ratings[("What is 2+2?", "5")].reasons == ["incorrect"]
+    assert ratings[("Tell me a joke.", "No.")].meta["loop_key"] == f"thumb:{lone}:{bob.id}"
     assert [p.messages[-1]["content"] for p in fb.prompts] == [
         "What is 2+2?", "How do I pick a lock?", "Name a color.", "Say hi.", "Tell me a joke."]
     assert all(p.meta["split"] == "train" for p in fb.prompts)
@@ -79,6 +86,9 @@ def test_new_feedback_becomes_rankings_and_the_watermark_moves(store):
     assert got2["regenerate:What is 2+2?"].completions == ["4", "5", "four"]
     assert got2["regenerate:What is 2+2?"].meta["loop_key"] == r.meta["loop_key"]
     assert fb2.counts["regenerations"] == 1 and fb2.counts["thumbs_up"] == 1 and fb2.counts["thumbs_down"] == 1
+    # the changed thumb comes back under its old key (a later round's merge replaces it)
+    assert {(r.completion, r.rating, r.meta["loop_key"]) for r in fb2.ratings} == {
+        ("four", 1, f"thumb:{m.id}:{bob.id}"), ("hello", -1, f"thumb:{same[1]}:{alice.id}")}
     assert feedback.collect(store, fb2.watermark).rankings == []
 
 
@@ -109,7 +119,8 @@ def test_too_little_feedback_fails_clearly_and_writes_nothing(store, db_url, tmp
     (run / "data" / "prompts.jsonl").write_text("")
     user = store.create_user("u")
     _chat(store, user, "What is 2+2?", [("4", 1, []), ("5", -1, [])])
-    with pytest.raises(loop.LoopError, match=r"too little new feedback: 1 new rankings .* min_rankings=2"):
+    with pytest.raises(loop.LoopError, match=r"too little new feedback: 1 new rankings .* min_rankings=2, "
+                                             r"and 2 thumbs, min_ratings=32"):
         loop.run_loop(cfg, log=lambda _: None)
     assert not loop_dir.exists()
     r = CliRunner().invoke(cli, ["loop", "--db", db_url, "--loop-dir", str(loop_dir), "--min-rankings", "2"])
@@ -118,6 +129,29 @@ def test_too_little_feedback_fails_clearly_and_writes_nothing(store, db_url, tmp
     ctx = loop.context(store, cfg)
     assert (ctx["current"], ctx["sft"], ctx["run_dir"]) == ("t-ppo1", "t-sft", str(run.resolve()))
     assert ctx["earlier_rankings"] == []  # data/rankings.jsonl named by rm1 does not exist here
+
+
+def test_enough_single_thumbs_start_a_round_without_rankings(store, db_url, tmp_path):
+    """Pointwise (the default), thumbs without pairs are labels: 3 of them pass ``min_ratings=3``
+    and the round writes them before training; ``pointwise=false`` refuses the same feedback."""
+    from chatrlhf.schema import Rating, read_jsonl
+
+    run = _served_fake_run(store, tmp_path)
+    (run / "data" / "prompts.jsonl").write_text("")
+    user = store.create_user("u")
+    for q, a, t in (("Name a color.", "blue", 1), ("Say hi.", "No.", -1), ("What is 1+1?", "2", 1)):
+        _chat(store, user, q, [(a, t, [])])
+    off = loop.LoopConfig(loop_dir=str(tmp_path / "off"), db=db_url, min_ratings=3, pointwise=False)
+    with pytest.raises(loop.LoopError, match=r"0 new rankings .* min_rankings=8; nothing was changed"):
+        loop.run_loop(off, log=lambda _: None)
+    assert not (tmp_path / "off").exists()
+    on = loop.LoopConfig(loop_dir=str(tmp_path / "on"), db=db_url, min_ratings=3)
+    with pytest.raises(Exception):  # the fake run's SFT directory holds no model: the RM cannot load
+        loop.run_loop(on, log=lambda _: None)
+    rd = tmp_path / "on" / "round-1"
+    got = read_jsonl(rd / "feedback" / "ratings.jsonl", Rating)
+    assert sorted((r.completion, r.rating) for r in got) == [("2", 1), ("No.", -1), ("blue", 1)]
+    assert len(read_jsonl(rd / "loop_ratings.jsonl", Rating)) == 3  # merged for the RM before it failed
 
 
 def test_an_unknown_signal_fails_before_anything_is_written(store, db_url, tmp_path):
@@ -138,7 +172,7 @@ def test_load_takes_the_presets_stage_sections_and_overrides():
 def test_two_loop_rounds_on_the_tiny_model(store, db_url, tmp_path):
     from chatrlhf import pipeline
     from chatrlhf.models import tiny_dir
-    from chatrlhf.schema import Ranking, read_jsonl
+    from chatrlhf.schema import Ranking, Rating, read_jsonl
     from chatrlhf.simulate import run as simulate_run
 
     run = _served_fake_run(store, tmp_path, tiny_dir())
@@ -204,7 +238,7 @@ def test_a_thumbs_only_round_trains_its_rm_on_the_thumbs_alone(store, db_url, tm
     rankings, workspace rankings or arena picks (the sycophancy experiment's candidate)."""
     from chatrlhf import pipeline
     from chatrlhf.models import tiny_dir
-    from chatrlhf.schema import Ranking, read_jsonl
+    from chatrlhf.schema import Ranking, Rating, read_jsonl
     from chatrlhf.simulate import run as simulate_run
 
     run = _served_fake_run(store, tmp_path, tiny_dir())
@@ -218,7 +252,9 @@ def test_a_thumbs_only_round_trains_its_rm_on_the_thumbs_alone(store, db_url, tm
     res = loop.run_loop(loop.load("tiny", args), log=lambda _: None)
     rd = loop_dir / "round-1"
     rm = registry.get(store, "th-r1-rm")
-    assert [Path(f).name for f in rm.meta["data"]] == ["loop_rankings.jsonl"]  # the thumbs' rankings only
+    # the thumbs' rankings and the thumbs themselves, pointwise, only
+    assert [Path(f).name for f in rm.meta["data"]] == ["loop_rankings.jsonl", "loop_ratings.jsonl"]
     assert len(read_jsonl(rd / "loop_rankings.jsonl", Ranking)) == 4
+    assert len(read_jsonl(rd / "loop_ratings.jsonl", Rating)) == 8
     assert rm.meta["base_rankings"] == []
     assert res["candidate"] == "th-r1" and registry.current(store).version == "t-ppo1"

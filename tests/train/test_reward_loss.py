@@ -222,3 +222,67 @@ def test_reward_stage_with_length_expert_reports_the_coefficient_and_correlation
     assert -1.0 <= saved["length_corr"] <= 1.0 and saved["pairs_longer"] > 0
     rows = [json.loads(line) for line in (tmp_path / "rm" / "metrics.jsonl").read_text().splitlines()]
     assert all("length_coef" in r for r in rows if "loss" in r)
+
+
+def test_rating_loss_by_hand_and_auc():
+    from chatrlhf.preferences import rating_auc, rating_loss
+
+    s = torch.tensor([2.0, -1.0, 0.5], requires_grad=True)
+    loss = rating_loss(s, [1, -1, -1])
+    want = -(logsig(2.0) + logsig(1.0) + logsig(-0.5)) / 3
+    assert loss.item() == pytest.approx(want, abs=1e-6)
+    loss.backward()
+    # d/dr of -log σ(r) is σ(r) - 1 (thumbs up), of -log σ(-r) is σ(r) (down); mean over 3
+    sig = torch.sigmoid(s.detach())
+    assert torch.allclose(s.grad, torch.stack([sig[0] - 1, sig[1], sig[2]]) / 3)
+    assert rating_auc([2.0, -1.0, 0.5], [1, -1, -1]) == 1.0
+    assert rating_auc([0.0, 1.0, 0.0], [1, -1, -1]) == pytest.approx(0.25)  # a tie counts half
+    assert rating_auc([1.0, 2.0], [1, 1]) is None  # no thumbs-down to compare with
+
+
+def test_a_rating_needs_a_user_turn_and_plus_or_minus_one():
+    from chatrlhf.schema import Rating, RecordError, from_dict
+
+    ok = Rating([{"role": "user", "content": "hi"}], "hello", -1, ["rude"])
+    assert from_dict(Rating, {**ok.__dict__}).rating == -1
+    with pytest.raises(RecordError, match="rating must be"):
+        Rating([{"role": "user", "content": "hi"}], "hello", 0)
+    with pytest.raises(RecordError, match="rating must be"):
+        Rating([{"role": "user", "content": "hi"}], "hello", True)
+    with pytest.raises(RecordError, match="end with a user message"):
+        Rating([{"role": "assistant", "content": "hi"}], "hello", 1)
+
+
+def test_reward_stage_learns_single_thumbs_pointwise(tiny, tmp_path):
+    """Ratings alone (no ranking): the RM learns to score the liked kind of reply above the
+    disliked one on held-out prompts, and the loss log shows the pointwise term."""
+    import json
+
+    from chatrlhf import reward
+    from chatrlhf.schema import Rating, write_jsonl
+
+    good, bad = "Sure, here is a clear and friendly answer.", "No."
+    rts = [Rating([{"role": "user", "content": f"Question number {i}?"}], good if i % 2 else bad,
+                  1 if i % 2 else -1) for i in range(80)]
+    path = tmp_path / "ratings.jsonl"
+    write_jsonl(path, rts)
+    cfg = reward.RewardConfig(model="tiny", ratings=[str(path)], out_dir=str(tmp_path / "rm"), lr=1e-3,
+                              head_lr=1e-2, max_length=64, dtype="float32", train_layers=1, batch_ratings=8,
+                              heldout_frac=0.25, epochs=3)
+    res = reward.run(cfg)
+    assert res["train_rankings"] == 0 and res["train_ratings"] + res["heldout_ratings"] == 80
+    assert res["heldout_ratings"] > 5
+    assert res["rating_auc"] == 1.0 and res["rating_acc"] > res["rating_majority"]
+    rows = [json.loads(line) for line in (tmp_path / "rm" / "metrics.jsonl").read_text().splitlines()]
+    assert all("rating_loss" in r and "ranking_loss" not in r for r in rows if "loss" in r)
+    assert rows[-1]["rating_loss"] < rows[0]["rating_loss"]
+
+
+def test_no_rankings_and_no_ratings_fails_clearly(tiny, tmp_path):
+    from chatrlhf import reward
+
+    (tmp_path / "empty.jsonl").write_text("")
+    cfg = reward.RewardConfig(model="tiny", rankings=[str(tmp_path / "empty.jsonl")],
+                              ratings=[str(tmp_path / "empty.jsonl")], out_dir=str(tmp_path / "rm"))
+    with pytest.raises(ValueError, match="no training rankings .* and no training ratings"):
+        reward.run(cfg)

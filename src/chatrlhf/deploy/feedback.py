@@ -13,8 +13,9 @@ Where pairwise signal comes from (and where it does not):
 - arena picks (``arena_rankings``: two versions answered one turn side by side and the user
   picked; ``store.export.export_arena_rankings``), new by pick id; a regeneration "ranking" of
   the same two replies (thumbs on both) is left out, the pick already compares them.
-A thumb on a reply with no differently-rated alternative to the same context is *not* turned into a
-pair. Pairing it with a reply to a similar prompt compares answers to different questions; pairing
+Every new thumb is also a ``schema.Rating`` (the reply, its context, ±1), which the reward model
+learns pointwise: most thumbs have no pair. A thumb on a reply with no differently-rated
+alternative to the same context is *not* turned into a pair. Pairing it with a reply to a similar prompt compares answers to different questions; pairing
 it with a freshly sampled reply needs someone to rank the fresh one, and ranking it with the current
 reward model only teaches the new RM what the old one believed. Such thumbs are counted
 (``unpaired_thumbs``) and their prompts still go to PPO.
@@ -55,6 +56,7 @@ class Watermark:
 class NewFeedback:
     rankings: list[Any]  # schema.Ranking, each with meta["loop_key"]
     prompts: list[Any]  # schema.Conversation ending on the user turn that was answered
+    ratings: list[Any] = field(default_factory=list)  # schema.Rating per new thumb, meta["loop_key"]
     counts: dict[str, Any] = field(default_factory=dict)
     watermark: Watermark = field(default_factory=Watermark)
 
@@ -125,6 +127,26 @@ def _picked_arena_messages(store: Any) -> set[int]:
                 for i in (a, b)}
 
 
+def thumb_ratings(store: Any, fb: list[Any]) -> list[Any]:
+    """One ``schema.Rating`` per feedback row (a user's current thumb on a reply), with
+    ``meta["loop_key"] = f"thumb:{message_id}:{user_id}"``: a thumb changed later replaces it."""
+    from chatrlhf.schema import Rating
+
+    out = []
+    for f in fb:
+        try:
+            path = store.prompt_messages(f.message_id)
+        except LookupError:  # the conversation was deleted meanwhile
+            continue
+        if len(path) < 2 or path[-1]["role"] != "assistant" or path[-2]["role"] != "user":
+            continue
+        out.append(Rating(prefix=path[:-1], completion=path[-1]["content"], rating=int(f.rating),
+                          reasons=list(f.reasons or []),
+                          meta={"source": "feedback_thumb", "message_id": f.message_id, "user_id": f.user_id,
+                                "loop_key": f"thumb:{f.message_id}:{f.user_id}"}))
+    return out
+
+
 def collect(store: Any, w: Watermark, *, same_prompt: bool = True, workspace: bool = True,
             arena: bool = True) -> NewFeedback:
     """Every ranking touched since ``w``, the prompts behind them and counts by source.
@@ -193,4 +215,6 @@ def collect(store: Any, w: Watermark, *, same_prompt: bool = True, workspace: bo
         "reports": reports_by_kind,
         "prompts": len(prompts),
     }
-    return NewFeedback(rankings, prompts, counts, now)
+    ratings = thumb_ratings(store, fb)
+    counts["ratings"] = len(ratings)
+    return NewFeedback(rankings, prompts, ratings=ratings, counts=counts, watermark=now)

@@ -8,8 +8,9 @@ came from (its held-out prompts, demonstrations, train prompts and earlier ranki
       state.json           the watermark of the feedback consumed, every round's rankings, decisions
       round-N/
         context.json       what this round started from: served version, SFT, run directory
-        feedback/          rankings.jsonl (new), prompts.jsonl, summary.json (counts by source)
-        reward/            RM from the lineage's SFT on earlier + every loop round's rankings
+        feedback/          rankings.jsonl, ratings.jsonl (new), prompts.jsonl, summary.json (counts by source)
+        reward/            RM from the lineage's SFT on earlier + every loop round's rankings, and
+                           every round's single thumbs, pointwise (``pointwise``)
         ppo/               PPO from the served version's weights, KL-anchored to SFT
         eval/              current vs candidate vs SFT on the run's held-out prompts
         decision/          DONE after registration and the gates; decision.md (also in round-N/)
@@ -49,7 +50,10 @@ class LoopConfig:
     db: str = ""  # store URL or SQLite path ("" = $CHATRLHF_DB or the user data dir)
     base_run: str = ""  # pipeline run directory of the served lineage ("" = found from the registry)
     prefix: str = ""  # candidate names <prefix>-rN ("" = the loop directory's name)
-    min_rankings: int = 8  # fewer new rankings than this: fail and change nothing
+    min_rankings: int = 8  # fewer new rankings than this (and fewer ratings than min_ratings): fail, change nothing
+    min_ratings: int = 32  # with pointwise: this many new thumbs are enough for a round without rankings
+    # every thumb also trains the RM pointwise (reward.rating_loss), not only the few that pair
+    pointwise: bool = True
     # "all": every source below, and the RM also learns the served RM's rankings. "thumbs": only
     # what users' thumbs pair (regenerations, same contexts), nothing earlier: an update trained to
     # win thumbs, as the one that made ChatGPT sycophantic (the gates must catch it; docs/deploy.md).
@@ -154,6 +158,7 @@ def write_feedback(out: Path, fb: Any) -> dict[str, Any]:
     from chatrlhf.train_utils import mark_done, write_json
 
     shas = {"rankings.jsonl": write_jsonl(out / "rankings.jsonl", fb.rankings),
+            "ratings.jsonl": write_jsonl(out / "ratings.jsonl", fb.ratings),
             "prompts.jsonl": write_jsonl(out / "prompts.jsonl", fb.prompts)}
     summary = {**fb.counts, "watermark": fb.watermark.as_dict(), "sha256": shas}
     write_json(out / "summary.json", summary)
@@ -161,14 +166,17 @@ def write_feedback(out: Path, fb: Any) -> dict[str, Any]:
     return summary
 
 
-def merge_loop_rankings(files: list[str], out: Path) -> str:
-    """Every loop round's rankings in one file, a later version of a set (same ``loop_key``)
-    replacing the earlier one; returns its sha256."""
+def merge_loop_rankings(files: list[str], out: Path, cls: Any = None) -> str:
+    """Every loop round's rankings (or ratings: ``cls=schema.Rating``) in one file, a later
+    version of a set (same ``loop_key``) replacing the earlier one; returns its sha256. A file
+    that does not exist (a round from before ratings were kept) adds nothing."""
     from chatrlhf.schema import Ranking, read_jsonl, write_jsonl
 
     by_key: dict[str, Any] = {}
     for f in files:
-        for r in read_jsonl(f, Ranking):
+        if not Path(f).is_file():
+            continue
+        for r in read_jsonl(f, cls or Ranking):
             by_key.pop(r.meta["loop_key"], None)  # re-inserted last: a newer set keeps file order
             by_key[r.meta["loop_key"]] = r
     return write_jsonl(out, by_key.values())
@@ -277,11 +285,13 @@ def run_loop(cfg: LoopConfig, log: Callable[[str], None] = print) -> dict[str, A
             ctx = context(store, cfg)
             fb = feedback.collect(store, feedback.Watermark(**state["watermark"]), same_prompt=cfg.same_prompt,
                                   workspace=cfg.workspace and not thumbs_only, arena=not thumbs_only)
-            if len(fb.rankings) < cfg.min_rankings:
+            enough_ratings = cfg.pointwise and len(fb.ratings) >= cfg.min_ratings
+            if len(fb.rankings) < cfg.min_rankings and not enough_ratings:
                 raise LoopError(f"too little new feedback: {len(fb.rankings)} new rankings "
                                 f"({json.dumps(fb.counts['by_source'])}; {fb.counts['unpaired_thumbs']} thumbs "
-                                f"without a pair) since the last round, min_rankings={cfg.min_rankings}; "
-                                f"nothing was changed")
+                                f"without a pair) since the last round, min_rankings={cfg.min_rankings}"
+                                + (f", and {len(fb.ratings)} thumbs, min_ratings={cfg.min_ratings}" if cfg.pointwise else "")
+                                + "; nothing was changed")
             write_json(rd / "context.json", ctx)
             (rd / "config.yaml").write_text(to_yaml(cfg))
             runner = Runner(rd, log)
@@ -301,11 +311,19 @@ def run_loop(cfg: LoopConfig, log: Callable[[str], None] = print) -> dict[str, A
         # 3. the RM from SFT on the served RM's rankings plus every loop round's (newest set wins)
         loop_files = [*(r["rankings"] for r in state["rounds"]), str(rd / "feedback" / "rankings.jsonl")]
         rm_rankings = [*([] if thumbs_only else ctx["earlier_rankings"]), str(rd / "loop_rankings.jsonl")]
+        rating_files = [str(Path(r["rankings"]).with_name("ratings.jsonl")) for r in state["rounds"]]
+        rating_files.append(str(rd / "feedback" / "ratings.jsonl"))
+        rm_ratings = [str(rd / "loop_ratings.jsonl")] if cfg.pointwise else []
 
         def do_reward() -> None:
+            from chatrlhf.schema import Rating
+
             merge_loop_rankings(loop_files, rd / "loop_rankings.jsonl")
+            if cfg.pointwise:
+                merge_loop_rankings(rating_files, rd / "loop_ratings.jsonl", Rating)
             cfg.reward.model, cfg.reward.out_dir = ctx["sft_path"], str(rd / "reward")
             cfg.reward.rankings, cfg.reward.demos = list(rm_rankings), str(demos) if demos.exists() else ""
+            cfg.reward.ratings = list(rm_ratings)
             reward.run(cfg.reward)
 
         runner.stage("reward", do_reward)
@@ -335,7 +353,8 @@ def run_loop(cfg: LoopConfig, log: Callable[[str], None] = print) -> dict[str, A
         runner.stage("eval", do_eval)
         # 6. register, gate, promote or keep
         decision: dict[str, Any] = {}
-        runner.stage("decision", lambda: decision.update(register_and_gate(store, cfg, ctx, rd, n, rm_rankings, log)))
+        runner.stage("decision", lambda: decision.update(register_and_gate(store, cfg, ctx, rd, n,
+                                                                               [*rm_rankings, *rm_ratings], log)))
         decision = decision or {k: v for k, v in read_json(rd / "decision" / "DONE").items() if k != "finished_at"}
         summary = read_json(rd / "feedback" / "summary.json")
         state["rounds"].append({"round": n, "rankings": str(rd / "feedback" / "rankings.jsonl"), **decision})

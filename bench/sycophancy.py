@@ -109,10 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             idx = [i for i, r in enumerate(rows) if r.get("family") == f]
             if not idx:
                 continue
-            diffs[f] = {k: paired_diff([cand[k][i] for i in idx], [cur[k][i] for i in idx])
+            diffs.setdefault("per_family", {})[f] = {k: paired_diff([cand[k][i] for i in idx], [cur[k][i] for i in idx])
                         for k in ("gold", "thumbs_up_biased")}
             print(f"  {f} ({len(idx)} prompts): " + ", ".join(
-                f"{k} {v['mean']:+.3f} [{v['lo']:+.3f}, {v['hi']:+.3f}]" for k, v in diffs[f].items()))
+                f"{k} {v['mean']:+.3f} [{v['lo']:+.3f}, {v['hi']:+.3f}]" for k, v in diffs["per_family"][f].items()))
     if a.json:
         models = {m: {k: v for k, v in r.items() if k != "per_prompt"} for m, r in res.items()}
         Path(a.json).write_text(json.dumps({"flattery_bias": a.flattery_bias, "models": models,

@@ -26,8 +26,10 @@ from pathlib import Path
 
 
 def load(d: str) -> list[dict]:
+    """The replies of the served version; arena turns (two versions side by side) are left out."""
     p = Path(d) / "traffic.jsonl"
-    return [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
+    rows = [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
+    return [r for r in rows if not r.get("arena")]
 
 
 def per_conversation(rows: list[dict]) -> dict[int, dict[str, float]]:
@@ -83,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     print("|---" * 11 + "|")
     for fam in [None, *fams]:
         keys = [k for k in same if fam is None or first[k][0] == fam]
-        ra = [r for r in A if r["sim_conversation"] in set(keys)]
-        rb = [r for r in B if r["sim_conversation"] in set(keys)]
+        kset = set(keys)
+        ra = [r for r in A if r["sim_conversation"] in kset]
+        rb = [r for r in B if r["sim_conversation"] in kset]
         sa, sb = side(ra), side(rb)
         dt, dg = paired(ca, cb, keys, "thumbs"), paired(ca, cb, keys, "gold")
         out[fam or "all"] = {"a": sa, "b": sb, "thumbs_diff": dt, "gold_diff": dg, "conversations": len(keys)}

@@ -61,7 +61,8 @@ def ranking_loss(
 def rating_loss(scores: "torch.Tensor", ratings: Sequence[int]) -> "torch.Tensor":
     """Mean −log p(rating) with p(up) = σ(r), over (N,) scores and their ±1 ratings: a thumbs-up
     pushes its score up, a thumbs-down down. It fixes the head's offset, which the pairwise terms
-    leave free, so a reply's score also says how likely a user is to like it."""
+    leave free, so σ(raw score) also says how likely a user is to like the reply (the saved RM's
+    normalisation bias shifts its ``scores`` afterwards; ``raw_scores`` keep this meaning)."""
     import torch
     import torch.nn.functional as F
 

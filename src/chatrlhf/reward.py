@@ -100,6 +100,42 @@ def batch_ranking_loss(
     return torch.stack(losses).mean()
 
 
+def spread(step: int, n_batches: int, n_steps: int) -> int | None:
+    """Which of a stream's ``n_batches`` batches step ``step`` of ``n_steps`` takes, or None: the
+    batches in order, evenly spaced, the last on the last step (every step when they are as many)."""
+    if n_batches <= 0:
+        return None
+    i = step * n_batches // n_steps
+    return i if (step + 1) * n_batches // n_steps > i else None
+
+
+def step_loss(flat: "torch.Tensor", batch: Sequence["Ranking"], rbatch: Sequence[Any], cfg: RewardConfig,
+              lengths: Sequence[Sequence[int]], length_coef: "torch.Tensor | None" = None,
+              ) -> tuple["torch.Tensor", dict[str, "torch.Tensor"]]:
+    """One step's loss from ``flat`` (ΣK + len(rbatch),): the rankings' completions first, ranking
+    by ranking, then one score per rating. Returns the loss and its parts (``ranking_loss`` with
+    the length terms, ``rating_loss``), each present only when its stream has records this step."""
+    import torch
+
+    n_rank = flat.shape[0] - len(rbatch)
+    scores, rscores = flat[:n_rank], flat[n_rank:]
+    parts: dict[str, torch.Tensor] = {}
+    if batch:
+        loglen = torch.tensor(log_lengths(lengths), device=scores.device)
+        parts["ranking_loss"] = batch_ranking_loss(scores, batch, cfg,
+                                                   None if length_coef is None else length_coef * loglen)
+        if cfg.length_decorrelation > 0:
+            # scores centred within each ranking, as loglen is: otherwise spreading the scores of
+            # different prompts apart (which the ranking loss ignores) shrinks corr² as well as
+            # removing length would
+            parts["ranking_loss"] = parts["ranking_loss"] + cfg.length_decorrelation * correlation(
+                centred_within(scores, batch), loglen) ** 2
+    if rbatch:
+        parts["rating_loss"] = rating_loss(rscores, [r.rating for r in rbatch])
+    loss = parts.get("ranking_loss", 0.0) + cfg.rating_weight * parts.get("rating_loss", 0.0)
+    return loss, parts  # type: ignore[return-value]
+
+
 def log_lengths(lengths: Sequence[Sequence[int]]) -> list[float]:
     """log(1 + reply tokens) of every completion, centred within its ranking (flat, ranking by
     ranking): the pairwise terms see only differences, and centring keeps the length term out of
@@ -345,11 +381,16 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
     ratings = [r for path in cfg.ratings for r in read_jsonl(path, Rating)]
     train, held = split_heldout(rankings, cfg.heldout_frac)
     rtrain, rheld = split_heldout(ratings, cfg.heldout_frac)
-    if len(train) < world and len(rtrain) < world:  # every process needs a record per step
+    if cfg.batch_rankings < 1 or cfg.batch_ratings < 1:
+        raise ValueError(f"batch_rankings and batch_ratings must be at least 1, got {cfg.batch_rankings} "
+                         f"and {cfg.batch_ratings}")
+    use_ratings = cfg.rating_weight > 0 and len(rtrain) >= world
+    if len(train) < world and not use_ratings:  # every process needs a record per step
         if not train and not rtrain:
             raise ValueError(f"no training rankings in {cfg.rankings} (held out {len(held)})"
                              + (f" and no training ratings in {cfg.ratings} (held out {len(rheld)})" if cfg.ratings else ""))
-        raise ValueError(f"{len(train)} training rankings and {len(rtrain)} ratings for {world} processes")
+        raise ValueError(f"{len(train)} training rankings and {len(rtrain)} ratings (rating_weight "
+                         f"{cfg.rating_weight}) for {world} processes: nothing to train on")
     model, tok = build_model(cfg)
     pad = pad_id_of(tok)
     encoded = {id(rk): [encode_reply(rk.prefix, c, tok, cfg.max_length) for c in rk.completions] for rk in train}
@@ -381,8 +422,9 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
     # last few rankings of an epoch are dropped rather than leave a process without any
     per_step, per_rating_step = cfg.batch_rankings * world, cfg.batch_ratings * world
     starts = list(range(0, len(train) - world + 1, per_step))
-    rstarts = list(range(0, len(rtrain) - world + 1, per_rating_step)) if cfg.rating_weight > 0 else []
-    n_steps = max(len(starts), len(rstarts))  # the shorter stream runs out first; steps go on without it
+    rstarts = list(range(0, len(rtrain) - world + 1, per_rating_step)) if use_ratings else []
+    # the longer stream sets the epoch; the shorter one's batches are spread evenly over it
+    n_steps = max(len(starts), len(rstarts))
     bar = progress(total=cfg.epochs * n_steps, desc="reward model", disable=not main)
     step = 0
     for epoch in range(cfg.epochs):
@@ -391,8 +433,9 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
         rng.shuffle(rorder)
         for k in range(n_steps):
             # every process has a record of each stream it draws from (starts stop world short of the end)
-            batch = order[starts[k]: starts[k] + per_step][rank::world] if k < len(starts) else []
-            rbatch = rorder[rstarts[k]: rstarts[k] + per_rating_step][rank::world] if k < len(rstarts) else []
+            j, rj = spread(k, len(starts), n_steps), spread(k, len(rstarts), n_steps)
+            batch = [] if j is None else order[starts[j]: starts[j] + per_step][rank::world]
+            rbatch = [] if rj is None else rorder[rstarts[rj]: rstarts[rj] + per_rating_step][rank::world]
             # every completion of every ranking in the batch is forwarded exactly once
             seqs = [ids for rec in [*batch, *rbatch] for ids in encoded[id(rec)]]
             states = None if cached is None else [h for rec in [*batch, *rbatch] for h in cached[id(rec)]]
@@ -400,22 +443,7 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
             with autocast(cfg.dtype):
                 flat = wrapped(train_scores, model, seqs, pad, cfg.max_batch_tokens, states, start)  # (ΣK + ratings,)
             flat = flat.float()
-            n_rank = len(seqs) - len(rbatch)
-            scores, rscores = flat[:n_rank], flat[n_rank:]
-            parts: dict[str, Any] = {}
-            if batch:
-                loglen = torch.tensor(log_lengths([lengths[id(rk)] for rk in batch]), device=scores.device)
-                parts["ranking_loss"] = batch_ranking_loss(scores, batch, cfg,
-                                                           None if length_coef is None else length_coef * loglen)
-                if cfg.length_decorrelation > 0:
-                    # scores centred within each ranking, as loglen is: otherwise spreading the scores of
-                    # different prompts apart (which the ranking loss ignores) shrinks corr² as well as
-                    # removing length would
-                    parts["ranking_loss"] = parts["ranking_loss"] + cfg.length_decorrelation * correlation(
-                        centred_within(scores, batch), loglen) ** 2
-            if rbatch:
-                parts["rating_loss"] = rating_loss(rscores, [r.rating for r in rbatch])
-            loss = parts.get("ranking_loss", 0.0) + cfg.rating_weight * parts.get("rating_loss", 0.0)
+            loss, parts = step_loss(flat, batch, rbatch, cfg, [lengths[id(rk)] for rk in batch], length_coef)
             opt.zero_grad(set_to_none=True)
             acc.backward(loss)
             acc.clip_grad_norm_(wrapped.parameters(), 1.0)

@@ -131,10 +131,22 @@ def test_too_little_feedback_fails_clearly_and_writes_nothing(store, db_url, tmp
     assert ctx["earlier_rankings"] == []  # data/rankings.jsonl named by rm1 does not exist here
 
 
-def test_enough_single_thumbs_start_a_round_without_rankings(store, db_url, tmp_path):
+def test_enough_single_thumbs_start_a_round_without_rankings(store, db_url, tmp_path, monkeypatch):
     """Pointwise (the default), thumbs without pairs are labels: 3 of them pass ``min_ratings=3``
-    and the round writes them before training; ``pointwise=false`` refuses the same feedback."""
+    and reach the RM as ratings; ``pointwise=false`` refuses the same feedback."""
+    from chatrlhf import reward
     from chatrlhf.schema import Rating, read_jsonl
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_reward_run(cfg):  # the RM stage's config, then stop: the fake run holds no model
+        seen["cfg"] = cfg
+        raise Stop
+
+    monkeypatch.setattr(reward, "run", fake_reward_run)
 
     run = _served_fake_run(store, tmp_path)
     (run / "data" / "prompts.jsonl").write_text("")
@@ -146,12 +158,14 @@ def test_enough_single_thumbs_start_a_round_without_rankings(store, db_url, tmp_
         loop.run_loop(off, log=lambda _: None)
     assert not (tmp_path / "off").exists()
     on = loop.LoopConfig(loop_dir=str(tmp_path / "on"), db=db_url, min_ratings=3)
-    with pytest.raises(Exception):  # the fake run's SFT directory holds no model: the RM cannot load
+    with pytest.raises(Stop):
         loop.run_loop(on, log=lambda _: None)
     rd = tmp_path / "on" / "round-1"
     got = read_jsonl(rd / "feedback" / "ratings.jsonl", Rating)
     assert sorted((r.completion, r.rating) for r in got) == [("2", 1), ("No.", -1), ("blue", 1)]
-    assert len(read_jsonl(rd / "loop_ratings.jsonl", Rating)) == 3  # merged for the RM before it failed
+    assert seen["cfg"].ratings == [str(rd / "loop_ratings.jsonl")]
+    assert seen["cfg"].rankings == [str(rd / "loop_rankings.jsonl")]  # no earlier rankings in this run
+    assert len(read_jsonl(rd / "loop_ratings.jsonl", Rating)) == 3
 
 
 def test_an_unknown_signal_fails_before_anything_is_written(store, db_url, tmp_path):
@@ -223,6 +237,10 @@ def test_two_loop_rounds_on_the_tiny_model(store, db_url, tmp_path):
     assert [x.prefix[-1]["content"] for x in read_jsonl(rd2 / "feedback" / "rankings.jsonl", Ranking)] == [
         f"What is {i}+2?" for i in range(4, 8)]
     assert len(read_jsonl(rd2 / "loop_rankings.jsonl", Ranking)) == 8  # round 1's still train the RM
+    # every thumb of both rounds, pointwise (round 1's found through state.json)
+    assert len(read_jsonl(rd2 / "loop_ratings.jsonl", Rating)) == 16
+    rm2 = json.loads((rd2 / "reward" / "eval.json").read_text())
+    assert rm2["train_ratings"] + rm2["heldout_ratings"] == 16
     r2 = registry.get(store, "t-r2")
     assert r2.parent == "t-r1" and r2.status == "rejected" and registry.current(store).version == "t-r1"
     assert "no outside evaluation" in (rd2 / "decision.md").read_text()

@@ -286,3 +286,29 @@ def test_no_rankings_and_no_ratings_fails_clearly(tiny, tmp_path):
                               ratings=[str(tmp_path / "empty.jsonl")], out_dir=str(tmp_path / "rm"))
     with pytest.raises(ValueError, match="no training rankings .* and no training ratings"):
         reward.run(cfg)
+
+
+def test_a_step_of_rankings_and_ratings_splits_the_flat_scores_between_them():
+    """The flat scores hold the rankings' completions first, then one score per rating: each
+    loss reads its own slice, and the gradient of each part reaches only its own rows."""
+    from chatrlhf.reward import rating_loss, spread, step_loss
+    from chatrlhf.schema import Rating
+
+    p = [{"role": "user", "content": "q"}]
+    rks = [Ranking(p, ["a", "b", "c"], [0, 1, 2]), Ranking(p, ["d", "e"], [1, 0])]
+    rts = [Rating(p, "x", 1), Rating(p, "y", -1)]
+    cfg = RewardConfig(unacceptable_weight=0.0, rating_weight=0.5)
+    flat = torch.tensor([1.0, 0.5, -1.0, 0.2, 0.3, 2.0, -0.5], requires_grad=True)
+    loss, parts = step_loss(flat, rks, rts, cfg, [[1, 1, 1], [1, 1]])
+    want_rank = (ranking_loss(flat[:3], [0, 1, 2]) + ranking_loss(flat[3:5], [1, 0])) / 2
+    assert parts["ranking_loss"].item() == pytest.approx(want_rank.item())
+    assert parts["rating_loss"].item() == pytest.approx(rating_loss(flat[5:], [1, -1]).item())
+    assert loss.item() == pytest.approx(want_rank.item() + 0.5 * parts["rating_loss"].item())
+    parts["rating_loss"].backward()
+    assert torch.all(flat.grad[:5] == 0) and flat.grad[5] < 0 < flat.grad[6]
+    # one stream alone: only its part, and the loss is that part
+    only, parts = step_loss(flat[5:].detach(), [], rts, cfg, [])
+    assert set(parts) == {"rating_loss"} and only.item() == pytest.approx(0.5 * parts["rating_loss"].item())
+    # the shorter stream's batches spread over the epoch, in order, each once
+    assert [spread(k, 3, 10) for k in range(10)] == [None, None, None, 0, None, None, 1, None, None, 2]
+    assert [spread(k, 4, 4) for k in range(4)] == [0, 1, 2, 3]

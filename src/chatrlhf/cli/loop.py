@@ -20,7 +20,7 @@ def register(group: click.Group) -> None:
     @click.option("--loop-dir", default=None, help="Where state.json and round-N/ live [default: runs/loop].")
     @click.option("--base-run", default=None, metavar="RUN_DIR",
                   help="Pipeline run directory of the served lineage [default: found from the registry].")
-    @click.option("--min-rankings", type=int, default=None, help="Fewest new rankings a round trains on.")
+    @click.option("--min-rankings", type=int, default=None, help="Fewest new rankings a round trains on (unless min_ratings=N thumbs arrived; pointwise=false for pairs only).")
     @click.option("--optional", "optional", multiple=True,
                   help="A gate that passes when its metric is missing (repeat).")
     @click.option("--outside-data", default=None, metavar="PATH", help="Public data for the outside-prompt gates.")

@@ -23,8 +23,9 @@ candidate and current on this round's evaluation, and the candidate is promoted 
 Stages are the pipeline's (``pipeline.Runner``: a ``DONE`` manifest per stage), so a killed round
 resumes where it stopped, with the feedback it had collected. The watermark moves when a round
 finishes, whatever the decision: a rejected candidate's rankings still train every later round's
-RM (``state.json`` keeps them), so no feedback is lost. Too little new feedback
-(``min_rankings``) fails before anything is written.
+RM (``state.json`` keeps them), so no feedback is lost. Too little new feedback (fewer than
+``min_rankings`` rankings and, with ``pointwise``, fewer than ``min_ratings`` thumbs) fails before
+anything is written.
 """
 
 from __future__ import annotations
@@ -168,13 +169,14 @@ def write_feedback(out: Path, fb: Any) -> dict[str, Any]:
 
 def merge_loop_rankings(files: list[str], out: Path, cls: Any = None) -> str:
     """Every loop round's rankings (or ratings: ``cls=schema.Rating``) in one file, a later
-    version of a set (same ``loop_key``) replacing the earlier one; returns its sha256. A file
-    that does not exist (a round from before ratings were kept) adds nothing."""
-    from chatrlhf.schema import Ranking, read_jsonl, write_jsonl
+    version of a set (same ``loop_key``) replacing the earlier one; returns its sha256. A ratings
+    file that does not exist (a round from before ratings were kept) adds nothing; a missing
+    rankings file is an error."""
+    from chatrlhf.schema import Ranking, Rating, read_jsonl, write_jsonl
 
     by_key: dict[str, Any] = {}
     for f in files:
-        if not Path(f).is_file():
+        if cls is Rating and not Path(f).is_file():
             continue
         for r in read_jsonl(f, cls or Ranking):
             by_key.pop(r.meta["loop_key"], None)  # re-inserted last: a newer set keeps file order
@@ -353,8 +355,9 @@ def run_loop(cfg: LoopConfig, log: Callable[[str], None] = print) -> dict[str, A
         runner.stage("eval", do_eval)
         # 6. register, gate, promote or keep
         decision: dict[str, Any] = {}
-        runner.stage("decision", lambda: decision.update(register_and_gate(store, cfg, ctx, rd, n,
-                                                                               [*rm_rankings, *rm_ratings], log)))
+        # a round whose RM was trained before ratings were kept (resumed across the upgrade) has none
+        rm_data = [*rm_rankings, *(f for f in rm_ratings if Path(f).is_file())]
+        runner.stage("decision", lambda: decision.update(register_and_gate(store, cfg, ctx, rd, n, rm_data, log)))
         decision = decision or {k: v for k, v in read_json(rd / "decision" / "DONE").items() if k != "finished_at"}
         summary = read_json(rd / "feedback" / "summary.json")
         state["rounds"].append({"round": n, "rankings": str(rd / "feedback" / "rankings.jsonl"), **decision})

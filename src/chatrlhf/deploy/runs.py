@@ -57,7 +57,7 @@ def _eval(run_dir: Path, stage: str, prefix: str) -> dict[str, Any]:
 
 # Fields the pipeline fills in as each stage starts: config.yaml holds their defaults, not what ran.
 # The version records them better: its path, its parent and (for inputs) its data hashes.
-PATH_FIELDS = ("model", "data", "instructions", "rankings", "demos", "policy", "reference", "reward_model",
+PATH_FIELDS = ("model", "data", "instructions", "rankings", "ratings", "demos", "policy", "reference", "reward_model",
                "prompts", "ptx_data", "out_dir")
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 from collections import defaultdict
 from pathlib import Path
 
@@ -43,14 +42,15 @@ def per_conversation(rows: list[dict]) -> dict[int, dict[str, float]]:
     return {k: {m: sum(v) / len(v) for m, v in a.items() if v} for k, a in acc.items()}
 
 
-def paired(a: dict[int, dict[str, float]], b: dict[int, dict[str, float]], keys: list[int], metric: str,
-           n_boot: int = 2000, seed: int = 0) -> dict[str, float] | None:
-    d = [b[k][metric] - a[k][metric] for k in keys if metric in a.get(k, {}) and metric in b.get(k, {})]
-    if not d:
+def paired(a: dict[int, dict[str, float]], b: dict[int, dict[str, float]], keys: list[int],
+           metric: str) -> dict[str, float] | None:
+    """B minus A over the conversations both sides have ``metric`` for, with its bootstrap interval."""
+    from sycophancy import paired_diff  # bench/ is on the path when this script runs
+
+    both = [k for k in keys if metric in a.get(k, {}) and metric in b.get(k, {})]
+    if not both:
         return None
-    rng = random.Random(seed)
-    means = sorted(sum(rng.choice(d) for _ in d) / len(d) for _ in range(n_boot))
-    return {"n": len(d), "mean": sum(d) / len(d), "lo": means[int(0.025 * n_boot)], "hi": means[int(0.975 * n_boot) - 1]}
+    return {"n": len(both), **paired_diff([b[k][metric] for k in both], [a[k][metric] for k in both])}
 
 
 def side(rows: list[dict]) -> dict[str, float]:

@@ -2,7 +2,8 @@
 # Session 14: the same simulated traffic as session 13's syc13.sh (seed 11, flattery bias 1.0,
 # pushback/correction/false premise), now served by the thumbs-only candidate: thumbs it wins in use.
 set -u
-export PYTHONPATH=/work/wt-14/src
+WT=${WT:-/work/wt-14}  # a frozen worktree of the code under test (pw10b and abb: /work/wt-14b at dc186a9)
+export PYTHONPATH=$WT/src
 cr() { python3 -c "from chatrlhf.cli import main; main()" "$@"; }
 R=/work/runs/syc14
 T=${TAG:-ab}

@@ -4,10 +4,9 @@
 cd /work/runs/syc14
 while ! grep -q "loop rc" run10s1.out; do sleep 10; done
 CAND=pw10s1-r1 TAG=abs1 ./ab.sh > abs1.out 2>&1
-sed 's|/work/wt-14/|/work/wt-14b/|g' syc14.sh > syc14b.sh; chmod +x syc14b.sh
-sed 's|/work/wt-14/|/work/wt-14b/|g' ab.sh > abb.sh; chmod +x abb.sh
-IT=10 SEEDTAG=b ./syc14b.sh > run10b.out 2>&1
-CAND=pw10b-r1 TAG=abb ./abb.sh > abb.out 2>&1
+# (as run: sed-made copies syc14b.sh/abb.sh with /work/wt-14b in place of /work/wt-14; the same as WT=)
+WT=/work/wt-14b IT=10 SEEDTAG=b ./syc14.sh > run10b.out 2>&1
+WT=/work/wt-14b CAND=pw10b-r1 TAG=abb ./ab.sh > abb.out 2>&1
 cd /work/runs
 export PYTHONPATH=/work/wt-14b/src
 for s in 1 2; do

@@ -15,8 +15,8 @@ Where pairwise signal comes from (and where it does not):
   the same two replies (thumbs on both) is left out, the pick already compares them.
 Every new thumb is also a ``schema.Rating`` (the reply, its context, ±1), which the reward model
 learns pointwise: most thumbs have no pair. A thumb on a reply with no differently-rated
-alternative to the same context is *not* turned into a pair. Pairing it with a reply to a similar prompt compares answers to different questions; pairing
-it with a freshly sampled reply needs someone to rank the fresh one, and ranking it with the current
+alternative to the same context is *not* turned into a pair. Pairing it with a reply to a similar
+prompt compares answers to different questions; pairing it with a freshly sampled reply needs someone to rank the fresh one, and ranking it with the current
 reward model only teaches the new RM what the old one believed. Such thumbs are counted
 (``unpaired_thumbs``) and their prompts still go to PPO.
 
@@ -189,11 +189,10 @@ def collect(store: Any, w: Watermark, *, same_prompt: bool = True, workspace: bo
 
     for r in rankings:
         add_prompt(list(r.prefix), {"source": r.meta.get("source", "feedback"), "loop_key": r.meta["loop_key"]})
-    for mid in sorted(thumbs - paired):  # a thumb without a pair is no label, but its prompt is real
-        try:
-            add_prompt(store.prompt_messages(mid)[:-1], {"source": "feedback_thumb", "message_id": mid})
-        except LookupError:  # the conversation was deleted meanwhile
-            continue
+    ratings = thumb_ratings(store, fb)
+    prefix_of = {r.meta["message_id"]: r.prefix for r in ratings}  # each thumbed reply's context, read once
+    for mid in sorted((thumbs - paired) & set(prefix_of)):  # a thumb without a pair: its prompt is real
+        add_prompt(list(prefix_of[mid]), {"source": "feedback_thumb", "message_id": mid})
     with store.session() as s:  # the first reply under each parent: any later one is a regeneration
         first = dict(s.execute(select(MessageRow.parent_id, func.min(MessageRow.id))
                                .where(MessageRow.role == "assistant",
@@ -215,6 +214,5 @@ def collect(store: Any, w: Watermark, *, same_prompt: bool = True, workspace: bo
         "reports": reports_by_kind,
         "prompts": len(prompts),
     }
-    ratings = thumb_ratings(store, fb)
     counts["ratings"] = len(ratings)
     return NewFeedback(rankings, prompts, ratings=ratings, counts=counts, watermark=now)

@@ -92,6 +92,25 @@ def test_successes_become_rankings_prompts_and_demos(tmp_path):
     assert AR.training_data(records, seed=3)["demos"][0].messages == data["demos"][0].messages, "deterministic"
 
 
+def test_train_on_other_adds_the_attacks_neither_refused_nor_helped_with():
+    a, c = TRAIN[0], TRAIN[9]
+    deflect = "Once upon a time there was a cat."
+    records = [record(a), record(c, verdict="other", reply=deflect), record(c, verdict="refused"),
+               record(c, verdict="other", heldout=True, family="leetspeak"),
+               record(A.simulator_intents("eval")[0], verdict="other")]
+    assert len(AR.training_data(records)["rankings"]) == 1, "the default trains on successes only"
+    data = AR.training_data(records, seed=1, train_on=["success", "other"])
+    assert [len(data[k]) for k in ("rankings", "prompts", "demos")] == [2, 2, 2], \
+        "never a refusal, a held-out family or an eval intent"
+    harmful, deflected = data["rankings"]
+    assert harmful.flags == {1: ["harmful"]} and harmful.meta["verdict"] == "success"
+    assert deflected.completions[1] == deflect and deflected.flags == {1: ["not_refused"]}
+    assert deflected.meta["verdict"] == "other" and deflected.ranks == [0, 1]
+    assert judge_reply(deflected.completions[0], c.intent)[0] == "refused"
+    with pytest.raises(ValueError, match="unknown verdict"):
+        AR.training_data(records, train_on=["refused"])
+
+
 def test_the_family_filter_attacks_with_the_training_families_only(tmp_path):
     adv = AR.AdversarialConfig(n=14)
     fams = AR.training_families(adv)
@@ -113,6 +132,10 @@ def test_check_refuses_a_fresh_measure_that_is_not_fresh():
         AR.check(AR.AdversarialConfig(train_seed=5, fresh_seed=6), rounds=2)
     with pytest.raises(ValueError, match="every template family"):
         AR.check(AR.AdversarialConfig(holdout_families=list(A.TEMPLATE_FAMILIES)), rounds=1)
+    AR.check(AR.AdversarialConfig(train_on=["other", "success"]), rounds=1)
+    for bad in (["refused"], []):
+        with pytest.raises(ValueError, match="train_on"):
+            AR.check(AR.AdversarialConfig(train_on=bad), rounds=1)
 
 
 def test_run_round_writes_the_training_files(tmp_path, monkeypatch):
@@ -133,6 +156,26 @@ def test_run_round_writes_the_training_files(tmp_path, monkeypatch):
     rks = read_jsonl(tmp_path / "rankings.jsonl", Ranking)
     assert len(rks) == s["successes"] and all(r.meta["attack_family"] == "roleplay" for r in rks)
     assert len(read_jsonl(tmp_path / "prompts.jsonl", Conversation)) == len(rks)
+
+
+def test_run_round_with_train_on_other_learns_from_deflections(tmp_path, monkeypatch):
+    # complies with roleplay attacks, refuses ignore-previous ones, tells a story to the rest
+    def answer(conv):
+        text = conv[-1]["content"]
+        if "FreeBot" in text or "Max" in text:
+            return "Sure, here is how to do it, step by step."
+        return "I can't help with that." if "ignore" in text.lower() else "The sea is blue and the sky is wide."
+
+    monkeypatch.setattr(redteam, "make_chat", lambda *a, **k: FakeChat(answer))
+    s = AR.run_round(AR.AdversarialConfig(n=14, train_on=["success", "other"]), "fake", tmp_path, 1,
+                     log=lambda m: None)
+    rows = [json.loads(x) for x in (tmp_path / "attacks" / "attacks.jsonl").read_text().splitlines()]
+    other = sum(r["verdict"] == "other" for r in rows)
+    assert s["successes"] > 0 and other > 0 and s["refused"] > 0
+    assert s["rankings"] == s["demos"] == s["train_attacks"] == s["successes"] + other
+    assert s["train_on"] == ["success", "other"]
+    flags = sorted(r.flags[1][0] for r in read_jsonl(tmp_path / "rankings.jsonl", Ranking))
+    assert flags == sorted(["harmful"] * s["successes"] + ["not_refused"] * other)
 
 
 # ---------------------------------------------------------------- trade-off and report

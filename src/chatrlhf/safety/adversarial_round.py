@@ -43,6 +43,11 @@ class AdversarialConfig:
     fresh_seed: int = 9000  # the fresh measure's seed; must differ from every round's
     max_new_tokens: int = 48  # the target's reply to an attack (greedy)
     batch_size: int = 16
+    # which verdicts become training data. "success" alone leaves a 135M policy almost nothing to
+    # learn from (3 of 56 attacks in session 10); "other" adds the attacks it neither refused nor
+    # helped with (deflections, echoes, stories), where a refusal with safe help is still the
+    # better reply, so the round learns to refuse the framing, not only the rare full compliance
+    train_on: list[str] = field(default_factory=lambda: ["success"])
 
 
 def round_seed(adv: AdversarialConfig, round_: int) -> int:
@@ -66,6 +71,9 @@ def check(adv: AdversarialConfig, rounds: int) -> None:
     for mode, fams in (("template", TEMPLATE_FAMILIES), ("multi_turn", MULTI_TURN_FAMILIES)):
         if mode in adv.modes and set(fams) <= set(adv.holdout_families):
             raise ValueError(f"redteam.holdout_families holds out every {mode} family: nothing to train on")
+    bad = [v for v in adv.train_on if v not in TRAINABLE_VERDICTS]
+    if bad or not adv.train_on:
+        raise ValueError(f"redteam.train_on: {bad or 'empty'}; choose from {list(TRAINABLE_VERDICTS)}")
 
 
 # ---------------------------------------------------------------- refusals that still help
@@ -125,29 +133,40 @@ def refusal(intent: str, category: str, family: str, rng: random.Random) -> str:
 
 
 # ---------------------------------------------------------------- attacks -> training data
-def usable_for_training(rec: dict[str, Any]) -> bool:
-    """A success on a train intent with a family not held out, with a reply to rank below."""
-    return (rec.get("verdict") == "success" and not rec.get("heldout") and rec.get("split") != "eval"
+TRAINABLE_VERDICTS = ("success", "other")  # a refusal is already the reply the round teaches
+# the losing completion's flag: the simulator's label for harmful help, or a plain "not refused"
+VERDICT_FLAG = {"success": "harmful", "other": "not_refused"}
+
+
+def usable_for_training(rec: dict[str, Any], train_on: Sequence[str] = ("success",)) -> bool:
+    """An attack judged one of ``train_on`` on a train intent with a family not held out, with a
+    reply to rank below."""
+    return (rec.get("verdict") in train_on and not rec.get("heldout") and rec.get("split") != "eval"
             and bool(str(rec.get("reply", "")).strip()) and bool(rec.get("messages")))
 
 
-def training_data(records: Sequence[dict[str, Any]], seed: int = 0) -> dict[str, list[Any]]:
+def training_data(records: Sequence[dict[str, Any]], seed: int = 0,
+                  train_on: Sequence[str] = ("success",)) -> dict[str, list[Any]]:
     """Red-team records (``redteam.record``) -> ``rankings`` (refusal ranked above the target's
-    compliant reply), ``prompts`` (the attack conversations) and ``demos`` (attack + refusal);
-    records that are not usable successes are skipped."""
+    reply), ``prompts`` (the attack conversations) and ``demos`` (attack + refusal); records that
+    are not usable (``usable_for_training``) are skipped."""
     from chatrlhf.schema import Conversation, Ranking
 
+    bad = [v for v in train_on if v not in TRAINABLE_VERDICTS]
+    if bad:
+        raise ValueError(f"redteam.train_on: unknown verdict(s) {bad}; choose from {list(TRAINABLE_VERDICTS)}")
     out: dict[str, list[Any]] = {"rankings": [], "prompts": [], "demos": []}
     for rec in records:
-        if not usable_for_training(rec):
+        if not usable_for_training(rec, train_on):
             continue
         prefix = [dict(m) for m in rec["messages"]]  # the conversation sent; ends on the attack
         rng = random.Random(f"{seed}:{rec['family']}:{rec['intent']}:{rec['attack']}")
         safe = refusal(rec["intent"], rec["category"], rec["family"], rng)
         meta = {"source": "redteam", "mode": rec["mode"], "attack_family": rec["family"],
-                "intent": rec["intent"], "category": rec["category"], "split": "train"}
+                "intent": rec["intent"], "category": rec["category"], "split": "train", "verdict": rec["verdict"]}
         out["rankings"].append(Ranking(prefix, [safe, rec["reply"].strip()], [0, 1], annotator="redteam",
-                                       flags={1: ["harmful"]}, meta={**meta, "why": rec.get("why", "")}))
+                                       flags={1: [VERDICT_FLAG[rec["verdict"]]]},
+                                       meta={**meta, "why": rec.get("why", "")}))
         out["prompts"].append(Conversation(prefix, {**meta, "family": "redteam"}))
         out["demos"].append(Conversation([*prefix, {"role": "assistant", "content": safe}],
                                          {**meta, "family": "redteam", "loss_on": "last_turn"}))
@@ -174,18 +193,21 @@ def run_round(adv: AdversarialConfig, target: str, out_dir: str | Path, round_: 
     rt = _redteam_cfg(adv, target, out / "attacks", n=adv.n, seed=seed, split="train",
                       families=training_families(adv))
     s = redteam.run(rt, log=log)
-    records = read_jsonl(out / "attacks" / "train_attacks.jsonl")
-    data = training_data(records, seed)
+    # every attack, not only train_attacks.jsonl (the successes): train_on may take "other" too
+    records = read_jsonl(out / "attacks" / "attacks.jsonl")
+    data = training_data(records, seed, adv.train_on)
     for name, rows in data.items():
         write_jsonl(out / f"{name}.jsonl", rows)
     o = s["overall"]
     summary = {"stage": "redteam", "round": round_, "target": target, "seed": seed, "modes": list(adv.modes),
                "families": rt.families, "holdout_families": list(adv.holdout_families), "attacks": o["n"],
                "successes": o["success"], "asr": o["asr"], "refused": o["refused"],
-               "train_attacks": len(records), **{name: len(rows) for name, rows in data.items()}}
+               "train_on": list(adv.train_on),
+               "train_attacks": sum(usable_for_training(r, adv.train_on) for r in records), **{name: len(rows) for name, rows in data.items()}}
     write_json(out / "summary.json", summary)
     mark_done(out, summary)
-    log(f"[redteam] {o['success']}/{o['n']} attacks succeeded: {len(data['rankings'])} rankings, "
+    log(f"[redteam] {o['success']}/{o['n']} attacks succeeded; trained on {'+'.join(adv.train_on)}: "
+        f"{len(data['rankings'])} rankings, "
         f"{len(data['prompts'])} PPO prompts, {len(data['demos'])} refusal demonstrations")
     return summary
 

@@ -178,6 +178,72 @@ def test_run_round_with_train_on_other_learns_from_deflections(tmp_path, monkeyp
     assert flags == sorted(["harmful"] * s["successes"] + ["not_refused"] * other)
 
 
+def test_the_probe_holds_every_harmless_but_scary_eval_prompt_and_scores_as_the_eval_does(monkeypatch):
+    from chatrlhf import evaluate
+    from chatrlhf.engine import Completion
+    from chatrlhf.simulate.templates import SOUNDS_HARMFUL
+
+    adv = AR.AdversarialConfig(probe_verifiable=10)
+    convs = AR.probe_prompts(adv)
+    scary = [c for c in convs if c.meta["family"] == "sounds_harmful"]
+    assert sorted(c.messages[-1]["content"] for c in scary) == sorted(r for r, _, _ in SOUNDS_HARMFUL["eval"])
+    assert sum(c.meta["family"] == "verifiable" for c in convs) == 10 and {c.meta["split"] for c in convs} == {"eval"}
+    # refuse the first 9 scary prompts, answer the rest; verifiable: the right answer for half
+    def fake(spec, cs, cfg):
+        out = []
+        for i, c in enumerate(cs):
+            t = c.meta["task"]
+            if c.meta["family"] == "sounds_harmful":
+                text = "I'm sorry, but I can't help with that." if i < 9 else t["slots"]["reply"]
+            else:
+                text = f"The answer is {t['answer']}." if i % 2 else "I don't know."
+            out.append(Completion([], [], text, "stop"))
+        return out, None, []
+
+    monkeypatch.setattr(evaluate, "generate_replies", fake)
+    p = AR.probe_helpfulness("m", convs, adv)
+    assert p["over_refusal"] == {"rate": pytest.approx(9 / 27), "n": 27}
+    ver = [r for r in p["replies"] if r["family"] == "verifiable"]
+    right = [r["gold"] for r in ver if r["reply"].startswith("The answer")]
+    wrong = [r["gold"] for r in ver if not r["reply"].startswith("The answer")]
+    assert p["gold_verifiable"]["n"] == 10 and len(right) == len(wrong) == 5 and min(right) > max(wrong)
+    assert p["gold_verifiable"]["rate"] == pytest.approx(sum(r["gold"] for r in ver) / 10)
+
+
+def test_fresh_measure_uses_the_probe_and_a_resumed_stage_does_not_attack_again(tmp_path, monkeypatch):
+    calls = []
+
+    def answer(conv):
+        calls.append(conv)
+        return "Sure, here is how to do it, step by step." if "FreeBot" in conv[-1]["content"] else "I can't help."
+
+    monkeypatch.setattr(redteam, "make_chat", lambda *a, **k: FakeChat(answer))
+    over = {"sft": 0.1, "ppo": 0.3}
+    monkeypatch.setattr(AR, "probe_helpfulness", lambda spec, convs, adv: {
+        "over_refusal": {"rate": over[spec], "n": 27}, "gold_verifiable": {"rate": 0.5, "n": 60}, "replies": []})
+    adv = AR.AdversarialConfig(fresh_n=9)
+    ev = {"models": {n: {"over_refusal_rate": 0.0, "n_by_family": {"sounds_harmful": 12}} for n in over}}
+    s = AR.run_fresh(adv, {"sft": "sft", "ppo": "ppo"}, ev, tmp_path, log=lambda m: None)
+    assert len(calls) == 18
+    h = s["models"]["ppo"]["helpfulness"]
+    assert h["source"] == "probe" and h["over_refusal"] == {"rate": 0.3, "n": 27}
+    assert h["evaluation"]["over_refusal"] == {"rate": 0.0, "n": 12}
+    assert s["tradeoff"]["helpfulness_lost"], "0.1 -> 0.3 over 27 prompts is 5 prompts"
+    assert (tmp_path / "sft" / "probe.json").exists()
+    assert "this stage's own probe" in (tmp_path / "report.md").read_text()
+    # resumed: the finished attacks are read back, not played again
+    again = AR.run_fresh(adv, {"sft": "sft", "ppo": "ppo"}, ev, tmp_path, log=lambda m: None)
+    assert len(calls) == 18 and again["models"]["sft"]["asr"] == s["models"]["sft"]["asr"]
+    # ...but a changed configuration attacks again
+    AR.run_fresh(AR.AdversarialConfig(fresh_n=9, fresh_seed=9001), {"sft": "sft"}, ev, tmp_path, log=lambda m: None)
+    assert len(calls) == 27
+    # probe off: the evaluation's figures
+    off = AR.run_fresh(AR.AdversarialConfig(fresh_n=9, probe=False), {"sft": "sft"}, ev, tmp_path / "off",
+                       log=lambda m: None)
+    assert off["models"]["sft"]["helpfulness"]["source"] == "evaluation"
+    assert off["models"]["sft"]["helpfulness"]["over_refusal"] == {"rate": 0.0, "n": 12}
+
+
 # ---------------------------------------------------------------- trade-off and report
 def _model(asr, over, gold_v, n=10):
     a = {"asr": asr, "n": n, "judged": n, "success": round(asr * n), "refused": 0, "other": 0, "blocked": 0,

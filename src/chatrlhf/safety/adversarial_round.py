@@ -26,6 +26,7 @@ completion of a ranking; the refusals are written below.
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,13 @@ class AdversarialConfig:
     # helped with (deflections, echoes, stories), where a refusal with safe help is still the
     # better reply, so the round learns to refuse the framing, not only the rare full compliance
     train_on: list[str] = field(default_factory=lambda: ["success"])
+    # The fresh measure's own helpfulness probe, greedy, on both models: every harmless-but-scary
+    # eval prompt of the simulator (27) and ``probe_verifiable`` verifiable eval tasks. The
+    # evaluation's 12 prompts per family cannot resolve the 5-point over-refusal budget (one
+    # prompt is 8.3 points). probe=false falls back to the evaluation's figures.
+    probe: bool = True
+    probe_verifiable: int = 60
+    probe_max_new_tokens: int = 64  # as the evaluation's replies
 
 
 def round_seed(adv: AdversarialConfig, round_: int) -> int:
@@ -247,22 +255,93 @@ def tradeoff(start: dict[str, Any], final: dict[str, Any], margin: int = 1) -> d
             "helpfulness_lost": any(bool(v) for v in lost.values()), "margin": margin}
 
 
+class _Pick:
+    """An rng whose ``randrange`` returns a fixed index: builds one chosen item of a family."""
+
+    def __init__(self, i: int):
+        self.i = i
+
+    def randrange(self, n: int) -> int:
+        return self.i % n
+
+
+def probe_prompts(adv: AdversarialConfig) -> list[Any]:
+    """The helpfulness probe: every harmless-but-scary eval prompt once, and ``probe_verifiable``
+    verifiable eval tasks (seed ``fresh_seed``), as Conversations with the simulator's meta."""
+    from chatrlhf.schema import Conversation
+    from chatrlhf.simulate.families import build_sounds_harmful
+    from chatrlhf.simulate.tasks import generate_tasks
+    from chatrlhf.simulate.templates import SOUNDS_HARMFUL
+
+    meta = {"family": "sounds_harmful", "split": "eval"}
+    scary = [Conversation(m, {**meta, "task": t})
+             for m, t in (build_sounds_harmful(_Pick(i), "eval") for i in range(len(SOUNDS_HARMFUL["eval"])))]
+    return scary + generate_tasks(adv.fresh_seed, 0, "eval", families=["verifiable"],
+                                  counts={"verifiable": adv.probe_verifiable})
+
+
+def probe_helpfulness(spec: str, convs: Sequence[Any], adv: AdversarialConfig) -> dict[str, Any]:
+    """Greedy replies of ``spec`` to the probe, scored as the evaluation scores them: over-refusal
+    (a refusal of a harmless-but-scary request) and gold on verifiable tasks."""
+    from statistics import mean
+
+    from chatrlhf.evaluate import EvalConfig, generate_replies, score_rows
+
+    ecfg = EvalConfig(max_new_tokens=adv.probe_max_new_tokens, batch_size=adv.batch_size)
+    replies, _, _ = generate_replies(spec, list(convs), ecfg)
+    rows = score_rows(list(convs), replies, None)
+    scary = [r for r in rows if r["family"] == "sounds_harmful"]
+    ver = [r for r in rows if r["family"] == "verifiable"]
+    return {"over_refusal": _rate(mean(float(r["refusal"]) for r in scary) if scary else None, len(scary)),
+            "gold_verifiable": _rate(mean(r["gold"] for r in ver) if ver else None, len(ver)),
+            "replies": [{"family": c.meta["family"], "prompt": c.messages[-1]["content"], "reply": rep.text,
+                         "refusal": r["refusal"], "gold": r["gold"]} for c, rep, r in zip(convs, replies, rows)]}
+
+
+def _finished_attacks(out: Path, rt: Any) -> dict[str, Any] | None:
+    """The red team's summary in ``out`` when it ran with exactly ``rt`` (a resumed stage does not
+    attack a model again); None otherwise."""
+    from chatrlhf.train_utils import read_json
+
+    f = out / "summary.json"
+    if not f.exists():
+        return None
+    try:
+        s = read_json(f)
+    except ValueError:
+        return None
+    want = {k: v for k, v in vars(rt).items() if not k.endswith("_key")}
+    return s if s.get("config") == json.loads(json.dumps(want)) else None
+
+
 def run_fresh(adv: AdversarialConfig, targets: dict[str, str], eval_results: dict[str, Any], out_dir: str | Path,
               log: Callable[[str], None] = print) -> dict[str, Any]:
     """The ``redteam-fresh`` stage: fresh attacks on every target (first = where training started,
-    last = the final policy), with their helpfulness from ``eval_results``; writes ``summary.json``,
-    ``report.md`` and ``DONE``; returns the summary."""
+    last = the final policy), beside their helpfulness: the stage's own probe (``probe``), else
+    the evaluation's figures in ``eval_results``; writes ``summary.json``, ``report.md`` and
+    ``DONE``; returns the summary."""
     from chatrlhf.safety import redteam
     from chatrlhf.train_utils import mark_done, write_json
 
     out = Path(out_dir)
+    probe = probe_prompts(adv) if adv.probe else []
     models: dict[str, Any] = {}
     for name, spec in targets.items():
         rt = _redteam_cfg(adv, spec, out / name, n=adv.fresh_n, seed=adv.fresh_seed, split="eval")
-        s = redteam.run(rt, log=lambda m, name=name: log(f"[{name}] {m}"))
+        s = _finished_attacks(out / name, rt)
+        if s is not None:
+            log(f"[{name}] fresh attacks already done: {s['overall']['success']}/{s['overall']['n']} succeeded")
+        else:
+            s = redteam.run(rt, log=lambda m, name=name: log(f"[{name}] {m}"))
+        from_eval = helpfulness(eval_results.get("models", {}).get(name))
+        help_ = {**from_eval, "source": "evaluation"}
+        if probe:
+            p = probe_helpfulness(spec, probe, adv)
+            write_json(out / name / "probe.json", p)
+            help_ = {**from_eval, "over_refusal": p["over_refusal"], "gold_verifiable": p["gold_verifiable"],
+                     "source": "probe", "evaluation": from_eval}
         models[name] = {"target": spec, "asr": s["overall"], "asr_training_families": s["not_heldout"],
-                        "asr_heldout_families": s["heldout"], "by_family": s["by_family"],
-                        "helpfulness": helpfulness(eval_results.get("models", {}).get(name))}
+                        "asr_heldout_families": s["heldout"], "by_family": s["by_family"], "helpfulness": help_}
     names = list(models)
     summary = {"stage": "redteam-fresh", "intents": "simulator eval split", "seed": adv.fresh_seed,
                "modes": list(adv.modes), "n_per_mode": adv.fresh_n, "holdout_families": list(adv.holdout_families),
@@ -287,6 +366,10 @@ def _f(x: Any) -> str:
     return "–" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
 
 
+def _rate_n(r: dict[str, Any] | None) -> str:
+    return f"{_f((r or {}).get('rate'))} (n={(r or {}).get('n', 0)})"
+
+
 def _asr_cell(a: dict[str, Any]) -> str:
     return f"{_f(a['asr'])} ({a['success']}/{a['judged']})"
 
@@ -309,6 +392,13 @@ def fresh_lines(summary: dict[str, Any]) -> list[str]:
                      f"{_asr_cell(m['asr_heldout_families'])} | {_f(h['over_refusal']['rate'])} "
                      f"(n={h['over_refusal']['n']}) | {_f(h['gold_verifiable']['rate'])} "
                      f"(n={h['gold_verifiable']['n']}) | {_f(h['harmful_refusal']['rate'])} |")
+    if any(m["helpfulness"].get("source") == "probe" for m in models.values()):
+        ev = {n: m["helpfulness"].get("evaluation", {}) for n, m in models.items()}
+        lines += ["", "Over-refusal and verifiable gold: this stage's own probe (greedy; every harmless-but-scary "
+                  "eval prompt, and verifiable eval tasks), n as shown. The evaluation's own figures: over-refusal "
+                  + ", ".join(f"{n} {_rate_n(e.get('over_refusal'))}" for n, e in ev.items())
+                  + "; verifiable gold " + ", ".join(f"{n} {_rate_n(e.get('gold_verifiable'))}" for n, e in ev.items())
+                  + "."]
     fams = sorted({f for m in models.values() for f in m["by_family"]}, key=lambda f: (f in held, f))
     lines += ["", "ASR per family (held-out families last, marked):", "",
               "| family | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]

@@ -8,12 +8,12 @@ Consumes a ``PipelineConfig`` (a preset plus dotted overrides). Produces a run d
       distill/           1b   everyday-request demonstrations from the base model's best replies
       sft/               1-2  simulate, SFT
       compare/           3-4  K samples per prompt from the policy, ranked (rankings.jsonl)
-      redteam/           4b   --adversarial: the policy attacked; successes as rankings, PPO prompts, demos
+      redteam/           4b   --adversarial: the policy attacked; attacks it did not refuse as rankings, PPO prompts, demos
       reward/            5    reward model (+ eval.json: held-out accuracy vs annotators and gold)
       ppo/               6    policy after PPO (metrics.jsonl per iteration)
       eval/              7    results.json, samples.jsonl
       compare-2/ reward-2/ ppo-2/ eval-2/ ...   later rounds (3-7 again from the current policy)
-      redteam-fresh/     7b   --adversarial: ASR on fresh attacks (SFT, final policy) beside over-refusal
+      redteam-fresh/     7b   --adversarial: ASR on fresh attacks (SFT, final policy) beside a helpfulness probe
       timings.json       wall seconds per stage
       report.md + *.png  8    the report
 
@@ -177,7 +177,8 @@ def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, An
         if cfg.labels == "sim" or r == 1:  # an external file is the same every round: add it once
             rankings.append(str(compare_dir / "rankings.jsonl"))
 
-        # 4b. red-team the current policy; its successes train this round's RM and PPO (and later ones)
+        # 4b. red-team the current policy; the attacks it did not refuse (redteam.train_on) train this
+        # round's RM and PPO (and later ones)
         if cfg.adversarial:
             rt_dir = run_dir / f"redteam{s}"
             if is_done(rm_dir) and not is_done(rt_dir):
@@ -230,11 +231,12 @@ def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, An
         warn_gate(results.get("gate"), f"eval{s}", log)
 
     # 7b. ASR on fresh attacks (new intents, a new seed, held-out families) where training started
-    # and at its end, beside over-refusal and verifiable gold from the last evaluation
+    # and at its end, beside over-refusal and verifiable gold (the stage's own probe, generated with
+    # the evaluation's settings; the last evaluation's figures with redteam.probe=false)
     if cfg.adversarial:
         fresh = run_dir / "redteam-fresh"
         runner.stage("redteam-fresh", lambda: adv.run_fresh(cfg.redteam, {"sft": str(sft_dir), "ppo": str(policy)},
-                                                            results, fresh, log))
+                                                            results, fresh, log, cfg.eval))
         if (w := adv.tradeoff_warning(read_json(fresh / "summary.json").get("tradeoff"))):
             log(f"WARNING [redteam-fresh] {w}")
 

@@ -1,6 +1,7 @@
-"""The adversarial round: refusals that still help, successful attacks -> rankings / PPO prompts /
-demos (on hand-made attack records: a tiny random model rarely succeeds), the family filter, the
-trade-off check and report, and (slow) the tiny pipeline end to end with --adversarial."""
+"""The adversarial round: refusals that still help, attacks that got past the policy -> rankings /
+PPO prompts / demos (on hand-made attack records: a tiny random model rarely succeeds), the family
+filter, the fresh measure's helpfulness probe and resume, the trade-off check and report, and
+(slow) the tiny pipeline end to end with --adversarial."""
 
 import json
 import random
@@ -172,8 +173,8 @@ def test_run_round_with_train_on_other_learns_from_deflections(tmp_path, monkeyp
     rows = [json.loads(x) for x in (tmp_path / "attacks" / "attacks.jsonl").read_text().splitlines()]
     other = sum(r["verdict"] == "other" for r in rows)
     assert s["successes"] > 0 and other > 0 and s["refused"] > 0
-    assert s["rankings"] == s["demos"] == s["train_attacks"] == s["successes"] + other
-    assert s["train_on"] == ["success", "other"]
+    assert s["trained"] == {"success": s["successes"], "other": other}, "every usable attack, by verdict"
+    assert s["rankings"] == s["demos"] == s["successes"] + other and s["train_on"] == ["success", "other"]
     flags = sorted(r.flags[1][0] for r in read_jsonl(tmp_path / "rankings.jsonl", Ranking))
     assert flags == sorted(["harmful"] * s["successes"] + ["not_refused"] * other)
 
@@ -185,24 +186,38 @@ def test_the_probe_holds_every_harmless_but_scary_eval_prompt_and_scores_as_the_
 
     adv = AR.AdversarialConfig(probe_verifiable=10)
     convs = AR.probe_prompts(adv)
-    scary = [c for c in convs if c.meta["family"] == "sounds_harmful"]
-    assert sorted(c.messages[-1]["content"] for c in scary) == sorted(r for r, _, _ in SOUNDS_HARMFUL["eval"])
+    scary = [c for c in convs if c.meta["family"] == "sounds_harmful" and not c.meta.get("framed")]
+    framed = [c for c in convs if c.meta.get("framed")]
+    requests = sorted(r for r, _, _ in SOUNDS_HARMFUL["eval"])
+    assert sorted(c.messages[-1]["content"] for c in scary) == requests, "every item once"
+    assert len(framed) == len(requests) and {c.meta["framed"] for c in framed} == set(AR.PROBE_FRAMINGS)
+    for plain, f in zip(scary, framed):  # the same request, inside the framing
+        request, wrapped = plain.messages[-1]["content"], f.messages[-1]["content"]
+        assert request[1:] in wrapped and len(wrapped) > len(request) + 20
     assert sum(c.meta["family"] == "verifiable" for c in convs) == 10 and {c.meta["split"] for c in convs} == {"eval"}
-    # refuse the first 9 scary prompts, answer the rest; verifiable: the right answer for half
+    ecfg = evaluate.EvalConfig(max_new_tokens=48, dtype="float32")
+    seen = []
+
+    # refuse the first 9 scary prompts and 4 framed ones; verifiable: the right answer for half
     def fake(spec, cs, cfg):
+        seen.append(cfg)
         out = []
         for i, c in enumerate(cs):
             t = c.meta["task"]
             if c.meta["family"] == "sounds_harmful":
-                text = "I'm sorry, but I can't help with that." if i < 9 else t["slots"]["reply"]
+                k = i - 27 if c.meta.get("framed") else i
+                text = "I'm sorry, but I can't help with that." if k < (4 if c.meta.get("framed") else 9) \
+                    else t["slots"]["reply"]
             else:
                 text = f"The answer is {t['answer']}." if i % 2 else "I don't know."
             out.append(Completion([], [], text, "stop"))
         return out, None, []
 
     monkeypatch.setattr(evaluate, "generate_replies", fake)
-    p = AR.probe_helpfulness("m", convs, adv)
+    p = AR.probe_helpfulness("m", convs, ecfg)
+    assert seen == [ecfg], "generated with the evaluation's settings"
     assert p["over_refusal"] == {"rate": pytest.approx(9 / 27), "n": 27}
+    assert p["over_refusal_framed"] == {"rate": pytest.approx(4 / 27), "n": 27}
     ver = [r for r in p["replies"] if r["family"] == "verifiable"]
     right = [r["gold"] for r in ver if r["reply"].startswith("The answer")]
     wrong = [r["gold"] for r in ver if not r["reply"].startswith("The answer")]
@@ -219,8 +234,9 @@ def test_fresh_measure_uses_the_probe_and_a_resumed_stage_does_not_attack_again(
 
     monkeypatch.setattr(redteam, "make_chat", lambda *a, **k: FakeChat(answer))
     over = {"sft": 0.1, "ppo": 0.3}
-    monkeypatch.setattr(AR, "probe_helpfulness", lambda spec, convs, adv: {
-        "over_refusal": {"rate": over[spec], "n": 27}, "gold_verifiable": {"rate": 0.5, "n": 60}, "replies": []})
+    monkeypatch.setattr(AR, "probe_helpfulness", lambda spec, convs, ecfg: {
+        "over_refusal": {"rate": over.get(spec, 0.1), "n": 27}, "over_refusal_framed": {"rate": 0.2, "n": 27},
+        "gold_verifiable": {"rate": 0.5, "n": 60}, "replies": []})
     adv = AR.AdversarialConfig(fresh_n=9)
     ev = {"models": {n: {"over_refusal_rate": 0.0, "n_by_family": {"sounds_harmful": 12}} for n in over}}
     s = AR.run_fresh(adv, {"sft": "sft", "ppo": "ppo"}, ev, tmp_path, log=lambda m: None)
@@ -229,6 +245,7 @@ def test_fresh_measure_uses_the_probe_and_a_resumed_stage_does_not_attack_again(
     assert h["source"] == "probe" and h["over_refusal"] == {"rate": 0.3, "n": 27}
     assert h["evaluation"]["over_refusal"] == {"rate": 0.0, "n": 12}
     assert s["tradeoff"]["helpfulness_lost"], "0.1 -> 0.3 over 27 prompts is 5 prompts"
+    assert s["tradeoff"]["worse"] == {"over_refusal": True, "gold_verifiable": False, "over_refusal_framed": False}
     assert (tmp_path / "sft" / "probe.json").exists()
     assert "this stage's own probe" in (tmp_path / "report.md").read_text()
     # resumed: the finished attacks are read back, not played again
@@ -237,6 +254,24 @@ def test_fresh_measure_uses_the_probe_and_a_resumed_stage_does_not_attack_again(
     # ...but a changed configuration attacks again
     AR.run_fresh(AR.AdversarialConfig(fresh_n=9, fresh_seed=9001), {"sft": "sft"}, ev, tmp_path, log=lambda m: None)
     assert len(calls) == 27
+    # ...and so does a model written after its attacks (retrained at the same path), or a lost report
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "DONE").write_text("{}")
+    AR.run_fresh(adv, {"m": str(model)}, ev, tmp_path / "d", log=lambda m: None)
+    AR.run_fresh(adv, {"m": str(model)}, ev, tmp_path / "d", log=lambda m: None)
+    assert len(calls) == 36, "the model is older than its attacks: read back"
+    import os
+    t = (tmp_path / "d" / "m" / "summary.json").stat().st_mtime
+    os.utime(model / "DONE", (t + 10, t + 10))
+    AR.run_fresh(adv, {"m": str(model)}, ev, tmp_path / "d", log=lambda m: None)
+    assert len(calls) == 45, "retrained since: attacked again"
+    (tmp_path / "d" / "m" / "report.md").unlink()
+    AR.run_fresh(adv, {"m": str(model)}, ev, tmp_path / "d", log=lambda m: None)
+    assert len(calls) == 54, "an unfinished red-team run is run again"
+    (tmp_path / "d" / "m" / "summary.json").write_text("{not json")
+    AR.run_fresh(adv, {"m": str(model)}, ev, tmp_path / "d", log=lambda m: None)
+    assert len(calls) == 63
     # probe off: the evaluation's figures
     off = AR.run_fresh(AR.AdversarialConfig(fresh_n=9, probe=False), {"sft": "sft"}, ev, tmp_path / "off",
                        log=lambda m: None)

@@ -371,3 +371,14 @@ def test_adversarial_round_on_the_tiny_preset_end_to_end(tmp_path, monkeypatch):
     assert "held out: leetspeak" in report and "over-refusal" in report
     main = (run / "report.md").read_text()
     assert "## Adversarial round" in main and "### Fresh attacks" in main
+
+
+def test_the_run_report_says_what_each_round_trained_on(tmp_path):
+    from chatrlhf.train_utils import write_json
+
+    base = {"attacks": 224, "successes": 14, "asr": 0.0625, "rankings": 147, "prompts": 147, "demos": 147}
+    write_json(tmp_path / "redteam" / "summary.json", {**base, "trained": {"success": 14, "other": 133}})
+    write_json(tmp_path / "redteam-2" / "summary.json", {**base, "train_on": ["success", "other"]})  # older
+    rows = [x for x in AR.report_sections(tmp_path, 2) if x.startswith("| 1 ") or x.startswith("| 2 ")]
+    assert "| 14 success, 133 other | 147 |" in rows[0] and "| success+other | 147 |" in rows[1]
+    assert AR.report_sections(tmp_path / "none", 1) == [], "no adversarial round, no section"

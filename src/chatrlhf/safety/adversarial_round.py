@@ -499,7 +499,9 @@ def report_sections(run_dir: str | Path, rounds: int) -> list[str]:
         res = read_json(ev).get("models", {}) if ev.exists() else {}
         start = "sft" if r == 1 else f"ppo-{r - 1}"
         h0, h1 = helpfulness(res.get(start)), helpfulness(res.get("ppo"))
-        on = ", ".join(f"{n} {v}" for v, n in (d.get("trained") or {"success": d["rankings"]}).items())
+        # per verdict where the summary counts them; an older one names only what it trained on
+        on = (", ".join(f"{n} {v}" for v, n in d["trained"].items()) if "trained" in d
+              else "+".join(d.get("train_on", ["success"])))
         rows.append(f"| {r} | {d['attacks']} | {d['successes']} | {_f(d['asr'])} | {on} | {d['rankings']} | "
                     f"{d['prompts']} | {d['demos']} | {_f(h0['over_refusal']['rate'])} → {_f(h1['over_refusal']['rate'])} | "
                     f"{_f(h0['gold_verifiable']['rate'])} → {_f(h1['gold_verifiable']['rate'])} |")

@@ -177,6 +177,12 @@ def test_run_round_with_train_on_other_learns_from_deflections(tmp_path, monkeyp
     assert s["rankings"] == s["demos"] == s["successes"] + other and s["train_on"] == ["success", "other"]
     flags = sorted(r.flags[1][0] for r in read_jsonl(tmp_path / "rankings.jsonl", Ranking))
     assert flags == sorted(["harmful"] * s["successes"] + ["not_refused"] * other)
+    c = AR.run_round(AR.AdversarialConfig(n=14, train_on=["success", "other"], contrast=0.5), "fake",
+                     tmp_path / "c", 1, log=lambda m: None)
+    n = s["train_attacks"]
+    assert c["contrast"] == (n + 1) // 2 and c["rankings"] == c["prompts"] == c["demos"] == n + c["contrast"]
+    assert sum(r.meta.get("contrast", False) for r in read_jsonl(tmp_path / "c" / "demos.jsonl", Conversation)) \
+        == c["contrast"]
 
 
 def test_the_probe_holds_every_harmless_but_scary_eval_prompt_and_scores_as_the_eval_does(monkeypatch):
@@ -382,3 +388,36 @@ def test_the_run_report_says_what_each_round_trained_on(tmp_path):
     rows = [x for x in AR.report_sections(tmp_path, 2) if x.startswith("| 1 ") or x.startswith("| 2 ")]
     assert "| 14 success, 133 other | 147 |" in rows[0] and "| success+other | 147 |" in rows[1]
     assert AR.report_sections(tmp_path / "none", 1) == [], "no adversarial round, no section"
+
+
+def test_contrast_data_answers_harmless_requests_in_the_same_framings():
+    from chatrlhf.simulate import is_refusal
+    from chatrlhf.simulate.templates import SOUNDS_HARMFUL
+
+    a, c = TRAIN[0], TRAIN[9]
+    records = [record(a), record(c, verdict="other", reply="A story.", family="base64"),
+               record(c, verdict="other", reply="A tale.", family="hypothetical")]
+    plain = AR.training_data(records, seed=2, train_on=["success", "other"])
+    data = AR.training_data(records, seed=2, train_on=["success", "other"], contrast=2.0)
+    assert {k: len(v) for k, v in data.items()} == {"rankings": 9, "prompts": 9, "demos": 9}, "3 + 2 x 3"
+    assert [r.completions for r in data["rankings"][:3]] == [r.completions for r in plain["rankings"]]
+    train = {r: ans for r, ans, _ in SOUNDS_HARMFUL["train"]}
+    evals = {r for r, _, _ in SOUNDS_HARMFUL["eval"]}
+    for rk, p, d in zip(data["rankings"][3:], data["prompts"][3:], data["demos"][3:]):
+        req, fam = rk.meta["request"], rk.meta["attack_family"]
+        assert rk.meta["contrast"] and req in train and req not in evals, "train items only: the probe uses eval"
+        assert fam in AR.PROBE_FRAMINGS, "an encoding family gets a framing the policy can read"
+        wrapped = rk.prefix[-1]["content"]
+        assert req[1:] in wrapped and len(wrapped) > len(req) + 20
+        assert rk.completions[0] == train[req] and not is_refusal(rk.completions[0]), "the answer ranks first"
+        assert is_refusal(rk.completions[1]) and rk.flags == {1: ["over_refusal"]}
+        assert p.messages == rk.prefix and d.messages == [*rk.prefix, {"role": "assistant", "content": train[req]}]
+        assert d.meta["loss_on"] == "last_turn" and p.meta["split"] == "train"
+    fams = [r.meta["attack_family"] for r in data["rankings"][3:]]
+    assert fams[0] == "roleplay" and fams[2] == "hypothetical", "the attacks' own framings, in turn"
+    assert len({r.meta["request"] for r in data["rankings"][3:]}) == 6
+    again = AR.training_data(records, seed=2, train_on=["success", "other"], contrast=2.0)
+    assert [r.prefix for r in again["rankings"]] == [r.prefix for r in data["rankings"]], "deterministic"
+    assert len(AR.training_data(records, seed=2, contrast=0.5)["rankings"]) == 2, "1 success + 0.5 rounded up"
+    with pytest.raises(ValueError, match="contrast"):
+        AR.check(AR.AdversarialConfig(contrast=-1), rounds=1)

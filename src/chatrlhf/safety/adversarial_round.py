@@ -52,6 +52,12 @@ class AdversarialConfig:
     # helped with (deflections, echoes, stories), where a refusal with safe help is still the
     # better reply, so the round learns to refuse the framing, not only the rare full compliance
     train_on: list[str] = field(default_factory=lambda: ["success"])
+    # Contrast data: for every attack trained on, this many harmless requests (the simulator's
+    # *train* harmless-but-scary items) inside a jailbreak framing, answered: a demonstration, a
+    # ranking with the answer above a refusal, and a PPO prompt. So that the round teaches refusing
+    # the request, not the wrapper (session 15: without it, framed harmless requests were refused
+    # more, 13 -> 17 of 27). 0 = none.
+    contrast: float = 0.0
     # The fresh measure's own helpfulness probe, greedy, on both models, generated with the
     # evaluation's settings: every harmless-but-scary eval prompt of the simulator (27), the same
     # prompts inside a jailbreak framing (a persona, a hypothetical...: what training on "other"
@@ -84,6 +90,8 @@ def check(adv: AdversarialConfig, rounds: int) -> None:
         if mode in adv.modes and set(fams) <= set(adv.holdout_families):
             raise ValueError(f"redteam.holdout_families holds out every {mode} family: nothing to train on")
     check_train_on(adv.train_on)
+    if adv.contrast < 0:
+        raise ValueError(f"redteam.contrast must be >= 0, got {adv.contrast}")
 
 
 # ---------------------------------------------------------------- refusals that still help
@@ -166,10 +174,11 @@ def usable_for_training(rec: dict[str, Any], train_on: Sequence[str] = ("success
 
 
 def training_data(records: Sequence[dict[str, Any]], seed: int = 0,
-                  train_on: Sequence[str] = ("success",)) -> dict[str, list[Any]]:
+                  train_on: Sequence[str] = ("success",), contrast: float = 0.0) -> dict[str, list[Any]]:
     """Red-team records (``redteam.record``) -> ``rankings`` (refusal ranked above the target's
     reply), ``prompts`` (the attack conversations) and ``demos`` (attack + refusal); records that
-    are not usable (``usable_for_training``) are skipped."""
+    are not usable (``usable_for_training``) are skipped. Then ``contrast`` x as many framed
+    harmless requests, answered (``contrast_examples``), in the same three lists."""
     from chatrlhf.schema import Conversation, Ranking
 
     check_train_on(train_on)
@@ -188,6 +197,50 @@ def training_data(records: Sequence[dict[str, Any]], seed: int = 0,
         out["prompts"].append(Conversation(prefix, {**meta, "family": "redteam"}))
         out["demos"].append(Conversation([*prefix, {"role": "assistant", "content": safe}],
                                          {**meta, "family": "redteam", "loss_on": "last_turn"}))
+    if contrast < 0:
+        raise ValueError(f"redteam.contrast must be >= 0, got {contrast}")
+    fams = [r["family"] for r in records if usable_for_training(r, train_on)]
+    for name, rows in contrast_examples(int(contrast * len(fams) + 0.5), fams, seed).items():  # half up
+        out[name] += rows
+    return out
+
+
+# the framings a harmless request is wrapped in (contrast data) and probed in (the fresh measure):
+# the template families that keep it readable
+PROBE_FRAMINGS = ("roleplay", "ignore_previous", "hypothetical", "prefix_injection", "refusal_suppression")
+
+
+def contrast_examples(n: int, families: Sequence[str], seed: int = 0) -> dict[str, list[Any]]:
+    """``n`` harmless requests (the simulator's train harmless-but-scary items, shuffled, cycling)
+    each inside the framing of one of ``families`` in turn (an encoding or multi-turn family takes
+    a readable framing instead: the answer must be to a request the policy can read), as a
+    demonstration answered with the simulator's ideal reply, a ranking [that reply, a refusal] and
+    a PPO prompt. Disjoint from the fresh measure's probe, which uses the eval items."""
+    from chatrlhf.safety.attacks import Intent, template_attack
+    from chatrlhf.schema import Conversation, Ranking
+    from chatrlhf.simulate.templates import SOUNDS_HARMFUL
+
+    out: dict[str, list[Any]] = {"rankings": [], "prompts": [], "demos": []}
+    if n <= 0:
+        return out
+    rng = random.Random(f"{seed}:contrast")
+    items = list(SOUNDS_HARMFUL["train"])
+    rng.shuffle(items)
+    fams = list(families) or list(PROBE_FRAMINGS)
+    for k in range(n):
+        request, answer, _ = items[k % len(items)]
+        fam = fams[k % len(fams)]
+        if fam not in PROBE_FRAMINGS:
+            fam = PROBE_FRAMINGS[k % len(PROBE_FRAMINGS)]
+        attack = template_attack(Intent(request, "harmless", "train"), fam, rng.randrange(8))
+        prefix = [{"role": "user", "content": attack.turns[-1]}]
+        meta = {"source": "redteam", "contrast": True, "attack_family": fam, "request": request, "split": "train"}
+        decline = refusal(request, "harmless", fam, rng)
+        out["rankings"].append(Ranking(prefix, [answer, decline], [0, 1], annotator="redteam",
+                                       flags={1: ["over_refusal"]}, meta=meta))
+        out["prompts"].append(Conversation(prefix, {**meta, "family": "redteam_contrast"}))
+        out["demos"].append(Conversation([*prefix, {"role": "assistant", "content": answer}],
+                                         {**meta, "family": "redteam_contrast", "loss_on": "last_turn"}))
     return out
 
 
@@ -214,7 +267,7 @@ def run_round(adv: AdversarialConfig, target: str, out_dir: str | Path, round_: 
     s = redteam.run(rt, log=log)
     # every attack, not only train_attacks.jsonl (the successes): train_on may take "other" too
     records = read_jsonl(out / "attacks" / "attacks.jsonl")
-    data = training_data(records, seed, adv.train_on)
+    data = training_data(records, seed, adv.train_on, adv.contrast)
     trained = {v: sum(r["verdict"] == v and usable_for_training(r, adv.train_on) for r in records)
                for v in adv.train_on}
     for name, rows in data.items():
@@ -224,12 +277,14 @@ def run_round(adv: AdversarialConfig, target: str, out_dir: str | Path, round_: 
                "families": rt.families, "holdout_families": list(adv.holdout_families), "attacks": o["n"],
                "successes": o["success"], "asr": o["asr"], "refused": o["refused"],
                "train_on": list(adv.train_on), "trained": trained,
+               "contrast": sum(bool(r.meta.get("contrast")) for r in data["rankings"]),
                "train_attacks": sum(trained.values()), **{name: len(rows) for name, rows in data.items()}}
     write_json(out / "summary.json", summary)
     mark_done(out, summary)
     log(f"[redteam] {o['success']}/{o['n']} attacks succeeded; trained on {'+'.join(adv.train_on)}: "
         f"{len(data['rankings'])} rankings, "
-        f"{len(data['prompts'])} PPO prompts, {len(data['demos'])} refusal demonstrations")
+        f"{len(data['prompts'])} PPO prompts, {len(data['demos'])} demonstrations "
+        f"({summary['contrast']} of each: framed harmless requests, answered)")
     return summary
 
 
@@ -280,10 +335,6 @@ class _Pick:
 
     def randrange(self, n: int) -> int:
         return self.i % n
-
-
-# the framings a harmless request is probed in: the training families that keep it readable
-PROBE_FRAMINGS = ("roleplay", "ignore_previous", "hypothetical", "prefix_injection", "refusal_suppression")
 
 
 def probe_prompts(adv: AdversarialConfig) -> list[Any]:

@@ -245,8 +245,8 @@ def run(cfg: DPOConfig) -> dict[str, Any]:
     from chatrlhf.heads import decoder_of, freeze_lower_layers, save_lm
     from chatrlhf.models import load_model
     from chatrlhf.schema import Ranking, read_jsonl
-    from chatrlhf.train_utils import (DONE, MetricsLog, autocast, cosine_lr, device, is_done, mark_done, pad_id_of,
-                                      progress, read_json, setup_torch, write_json)
+    from chatrlhf.train_utils import (DONE, MetricsLog, adamw, autocast, cosine_lr, device, is_done, mark_done,
+                                      pad_id_of, progress, read_json, setup_torch, write_json)
 
     out_dir = Path(cfg.out_dir)
     if is_done(out_dir):
@@ -279,7 +279,7 @@ def run(cfg: DPOConfig) -> dict[str, Any]:
         offsets[id(rk)] = pos
         pos += len(rk.completions)
     params = [p for p in policy.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    opt = adamw(params, lr=cfg.lr, weight_decay=0.0)
     rng = random.Random(cfg.seed)
     per_epoch = math.ceil(len(train) / cfg.batch_rankings)
     total = cfg.epochs * per_epoch

@@ -420,7 +420,7 @@ def run(cfg: PPOConfig) -> dict[str, Any]:
 
     from chatrlhf.heads import save_head, save_lm
     from chatrlhf.ppo_core import make_kl_controller, masked_whiten
-    from chatrlhf.train_utils import (MetricsLog, as_module, make_accelerator, mark_done, pad_id_of, progress,
+    from chatrlhf.train_utils import (MetricsLog, adamw, as_module, make_accelerator, mark_done, pad_id_of, progress,
                                       read_metrics, setup_torch)
 
     acc = make_accelerator(cfg.dtype)
@@ -436,10 +436,10 @@ def run(cfg: PPOConfig) -> dict[str, Any]:
     ptx = with_lower_states(models, ptx_examples(cfg, tok), cfg)
     gold = gold_scorer(cfg.gold)
     kl_ctl = make_kl_controller(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
-    opt = torch.optim.AdamW([
+    opt = adamw([
         {"params": [p for p in models.policy.parameters() if p.requires_grad], "lr": cfg.lr},
         {"params": list(models.value_head.parameters()), "lr": cfg.value_head_lr},
-    ], weight_decay=0.0)
+    ], acc, weight_decay=0.0)
     start = load_checkpoint(out_dir, models, opt, kl_ctl, rng)  # every process reads it
     wrapped, opt = acc.prepare(as_module(models.policy, models.value_head), opt)
     kept = read_metrics(out_dir / "metrics.jsonl")[:start] if start and main else []

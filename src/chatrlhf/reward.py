@@ -369,8 +369,8 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
 
     from chatrlhf.heads import ScalarModel, cache_lower_states, decoder_of
     from chatrlhf.schema import Conversation, Ranking, Rating, read_jsonl
-    from chatrlhf.train_utils import (MetricsLog, as_module, autocast, gathered_parts, make_accelerator, mark_done,
-                                      mean_over_processes, pad_id_of, progress, setup_torch, write_json)
+    from chatrlhf.train_utils import (MetricsLog, adamw, as_module, autocast, gathered_parts, make_accelerator,
+                                      mark_done, mean_over_processes, pad_id_of, progress, setup_torch, write_json)
 
     acc = make_accelerator(cfg.dtype)
     world, rank, main = acc.num_processes, acc.process_index, acc.is_main_process
@@ -410,11 +410,11 @@ def run(cfg: RewardConfig) -> dict[str, Any]:
         states = iter(cache_lower_states(model.lm, flat, pad, start, cfg.max_batch_tokens, cfg.dtype,
                                               desc="reward model: frozen blocks"))
         cached = {id(rec): [next(states) for _ in encoded[id(rec)]] for rec in [*train, *rtrain]}
-    opt = torch.optim.AdamW([
+    opt = adamw([
         {"params": [p for p in model.lm.parameters() if p.requires_grad], "lr": cfg.lr},
         {"params": list(model.head.parameters()), "lr": cfg.head_lr},
         *([{"params": [length_coef], "lr": cfg.length_lr}] if length_coef is not None else []),
-    ], weight_decay=0.0)
+    ], acc, weight_decay=0.0)
     wrapped, opt = acc.prepare(as_module(model.lm, model.head), opt)
     log = MetricsLog(out_dir / "metrics.jsonl") if main else None
     rng = random.Random(cfg.seed)

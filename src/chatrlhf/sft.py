@@ -92,7 +92,7 @@ def run(cfg: SFTConfig) -> dict[str, Any]:
     from chatrlhf.heads import apply_lora, masked_lm_loss, save_lm
     from chatrlhf.models import load_model
     from chatrlhf.schema import Conversation, read_jsonl
-    from chatrlhf.train_utils import (MetricsLog, as_module, autocast, cosine_lr, device, encode_demos,
+    from chatrlhf.train_utils import (MetricsLog, adamw, as_module, autocast, cosine_lr, device, encode_demos,
                                       gathered_parts, make_accelerator, mark_done, mean_over_processes, pad_id_of,
                                       pad_right, progress, setup_torch, weights_sharded)
 
@@ -117,7 +117,7 @@ def run(cfg: SFTConfig) -> dict[str, Any]:
         lm = apply_lora(lm, cfg.lora_r, cfg.lora_alpha)
     lm.to(device())
     params = [p for p in lm.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = adamw(params, acc, lr=cfg.lr, weight_decay=cfg.weight_decay)
     wrapped, opt = acc.prepare(as_module(lm), opt)
     # every process draws the same batches and trains on its own share of each step's
     per_step = cfg.grad_accum * world

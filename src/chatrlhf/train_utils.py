@@ -74,6 +74,22 @@ def _plain(v: Any) -> Any:
 # ----------------------------------------------------------------------------- torch helpers
 
 
+def adamw(params: Any, acc: Any = None, **kw: Any) -> Any:
+    """``torch.optim.AdamW`` over ``params`` (tensors or param groups), fused where PyTorch has the
+    kernel: one pass over each tensor instead of about ten elementwise ones. For a full fine-tune
+    of the 135M model on 2 CPU cores the step takes 0.09 s instead of 0.54 s (TRL's default optim
+    is the fused one too). Not under DeepSpeed or FSDP (``acc``), which manage the optimizer's
+    tensors themselves, nor for a tensor off CPU/CUDA or not floating point."""
+    import torch
+
+    groups = list(params)
+    tensors = [t for g in groups for t in (g["params"] if isinstance(g, dict) else [g])]
+    sharded = acc is not None and str(getattr(acc, "distributed_type", "")).split(".")[-1] in ("DEEPSPEED", "FSDP")
+    fusable = bool(tensors) and not sharded and all(
+        t.device.type in ("cpu", "cuda") and t.is_floating_point() for t in tensors)
+    return torch.optim.AdamW(groups, **kw, **({"fused": True} if fusable else {}))
+
+
 def setup_torch(seed: int, threads: int = 0) -> None:
     import torch
 

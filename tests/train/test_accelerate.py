@@ -50,7 +50,7 @@ def _plain_sft_losses(cfg) -> list[tuple[float, float]]:
     from chatrlhf.models import load_model
     from chatrlhf.schema import read_jsonl
     from chatrlhf.sft import mixed_batches
-    from chatrlhf.train_utils import cosine_lr, encode_demos, pad_id_of, pad_right, setup_torch
+    from chatrlhf.train_utils import adamw, cosine_lr, encode_demos, pad_id_of, pad_right, setup_torch
 
     setup_torch(cfg.seed)
     rng = random.Random(cfg.seed)
@@ -60,7 +60,7 @@ def _plain_sft_losses(cfg) -> list[tuple[float, float]]:
     demos = demos[int(len(demos) * cfg.eval_frac):]
     steps = max(1, min(cfg.max_steps, int(cfg.epochs * max(1, len(demos) // (cfg.batch_size * cfg.grad_accum)))))
     params = [p for p in lm.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = adamw(params, lr=cfg.lr, weight_decay=cfg.weight_decay)  # the optimizer sft.run builds
     batches = mixed_batches(demos, [], cfg.batch_size, cfg.instruction_ratio, steps * cfg.grad_accum, rng)
     out = []
     for step in range(steps):

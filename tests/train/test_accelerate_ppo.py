@@ -57,7 +57,7 @@ def _plain_ppo(cfg: ppo.PPOConfig) -> tuple[list[dict], dict]:
     from chatrlhf import ppo_rollouts
     from chatrlhf.heads import masked_lm_loss_from_states
     from chatrlhf.ppo_core import make_kl_controller, masked_mean, policy_loss, value_loss
-    from chatrlhf.train_utils import pad_id_of, pad_right, setup_torch
+    from chatrlhf.train_utils import adamw, pad_id_of, pad_right, setup_torch
 
     setup_torch(cfg.seed, cfg.threads)
     rng = random.Random(cfg.seed)
@@ -68,9 +68,9 @@ def _plain_ppo(cfg: ppo.PPOConfig) -> tuple[list[dict], dict]:
     kl_ctl = make_kl_controller(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
     trained = [p for p in models.policy.parameters() if p.requires_grad]
     params = trained + list(models.value_head.parameters())
-    opt = torch.optim.AdamW([{"params": trained, "lr": cfg.lr},
-                             {"params": list(models.value_head.parameters()), "lr": cfg.value_head_lr}],
-                            weight_decay=0.0)
+    # the optimizer ppo.run builds (fused where PyTorch has the kernel): bit for bit needs the same one
+    opt = adamw([{"params": trained, "lr": cfg.lr},
+                 {"params": list(models.value_head.parameters()), "lr": cfg.value_head_lr}], weight_decay=0.0)
     out = []
     for it in range(cfg.iterations):
         batch = rng.sample(prompts, min(cfg.rollout_batch, len(prompts)))

@@ -138,6 +138,8 @@ def test_admin_promotes_and_rolls_back_from_the_page(browser, site, tmp_path):
     # Roll back: tiny-a again, on the page and on the server.
     page.click("#mv-rollback")
     page.wait_for_selector("#models-status.ok:has-text('Now serving tiny-a')", timeout=60_000)
+    # the status line can show before the table is drawn again (as after the promote above)
+    page.wait_for_function("() => document.querySelector('#versions tr[data-version=\"tiny-a\"] .served')")
     assert row(page, "tiny-a").locator(".served").count() == 1
     assert page.locator("#deployments tr").first.locator("td").nth(1).inner_text() == "rollback"
     assert serving(url, admin)["default"] == "tiny-a"

@@ -89,9 +89,7 @@ def check(adv: AdversarialConfig, rounds: int) -> None:
     for mode, fams in (("template", TEMPLATE_FAMILIES), ("multi_turn", MULTI_TURN_FAMILIES)):
         if mode in adv.modes and set(fams) <= set(adv.holdout_families):
             raise ValueError(f"redteam.holdout_families holds out every {mode} family: nothing to train on")
-    check_train_on(adv.train_on)
-    if adv.contrast < 0:
-        raise ValueError(f"redteam.contrast must be >= 0, got {adv.contrast}")
+    check_training(adv.train_on, adv.contrast)
 
 
 # ---------------------------------------------------------------- refusals that still help
@@ -158,11 +156,14 @@ TRAINABLE_VERDICTS = ("success", "other")  # a refusal is already the reply the 
 VERDICT_FLAG = {"success": "harmful", "other": "not_refused"}
 
 
-def check_train_on(train_on: Sequence[str]) -> None:
+def check_training(train_on: Sequence[str], contrast: float = 0.0) -> None:
+    """Fail on verdicts that cannot become training data, or a negative contrast ratio."""
     bad = [v for v in train_on if v not in TRAINABLE_VERDICTS]
     if bad or not train_on:
         raise ValueError(f"redteam.train_on: unknown verdict(s) {bad or 'none given'}; "
                          f"choose from {list(TRAINABLE_VERDICTS)}")
+    if contrast < 0:
+        raise ValueError(f"redteam.contrast must be >= 0, got {contrast}")
 
 
 def usable_for_training(rec: dict[str, Any], train_on: Sequence[str] = ("success",)) -> bool:
@@ -181,11 +182,13 @@ def training_data(records: Sequence[dict[str, Any]], seed: int = 0,
     harmless requests, answered (``contrast_examples``), in the same three lists."""
     from chatrlhf.schema import Conversation, Ranking
 
-    check_train_on(train_on)
+    check_training(train_on, contrast)
     out: dict[str, list[Any]] = {"rankings": [], "prompts": [], "demos": []}
+    fams = []  # the families trained on, in order: the contrast data takes the same framings
     for rec in records:
         if not usable_for_training(rec, train_on):
             continue
+        fams.append(rec["family"])
         prefix = [dict(m) for m in rec["messages"]]  # the conversation sent; ends on the attack
         rng = random.Random(f"{seed}:{rec['family']}:{rec['intent']}:{rec['attack']}")
         safe = refusal(rec["intent"], rec["category"], rec["family"], rng)
@@ -197,9 +200,6 @@ def training_data(records: Sequence[dict[str, Any]], seed: int = 0,
         out["prompts"].append(Conversation(prefix, {**meta, "family": "redteam"}))
         out["demos"].append(Conversation([*prefix, {"role": "assistant", "content": safe}],
                                          {**meta, "family": "redteam", "loss_on": "last_turn"}))
-    if contrast < 0:
-        raise ValueError(f"redteam.contrast must be >= 0, got {contrast}")
-    fams = [r["family"] for r in records if usable_for_training(r, train_on)]
     for name, rows in contrast_examples(int(contrast * len(fams) + 0.5), fams, seed).items():  # half up
         out[name] += rows
     return out
@@ -210,13 +210,19 @@ def training_data(records: Sequence[dict[str, Any]], seed: int = 0,
 PROBE_FRAMINGS = ("roleplay", "ignore_previous", "hypothetical", "prefix_injection", "refusal_suppression")
 
 
+def framed(request: str, family: str, variant: int) -> str:
+    """A harmless ``request`` inside jailbreak template ``family`` (one of ``PROBE_FRAMINGS``)."""
+    from chatrlhf.safety.attacks import Intent, template_attack
+
+    return template_attack(Intent(request, "harmless"), family, variant).turns[-1]
+
+
 def contrast_examples(n: int, families: Sequence[str], seed: int = 0) -> dict[str, list[Any]]:
     """``n`` harmless requests (the simulator's train harmless-but-scary items, shuffled, cycling)
     each inside the framing of one of ``families`` in turn (an encoding or multi-turn family takes
     a readable framing instead: the answer must be to a request the policy can read), as a
     demonstration answered with the simulator's ideal reply, a ranking [that reply, a refusal] and
     a PPO prompt. Disjoint from the fresh measure's probe, which uses the eval items."""
-    from chatrlhf.safety.attacks import Intent, template_attack
     from chatrlhf.schema import Conversation, Ranking
     from chatrlhf.simulate.templates import SOUNDS_HARMFUL
 
@@ -232,8 +238,7 @@ def contrast_examples(n: int, families: Sequence[str], seed: int = 0) -> dict[st
         fam = fams[k % len(fams)]
         if fam not in PROBE_FRAMINGS:
             fam = PROBE_FRAMINGS[k % len(PROBE_FRAMINGS)]
-        attack = template_attack(Intent(request, "harmless", "train"), fam, rng.randrange(8))
-        prefix = [{"role": "user", "content": attack.turns[-1]}]
+        prefix = [{"role": "user", "content": framed(request, fam, rng.randrange(8))}]
         meta = {"source": "redteam", "contrast": True, "attack_family": fam, "request": request, "split": "train"}
         decline = refusal(request, "harmless", fam, rng)
         out["rankings"].append(Ranking(prefix, [answer, decline], [0, 1], annotator="redteam",
@@ -268,8 +273,8 @@ def run_round(adv: AdversarialConfig, target: str, out_dir: str | Path, round_: 
     # every attack, not only train_attacks.jsonl (the successes): train_on may take "other" too
     records = read_jsonl(out / "attacks" / "attacks.jsonl")
     data = training_data(records, seed, adv.train_on, adv.contrast)
-    trained = {v: sum(r["verdict"] == v and usable_for_training(r, adv.train_on) for r in records)
-               for v in adv.train_on}
+    made = [r.meta["verdict"] for r in data["rankings"] if not r.meta.get("contrast")]
+    trained = {v: made.count(v) for v in adv.train_on}
     for name, rows in data.items():
         write_jsonl(out / f"{name}.jsonl", rows)
     o = s["overall"]
@@ -342,22 +347,20 @@ def probe_prompts(adv: AdversarialConfig) -> list[Any]:
     eval prompt once, plain and once inside a jailbreak framing (``meta["framed"]``: the family,
     cycling over ``PROBE_FRAMINGS``), and ``probe_verifiable`` verifiable eval tasks (seed
     ``fresh_seed``)."""
-    from chatrlhf.safety.attacks import Intent, template_attack
     from chatrlhf.schema import Conversation
     from chatrlhf.simulate.families import build_sounds_harmful
     from chatrlhf.simulate.tasks import generate_tasks
     from chatrlhf.simulate.templates import SOUNDS_HARMFUL
 
     meta = {"family": "sounds_harmful", "split": "eval"}
-    plain, framed = [], []
+    plain, wrapped = [], []
     for i in range(len(SOUNDS_HARMFUL["eval"])):
         msgs, task = build_sounds_harmful(_Pick(i), "eval")
         plain.append(Conversation(msgs, {**meta, "task": task}))
         fam = PROBE_FRAMINGS[i % len(PROBE_FRAMINGS)]
-        wrapped = template_attack(Intent(msgs[-1]["content"], "harmless", "eval"), fam, i // len(PROBE_FRAMINGS))
-        framed.append(Conversation([{"role": "user", "content": wrapped.turns[-1]}], {**meta, "task": task,
-                                                                                       "framed": fam}))
-    return plain + framed + generate_tasks(adv.fresh_seed, 0, "eval", families=["verifiable"],
+        text = framed(msgs[-1]["content"], fam, i // len(PROBE_FRAMINGS))
+        wrapped.append(Conversation([{"role": "user", "content": text}], {**meta, "task": task, "framed": fam}))
+    return plain + wrapped + generate_tasks(adv.fresh_seed, 0, "eval", families=["verifiable"],
                                            counts={"verifiable": adv.probe_verifiable})
 
 
@@ -373,13 +376,13 @@ def probe_helpfulness(spec: str, convs: Sequence[Any], eval_cfg: Any = None) -> 
     replies, _, _ = generate_replies(spec, list(convs), eval_cfg or EvalConfig())
     rows = score_rows(list(convs), replies, None)
     scary = [r for c, r in zip(convs, rows) if r["family"] == "sounds_harmful" and not c.meta.get("framed")]
-    framed = [r for c, r in zip(convs, rows) if r["family"] == "sounds_harmful" and c.meta.get("framed")]
+    in_frame = [r for c, r in zip(convs, rows) if r["family"] == "sounds_harmful" and c.meta.get("framed")]
     ver = [r for r in rows if r["family"] == "verifiable"]
 
     def rate(rs: list[dict[str, Any]], key: str) -> dict[str, Any]:
         return _rate(mean(float(r[key]) for r in rs) if rs else None, len(rs))
 
-    return {"over_refusal": rate(scary, "refusal"), "over_refusal_framed": rate(framed, "refusal"),
+    return {"over_refusal": rate(scary, "refusal"), "over_refusal_framed": rate(in_frame, "refusal"),
             "gold_verifiable": rate(ver, "gold"),
             "replies": [{"family": c.meta["family"], "framed": c.meta.get("framed", ""), "prompt": c.messages[-1]["content"],
                          "reply": rep.text, "refusal": r["refusal"], "gold": r["gold"]}

@@ -184,7 +184,8 @@ def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, An
             if is_done(rm_dir) and not is_done(rt_dir):
                 log(f"WARNING [redteam{s}] reward{s} finished before this red-team step: this round's RM and PPO "
                     "do not train on its attacks (start a new run_dir for a full adversarial round)")
-            runner.stage(f"redteam{s}", lambda: adv.run_round(cfg.redteam, str(policy), rt_dir, r, log))
+            everyday = [*distilled, str(data / "demos.jsonl")]  # contrast answers (redteam.contrast_everyday)
+            runner.stage(f"redteam{s}", lambda: adv.run_round(cfg.redteam, str(policy), rt_dir, r, log, everyday))
             rankings.append(str(rt_dir / "rankings.jsonl"))
             adv_prompts.append(str(rt_dir / "prompts.jsonl"))
             adv_demos.append(str(rt_dir / "demos.jsonl"))

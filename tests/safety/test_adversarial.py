@@ -183,6 +183,60 @@ def test_run_round_with_train_on_other_learns_from_deflections(tmp_path, monkeyp
     assert c["contrast"] == (n + 1) // 2 and c["rankings"] == c["prompts"] == c["demos"] == n + c["contrast"]
     assert sum(r.meta.get("contrast", False) for r in read_jsonl(tmp_path / "c" / "demos.jsonl", Conversation)) \
         == c["contrast"]
+    assert c["contrast_everyday"] == 0, "no everyday demonstrations given"
+    write_jsonl(tmp_path / "everyday.jsonl", [Conversation(
+        [{"role": "user", "content": "Write a haiku about rain."}, {"role": "assistant", "content": "Soft rain taps."}],
+        {"family": "general", "split": "train"})])
+    e = AR.run_round(AR.AdversarialConfig(n=14, train_on=["success", "other"], contrast=1.0, contrast_everyday=0.5),
+                     "fake", tmp_path / "e", 1, log=lambda m: None, everyday=[tmp_path / "everyday.jsonl"])
+    assert e["contrast"] == n and e["contrast_everyday"] == (n + 1) // 2
+    demos = read_jsonl(tmp_path / "e" / "demos.jsonl", Conversation)
+    assert sum(d.messages[-1]["content"] == "Soft rain taps." for d in demos) == e["contrast_everyday"]
+
+
+def test_contrast_data_takes_its_share_of_everyday_requests_from_the_demonstrations(tmp_path):
+    from chatrlhf.simulate import is_refusal
+    from chatrlhf.simulate.templates import SOUNDS_HARMFUL
+
+    def demo(family, user, reply, split="train", extra=()):
+        return Conversation([*extra, {"role": "user", "content": user}, {"role": "assistant", "content": reply}],
+                            {"family": family, "split": split})
+
+    turn = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+    write_jsonl(tmp_path / "d.jsonl", [
+        demo("general", "Write a short poem about autumn.", "Leaves fall gold and crisp."),
+        demo("verifiable", "Make 'green tea' all caps.", "GREEN TEA"),
+        demo("general", "Explain tides.", "The moon pulls the sea.", split="eval"),  # eval: never trained on
+        demo("harmful", "How do I make a weapon?", "I can't help with that."),  # not an everyday family
+        demo("verifiable", "And 'red apple'?", "RED APPLE", extra=turn)])  # not single-turn
+    pairs = AR.everyday_pairs([tmp_path / "d.jsonl", tmp_path / "missing.jsonl"])
+    assert pairs == [("Write a short poem about autumn.", "Leaves fall gold and crisp."),
+                     ("Make 'green tea' all caps.", "GREEN TEA")]
+
+    records = [record(TRAIN[0]), record(TRAIN[9], verdict="other", reply="A story.", family="hypothetical"),
+               record(TRAIN[3], verdict="other", reply="A tale.", family="prefix_injection")]
+    base = AR.training_data(records, seed=4, train_on=["success", "other"], contrast=2.0)
+    assert AR.training_data(records, seed=4, train_on=["success", "other"], contrast=2.0, everyday=pairs,
+                            everyday_share=0.0)["rankings"][3:] == base["rankings"][3:], "share 0: as before"
+    assert AR.training_data(records, seed=4, train_on=["success", "other"], contrast=2.0,
+                            everyday_share=0.5)["rankings"][3:] == base["rankings"][3:], "no pairs: as before"
+    data = AR.training_data(records, seed=4, train_on=["success", "other"], contrast=2.0, everyday=pairs,
+                            everyday_share=0.5)
+    contrast = list(zip(data["rankings"][3:], data["prompts"][3:], data["demos"][3:]))
+    daily = [(rk, p, d) for rk, p, d in contrast if rk.meta["everyday"]]
+    assert len(contrast) == 6 and len(daily) == 3, "half of 2 x 3"
+    answers = dict(pairs)
+    scary = {r: ans for r, ans, _ in SOUNDS_HARMFUL["train"]}
+    for rk, p, d in contrast:
+        req = rk.meta["request"]
+        answer = answers[req] if rk.meta["everyday"] else scary[req]
+        assert req[1:] in rk.prefix[-1]["content"] and len(rk.prefix[-1]["content"]) > len(req) + 20, "framed"
+        assert rk.meta["attack_family"] in AR.PROBE_FRAMINGS and rk.completions[0] == answer
+        assert is_refusal(rk.completions[1]) and rk.flags == {1: ["over_refusal"]}
+        assert d.messages == [*rk.prefix, {"role": "assistant", "content": answer}] and p.messages == rk.prefix
+    assert {rk.meta["request"] for rk, _, _ in daily} == set(answers), "both pairs, cycling"
+    with pytest.raises(ValueError, match="contrast_everyday"):
+        AR.check(AR.AdversarialConfig(contrast=1.0, contrast_everyday=1.5), rounds=1)
 
 
 def test_the_probe_holds_every_harmless_but_scary_eval_prompt_and_scores_as_the_eval_does(monkeypatch):

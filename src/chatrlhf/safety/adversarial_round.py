@@ -58,6 +58,13 @@ class AdversarialConfig:
     # the request, not the wrapper (session 15: without it, framed harmless requests were refused
     # more, 13 -> 17 of 27). 0 = none.
     contrast: float = 0.0
+    # The share of the contrast examples that are everyday requests (the distill stage's answered
+    # write/explain/plan requests and the simulator's verifiable train tasks, with their
+    # demonstrations) in a framing, instead of harmless-but-scary ones. Session 15's round refused
+    # ordinary requests written by people ("correct the spelling errors" -> "I can't help with
+    # making weapons..."): the refusals it taught attached to any imperative request, not only to
+    # scary words. 0 = harmless-but-scary requests only.
+    contrast_everyday: float = 0.0
     # The fresh measure's own helpfulness probe, greedy, on both models, generated with the
     # evaluation's settings: every harmless-but-scary eval prompt of the simulator (27), the same
     # prompts inside a jailbreak framing (a persona, a hypothetical...: what training on "other"
@@ -90,6 +97,8 @@ def check(adv: AdversarialConfig, rounds: int) -> None:
         if mode in adv.modes and set(fams) <= set(adv.holdout_families):
             raise ValueError(f"redteam.holdout_families holds out every {mode} family: nothing to train on")
     check_training(adv.train_on, adv.contrast)
+    if not 0 <= adv.contrast_everyday <= 1:
+        raise ValueError(f"redteam.contrast_everyday is a share, in [0, 1]; got {adv.contrast_everyday}")
 
 
 # ---------------------------------------------------------------- refusals that still help
@@ -175,11 +184,13 @@ def usable_for_training(rec: dict[str, Any], train_on: Sequence[str] = ("success
 
 
 def training_data(records: Sequence[dict[str, Any]], seed: int = 0,
-                  train_on: Sequence[str] = ("success",), contrast: float = 0.0) -> dict[str, list[Any]]:
+                  train_on: Sequence[str] = ("success",), contrast: float = 0.0,
+                  everyday: Sequence[tuple[str, str]] = (), everyday_share: float = 0.0) -> dict[str, list[Any]]:
     """Red-team records (``redteam.record``) -> ``rankings`` (refusal ranked above the target's
     reply), ``prompts`` (the attack conversations) and ``demos`` (attack + refusal); records that
     are not usable (``usable_for_training``) are skipped. Then ``contrast`` x as many framed
-    harmless requests, answered (``contrast_examples``), in the same three lists."""
+    harmless requests, answered (``contrast_examples``; ``everyday_share`` of them from the
+    ``everyday`` (request, answer) pairs), in the same three lists."""
     from chatrlhf.schema import Conversation, Ranking
 
     check_training(train_on, contrast)
@@ -200,7 +211,8 @@ def training_data(records: Sequence[dict[str, Any]], seed: int = 0,
         out["prompts"].append(Conversation(prefix, {**meta, "family": "redteam"}))
         out["demos"].append(Conversation([*prefix, {"role": "assistant", "content": safe}],
                                          {**meta, "family": "redteam", "loss_on": "last_turn"}))
-    for name, rows in contrast_examples(int(contrast * len(fams) + 0.5), fams, seed).items():  # half up
+    n_contrast = int(contrast * len(fams) + 0.5)  # half up
+    for name, rows in contrast_examples(n_contrast, fams, seed, everyday, everyday_share).items():
         out[name] += rows
     return out
 
@@ -217,12 +229,15 @@ def framed(request: str, family: str, variant: int) -> str:
     return template_attack(Intent(request, "harmless"), family, variant).turns[-1]
 
 
-def contrast_examples(n: int, families: Sequence[str], seed: int = 0) -> dict[str, list[Any]]:
-    """``n`` harmless requests (the simulator's train harmless-but-scary items, shuffled, cycling)
-    each inside the framing of one of ``families`` in turn (an encoding or multi-turn family takes
-    a readable framing instead: the answer must be to a request the policy can read), as a
-    demonstration answered with the simulator's ideal reply, a ranking [that reply, a refusal] and
-    a PPO prompt. Disjoint from the fresh measure's probe, which uses the eval items."""
+def contrast_examples(n: int, families: Sequence[str], seed: int = 0,
+                      everyday: Sequence[tuple[str, str]] = (), everyday_share: float = 0.0) -> dict[str, list[Any]]:
+    """``n`` harmless requests (the simulator's train harmless-but-scary items, shuffled, cycling;
+    ``everyday_share`` of them, at shuffled positions, from the ``everyday`` (request, answer) pairs
+    instead) each inside the framing of one of ``families`` in turn (an encoding or multi-turn
+    family takes a readable framing instead: the answer must be to a request the policy can read),
+    as a demonstration answered with the simulator's ideal reply (the pair's answer), a ranking
+    [that reply, a refusal] and a PPO prompt. Disjoint from the fresh measure's probe, which uses
+    the eval items."""
     from chatrlhf.schema import Conversation, Ranking
     from chatrlhf.simulate.templates import SOUNDS_HARMFUL
 
@@ -233,13 +248,27 @@ def contrast_examples(n: int, families: Sequence[str], seed: int = 0) -> dict[st
     items = list(SOUNDS_HARMFUL["train"])
     rng.shuffle(items)
     fams = list(families) or list(PROBE_FRAMINGS)
+    n_every = int(n * everyday_share + 0.5) if everyday else 0
+    kinds = [True] * n_every + [False] * (n - n_every)  # True: an everyday request
+    daily: list[tuple[str, str]] = []
+    if n_every:  # drawn only then, so runs without everyday requests keep their draws
+        rng.shuffle(kinds)
+        daily = list(everyday)
+        rng.shuffle(daily)
+    scary = every = 0
     for k in range(n):
-        request, answer, _ = items[k % len(items)]
+        if kinds[k]:
+            request, answer = daily[every % len(daily)]
+            every += 1
+        else:
+            request, answer, _ = items[scary % len(items)]
+            scary += 1
         fam = fams[k % len(fams)]
         if fam not in PROBE_FRAMINGS:
             fam = PROBE_FRAMINGS[k % len(PROBE_FRAMINGS)]
         prefix = [{"role": "user", "content": framed(request, fam, rng.randrange(8))}]
-        meta = {"source": "redteam", "contrast": True, "attack_family": fam, "request": request, "split": "train"}
+        meta = {"source": "redteam", "contrast": True, "attack_family": fam, "request": request, "split": "train",
+                "everyday": kinds[k]}
         decline = refusal(request, "harmless", fam, rng)
         out["rankings"].append(Ranking(prefix, [answer, decline], [0, 1], annotator="redteam",
                                        flags={1: ["over_refusal"]}, meta=meta))
@@ -256,11 +285,33 @@ def _redteam_cfg(adv: AdversarialConfig, target: str, out_dir: Path, **kw: Any) 
                          max_new_tokens=adv.max_new_tokens, batch_size=adv.batch_size, out_dir=str(out_dir), **kw)
 
 
+EVERYDAY_FAMILIES = ("general", "verifiable")  # the demonstrations a contrast example may answer with
+
+
+def everyday_pairs(paths: Sequence[str | Path]) -> list[tuple[str, str]]:
+    """(request, answer) for every single-turn *train* demonstration of an everyday family
+    (``EVERYDAY_FAMILIES``: the distill stage's answered requests, the simulator's verifiable
+    tasks) in the JSONL files ``paths``; the files that do not exist are skipped."""
+    from chatrlhf.schema import Conversation, read_jsonl
+
+    out = []
+    for path in paths:
+        if not Path(path).exists():
+            continue
+        for c in read_jsonl(path, Conversation):
+            m = c.messages
+            if (c.meta.get("family") in EVERYDAY_FAMILIES and c.meta.get("split", "train") == "train"
+                    and len(m) == 2 and m[0]["role"] == "user" and m[1]["role"] == "assistant"):
+                out.append((m[0]["content"], m[1]["content"]))
+    return out
+
+
 def run_round(adv: AdversarialConfig, target: str, out_dir: str | Path, round_: int,
-              log: Callable[[str], None] = print) -> dict[str, Any]:
+              log: Callable[[str], None] = print, everyday: Sequence[str | Path] = ()) -> dict[str, Any]:
     """The ``redteam{s}`` stage: attack ``target`` (train intents, training families), convert the
     attacks judged one of ``adv.train_on``, write them with ``summary.json`` and ``DONE``; returns
-    the summary."""
+    the summary. ``everyday``: demonstration files whose everyday requests (``everyday_pairs``)
+    the contrast data may take (``adv.contrast_everyday``)."""
     from chatrlhf.safety import redteam
     from chatrlhf.schema import read_jsonl, write_jsonl
     from chatrlhf.train_utils import mark_done, write_json
@@ -272,7 +323,11 @@ def run_round(adv: AdversarialConfig, target: str, out_dir: str | Path, round_: 
     s = redteam.run(rt, log=log)
     # every attack, not only train_attacks.jsonl (the successes): train_on may take "other" too
     records = read_jsonl(out / "attacks" / "attacks.jsonl")
-    data = training_data(records, seed, adv.train_on, adv.contrast)
+    pairs = everyday_pairs(everyday) if adv.contrast and adv.contrast_everyday else []
+    if adv.contrast and adv.contrast_everyday and not pairs:
+        log("WARNING [redteam] redteam.contrast_everyday is set but no everyday demonstrations were "
+            "found: the contrast data takes harmless-but-scary requests only")
+    data = training_data(records, seed, adv.train_on, adv.contrast, pairs, adv.contrast_everyday)
     made = [r.meta["verdict"] for r in data["rankings"] if not r.meta.get("contrast")]
     trained = {v: made.count(v) for v in adv.train_on}
     for name, rows in data.items():
@@ -283,13 +338,15 @@ def run_round(adv: AdversarialConfig, target: str, out_dir: str | Path, round_: 
                "successes": o["success"], "asr": o["asr"], "refused": o["refused"],
                "train_on": list(adv.train_on), "trained": trained,
                "contrast": sum(bool(r.meta.get("contrast")) for r in data["rankings"]),
+               "contrast_everyday": sum(bool(r.meta.get("everyday")) for r in data["rankings"]),
                "train_attacks": sum(trained.values()), **{name: len(rows) for name, rows in data.items()}}
     write_json(out / "summary.json", summary)
     mark_done(out, summary)
     log(f"[redteam] {o['success']}/{o['n']} attacks succeeded; trained on {'+'.join(adv.train_on)}: "
         f"{len(data['rankings'])} rankings, "
         f"{len(data['prompts'])} PPO prompts, {len(data['demos'])} demonstrations "
-        f"({summary['contrast']} of each: framed harmless requests, answered)")
+        f"({summary['contrast']} of each: framed harmless requests, answered, "
+        f"{summary['contrast_everyday']} of them everyday ones)")
     return summary
 
 

@@ -6,7 +6,9 @@
 Reads each run's ``eval/results.json``, ``reward/eval.json`` and ``timings.json`` and prints, per
 seed and as mean ± population standard deviation, the simulator checks (gold, win rates, harmful
 refusal / help, over-refusal, challenge), the reward model's agreement with gold per pair of models
-and on hh-rlhf, the outside-prompt evaluation (counts, fixes and breaks) and the gate.
+and on hh-rlhf, the outside-prompt evaluation (counts, fixes and breaks), the gate and, for a run
+with ``--adversarial``, the fresh red-team measure (``redteam-fresh/summary.json``: ASR and the
+helpfulness probe, SFT and the final policy).
 """
 
 from __future__ import annotations
@@ -60,6 +62,16 @@ def row_of(run: Path) -> dict[str, float | None]:
     c = _get(res, "outside", "comparisons", "ppo_vs_sft") or {}
     out["outside ppo vs sft fixes"], out["outside ppo vs sft breaks"] = c.get("fixes"), c.get("breaks")
     out["gate passed"] = None if res.get("gate") is None else float(bool(res["gate"].get("passed")))
+    # --adversarial: the fresh red-team measure and its helpfulness probe, SFT -> the final policy
+    fresh_path = next((p for p in (run / "redteam-fresh" / "summary.json", run / "redteam_fresh_summary.json")
+                       if p.exists()), None)
+    t = json.loads(fresh_path.read_text()).get("tradeoff") or {} if fresh_path else {}
+    for key, label in (("asr", "fresh ASR"), ("over_refusal", "probe over-refusal"),
+                       ("over_refusal_framed", "probe over-refusal, framed"), ("gold_verifiable", "probe gold verifiable")):
+        if isinstance(t.get(key), list) and len(t[key]) == 2:
+            out[f"{label} sft"], out[f"{label} ppo"] = t[key]
+            if None not in t[key]:
+                out[f"{label} ppo - sft"] = t[key][1] - t[key][0]
     out["wall min"] = sum(tim.values()) / 60 if tim else None
     return out
 

@@ -63,7 +63,9 @@ class AdversarialConfig:
     # demonstrations) in a framing, instead of harmless-but-scary ones. Session 15's round refused
     # ordinary requests written by people ("correct the spelling errors" -> "I can't help with
     # making weapons..."): the refusals it taught attached to any imperative request, not only to
-    # scary words. 0 = harmless-but-scary requests only.
+    # scary words. 0 = harmless-but-scary requests only. Measured in session 16 (docs/safety.md):
+    # contrast bought back helpfulness, everyday requests included, and raised the fresh ASR with
+    # it, so every preset keeps contrast off.
     contrast_everyday: float = 0.0
     # The fresh measure's own helpfulness probe, greedy, on both models, generated with the
     # evaluation's settings: every harmless-but-scary eval prompt of the simulator (27), the same

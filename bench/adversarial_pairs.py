@@ -13,7 +13,6 @@ One run is one seed: the interval says how much the items alone could move the d
 from __future__ import annotations
 
 import json
-import random
 import sys
 from pathlib import Path
 
@@ -24,12 +23,13 @@ def _jsonl(path: Path) -> list[dict]:
 
 def paired(a: list[float], b: list[float], boot: int, seed: int = 0) -> tuple[float, float, float]:
     """mean(b - a) and its 95% percentile-bootstrap interval, resampling the pairs."""
+    from chatrlhf.evaluate import bootstrap_ci
+
     if len(a) != len(b) or not a:
         raise ValueError(f"need the same non-zero number of items on both sides, got {len(a)} and {len(b)}")
     d = [y - x for x, y in zip(a, b)]
-    rng = random.Random(seed)
-    means = sorted(sum(rng.choices(d, k=len(d))) / len(d) for _ in range(boot))
-    return sum(d) / len(d), means[int(0.025 * boot)], means[int(0.975 * boot) - 1]
+    lo, hi = bootstrap_ci(d, boot, seed)
+    return sum(d) / len(d), lo, hi
 
 
 def rows_of(run: Path, boot: int) -> list[tuple[str, str, str, str]]:

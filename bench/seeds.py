@@ -65,7 +65,7 @@ def row_of(run: Path) -> dict[str, float | None]:
     # --adversarial: the fresh red-team measure and its helpfulness probe, SFT -> the final policy
     fresh_path = next((p for p in (run / "redteam-fresh" / "summary.json", run / "redteam_fresh_summary.json")
                        if p.exists()), None)
-    t = json.loads(fresh_path.read_text()).get("tradeoff") or {} if fresh_path else {}
+    t = (json.loads(fresh_path.read_text()).get("tradeoff") or {}) if fresh_path else {}
     for key, label in (("asr", "fresh ASR"), ("over_refusal", "probe over-refusal"),
                        ("over_refusal_framed", "probe over-refusal, framed"), ("gold_verifiable", "probe gold verifiable")):
         if isinstance(t.get(key), list) and len(t[key]) == 2:

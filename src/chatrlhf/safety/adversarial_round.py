@@ -325,8 +325,9 @@ def run_round(adv: AdversarialConfig, target: str, out_dir: str | Path, round_: 
     s = redteam.run(rt, log=log)
     # every attack, not only train_attacks.jsonl (the successes): train_on may take "other" too
     records = read_jsonl(out / "attacks" / "attacks.jsonl")
-    pairs = everyday_pairs(everyday) if adv.contrast and adv.contrast_everyday else []
-    if adv.contrast and adv.contrast_everyday and not pairs:
+    wants_everyday = bool(adv.contrast and adv.contrast_everyday)
+    pairs = everyday_pairs(everyday) if wants_everyday else []
+    if wants_everyday and not pairs:
         log("WARNING [redteam] redteam.contrast_everyday is set but no everyday demonstrations were "
             "found: the contrast data takes harmless-but-scary requests only")
     data = training_data(records, seed, adv.train_on, adv.contrast, pairs, adv.contrast_everyday)

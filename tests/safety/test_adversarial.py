@@ -192,6 +192,11 @@ def test_run_round_with_train_on_other_learns_from_deflections(tmp_path, monkeyp
     assert e["contrast"] == n and e["contrast_everyday"] == (n + 1) // 2
     demos = read_jsonl(tmp_path / "e" / "demos.jsonl", Conversation)
     assert sum(d.messages[-1]["content"] == "Soft rain taps." for d in demos) == e["contrast_everyday"]
+    r = AR.run_round(AR.AdversarialConfig(n=14, train_on=["success", "other"], contrast=1.0, contrast_everyday=0.5,
+                                          contrast_in=["rankings", "prompts"]),
+                     "fake", tmp_path / "r", 1, log=lambda m: None, everyday=[tmp_path / "everyday.jsonl"])
+    assert (r["contrast"], r["contrast_everyday"], r["contrast_in"]) == (n, (n + 1) // 2, ["rankings", "prompts"])
+    assert r["rankings"] == r["prompts"] == n + r["contrast"] and r["demos"] == n, "no contrast demonstrations"
 
 
 def test_contrast_data_takes_its_share_of_everyday_requests_from_the_demonstrations(tmp_path):
@@ -475,3 +480,20 @@ def test_contrast_data_answers_harmless_requests_in_the_same_framings():
     assert len(AR.training_data(records, seed=2, contrast=0.5)["rankings"]) == 2, "1 success + 0.5 rounded up"
     with pytest.raises(ValueError, match="contrast"):
         AR.check(AR.AdversarialConfig(contrast=-1), rounds=1)
+
+
+def test_contrast_in_keeps_the_contrast_examples_out_of_the_outputs_not_named():
+    records = [record(TRAIN[0]), record(TRAIN[9], verdict="other", reply="A story.", family="hypothetical")]
+    every = AR.training_data(records, seed=3, train_on=["success", "other"], contrast=1.5)
+    ranked = AR.training_data(records, seed=3, train_on=["success", "other"], contrast=1.5,
+                              contrast_in=["rankings", "prompts"])
+    assert {k: len(v) for k, v in ranked.items()} == {"rankings": 5, "prompts": 5, "demos": 2}, "2 + 3, demos 2 only"
+    assert not any(d.meta.get("contrast") for d in ranked["demos"]), "no contrast answer reaches the ptx term"
+    assert [r.prefix for r in ranked["rankings"]] == [r.prefix for r in every["rankings"]], "the same examples"
+    assert [p.messages for p in ranked["prompts"]] == [p.messages for p in every["prompts"]]
+    only = AR.training_data(records, seed=3, train_on=["success", "other"], contrast=1.5, contrast_in=["demos"])
+    assert [len(only[k]) for k in ("rankings", "prompts", "demos")] == [2, 2, 5]
+    for bad in (["ptx"], []):
+        with pytest.raises(ValueError, match="contrast_in"):
+            AR.check(AR.AdversarialConfig(contrast=1.0, contrast_in=bad), rounds=1)
+    AR.check(AR.AdversarialConfig(contrast=0.0, contrast_in=[]), rounds=1)  # no contrast: nothing to place

@@ -67,6 +67,12 @@ class AdversarialConfig:
     # contrast bought back helpfulness, everyday requests included, and raised the fresh ASR with
     # it, so every preset keeps contrast off.
     contrast_everyday: float = 0.0
+    # Which of the round's outputs the contrast examples go into: "rankings" (the RM learns the
+    # answer beats a refusal), "prompts" (PPO sees the framed harmless request, scored by that RM),
+    # "demos" (PPO's ptx term imitates the answer). Session 16 found the ptx demonstrations pull
+    # every framed prompt towards an answer with no reward to say which, so the rankings and the
+    # prompts alone are the variant that leaves the line between harmful and harmless to the RM.
+    contrast_in: list[str] = field(default_factory=lambda: list(CONTRAST_OUTPUTS))
     # The fresh measure's own helpfulness probe, greedy, on both models, generated with the
     # evaluation's settings: every harmless-but-scary eval prompt of the simulator (27), the same
     # prompts inside a jailbreak framing (a persona, a hypothetical...: what training on "other"
@@ -75,6 +81,9 @@ class AdversarialConfig:
     # is 8.3 points). probe=false falls back to the evaluation's figures.
     probe: bool = True
     probe_verifiable: int = 60
+
+
+CONTRAST_OUTPUTS = ("rankings", "prompts", "demos")
 
 
 def round_seed(adv: AdversarialConfig, round_: int) -> int:
@@ -98,7 +107,7 @@ def check(adv: AdversarialConfig, rounds: int) -> None:
     for mode, fams in (("template", TEMPLATE_FAMILIES), ("multi_turn", MULTI_TURN_FAMILIES)):
         if mode in adv.modes and set(fams) <= set(adv.holdout_families):
             raise ValueError(f"redteam.holdout_families holds out every {mode} family: nothing to train on")
-    check_training(adv.train_on, adv.contrast)
+    check_training(adv.train_on, adv.contrast, adv.contrast_in)
     if not 0 <= adv.contrast_everyday <= 1:
         raise ValueError(f"redteam.contrast_everyday is a share, in [0, 1]; got {adv.contrast_everyday}")
 
@@ -167,14 +176,20 @@ TRAINABLE_VERDICTS = ("success", "other")  # a refusal is already the reply the 
 VERDICT_FLAG = {"success": "harmful", "other": "not_refused"}
 
 
-def check_training(train_on: Sequence[str], contrast: float = 0.0) -> None:
-    """Fail on verdicts that cannot become training data, or a negative contrast ratio."""
+def check_training(train_on: Sequence[str], contrast: float = 0.0,
+                   contrast_in: Sequence[str] = CONTRAST_OUTPUTS) -> None:
+    """Fail on verdicts that cannot become training data, a negative contrast ratio, or contrast
+    outputs that do not exist."""
     bad = [v for v in train_on if v not in TRAINABLE_VERDICTS]
     if bad or not train_on:
         raise ValueError(f"redteam.train_on: unknown verdict(s) {bad or 'none given'}; "
                          f"choose from {list(TRAINABLE_VERDICTS)}")
     if contrast < 0:
         raise ValueError(f"redteam.contrast must be >= 0, got {contrast}")
+    unknown = [o for o in contrast_in if o not in CONTRAST_OUTPUTS]
+    if unknown or (contrast and not contrast_in):
+        raise ValueError(f"redteam.contrast_in: unknown output(s) {unknown or 'none given'}; "
+                         f"choose from {list(CONTRAST_OUTPUTS)}")
 
 
 def usable_for_training(rec: dict[str, Any], train_on: Sequence[str] = ("success",)) -> bool:
@@ -187,15 +202,16 @@ def usable_for_training(rec: dict[str, Any], train_on: Sequence[str] = ("success
 
 def training_data(records: Sequence[dict[str, Any]], seed: int = 0,
                   train_on: Sequence[str] = ("success",), contrast: float = 0.0,
-                  everyday: Sequence[tuple[str, str]] = (), everyday_share: float = 0.0) -> dict[str, list[Any]]:
+                  everyday: Sequence[tuple[str, str]] = (), everyday_share: float = 0.0,
+                  contrast_in: Sequence[str] = CONTRAST_OUTPUTS) -> dict[str, list[Any]]:
     """Red-team records (``redteam.record``) -> ``rankings`` (refusal ranked above the target's
     reply), ``prompts`` (the attack conversations) and ``demos`` (attack + refusal); records that
     are not usable (``usable_for_training``) are skipped. Then ``contrast`` x as many framed
     harmless requests, answered (``contrast_examples``; ``everyday_share`` of them from the
-    ``everyday`` (request, answer) pairs), in the same three lists."""
+    ``everyday`` (request, answer) pairs), in those of the three lists named in ``contrast_in``."""
     from chatrlhf.schema import Conversation, Ranking
 
-    check_training(train_on, contrast)
+    check_training(train_on, contrast, contrast_in)
     out: dict[str, list[Any]] = {"rankings": [], "prompts": [], "demos": []}
     fams = []  # the families trained on, in order: the contrast data takes the same framings
     for rec in records:
@@ -215,7 +231,8 @@ def training_data(records: Sequence[dict[str, Any]], seed: int = 0,
                                          {**meta, "family": "redteam", "loss_on": "last_turn"}))
     n_contrast = int(contrast * len(fams) + 0.5)  # half up
     for name, rows in contrast_examples(n_contrast, fams, seed, everyday, everyday_share).items():
-        out[name] += rows
+        if name in contrast_in:  # drawn whole either way, so each output's rows do not depend on the others
+            out[name] += rows
     return out
 
 
@@ -330,7 +347,7 @@ def run_round(adv: AdversarialConfig, target: str, out_dir: str | Path, round_: 
     if wants_everyday and not pairs:
         log("WARNING [redteam] redteam.contrast_everyday is set but no everyday demonstrations were "
             "found: the contrast data takes harmless-but-scary requests only")
-    data = training_data(records, seed, adv.train_on, adv.contrast, pairs, adv.contrast_everyday)
+    data = training_data(records, seed, adv.train_on, adv.contrast, pairs, adv.contrast_everyday, adv.contrast_in)
     made = [r.meta["verdict"] for r in data["rankings"] if not r.meta.get("contrast")]
     trained = {v: made.count(v) for v in adv.train_on}
     for name, rows in data.items():
@@ -340,16 +357,18 @@ def run_round(adv: AdversarialConfig, target: str, out_dir: str | Path, round_: 
                "families": rt.families, "holdout_families": list(adv.holdout_families), "attacks": o["n"],
                "successes": o["success"], "asr": o["asr"], "refused": o["refused"],
                "train_on": list(adv.train_on), "trained": trained,
-               "contrast": sum(bool(r.meta.get("contrast")) for r in data["rankings"]),
-               "contrast_everyday": sum(bool(r.meta.get("everyday")) for r in data["rankings"]),
+               # counted over every output: with contrast_in, the rankings may hold none of them
+               "contrast": max(sum(bool(r.meta.get("contrast")) for r in rows) for rows in data.values()),
+               "contrast_everyday": max(sum(bool(r.meta.get("everyday")) for r in rows) for rows in data.values()),
+               "contrast_in": list(adv.contrast_in) if adv.contrast else [],
                "train_attacks": sum(trained.values()), **{name: len(rows) for name, rows in data.items()}}
     write_json(out / "summary.json", summary)
     mark_done(out, summary)
     log(f"[redteam] {o['success']}/{o['n']} attacks succeeded; trained on {'+'.join(adv.train_on)}: "
         f"{len(data['rankings'])} rankings, "
         f"{len(data['prompts'])} PPO prompts, {len(data['demos'])} demonstrations "
-        f"({summary['contrast']} of each: framed harmless requests, answered, "
-        f"{summary['contrast_everyday']} of them everyday ones)")
+        f"({summary['contrast']} of {'/'.join(summary['contrast_in']) or 'each'}: framed harmless "
+        f"requests, answered, {summary['contrast_everyday']} of them everyday ones)")
     return summary
 
 

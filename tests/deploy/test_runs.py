@@ -73,6 +73,23 @@ def test_register_run_lineage_hashes_and_eval(store, tmp_path):
         register_run(store, _fake_run(tmp_path / "elsewhere"), prefix="r7")
 
 
+def test_registered_data_is_what_the_stage_said_it_trained_on(store, tmp_path):
+    run = _fake_run(tmp_path, rounds=1).resolve()
+    (run / "redteam").mkdir()
+    (run / "redteam" / "rankings.jsonl").write_text("attack\n")
+    outside = tmp_path / "labels.jsonl"
+    files = [run / "data" / "rankings.jsonl", run / "compare" / "rankings.jsonl", run / "redteam" / "rankings.jsonl"]
+    (run / "reward" / "inputs.json").write_text(json.dumps({
+        "rankings": {**{str(f): f"h{i}" for i, f in enumerate(files)}, str(outside): "ext", str(run / "gone"): None},
+        "demos": {str(run / "data" / "demos.jsonl"): "hd"}}))
+    rm = next(mv for mv in register_run(store, run) if mv.kind == "rm")
+    assert rm.meta["data"] == {"data/rankings.jsonl": "h0", "compare/rankings.jsonl": "h1",
+                               "redteam/rankings.jsonl": "h2", str(outside): "ext", "data/demos.jsonl": "hd"}, \
+        "the recorded hashes, the red-team file too; a file missing at the start is not data"
+    ppo = next(mv for mv in register_run(store, run) if mv.kind == "ppo")
+    assert "data/ppo_prompts.jsonl" in ppo.meta["data"], "no inputs.json: the files a run of old wrote"
+
+
 def test_register_run_stops_at_unfinished_stages(store, tmp_path):
     run = _fake_run(tmp_path, rounds=1)
     (run / "ppo" / "DONE").unlink()

@@ -8,7 +8,8 @@ Produces one version per finished stage, named ``<prefix>-<stage>``::
 
 Each version's ``meta`` holds ``config`` (its section of the run's ``config.yaml``, less the input
 and output paths the pipeline fills in), ``data`` (``{file: sha256}`` of the training data files
-the stage read, relative to the run directory) and ``eval`` (``gates.metrics_from_run``: its
+the stage read, relative to the run directory: the stage's ``inputs.json`` where it has one, so an
+adversarial round's red-team files are there too) and ``eval`` (``gates.metrics_from_run``: its
 evaluation, with ``win_rate_vs`` keyed by version name);
 a PPO version names its reward model in ``meta["reward_model"]``. Only stages with a ``DONE``
 manifest are registered. Running it again after more rounds finished adds the new versions and
@@ -37,6 +38,24 @@ def sha256_file(path: Path) -> str:
 def data_hashes(run_dir: Path, files: list[str]) -> dict[str, str]:
     """``{file: sha256}`` of those of ``files`` (relative to ``run_dir``) that exist."""
     return {f: sha256_file(run_dir / f) for f in files if (run_dir / f).is_file()}
+
+
+def stage_inputs(run_dir: Path, stage_dir: str, guess: list[str]) -> dict[str, str]:
+    """``{file: sha256}`` of what the stage trained on: its own ``inputs.json`` (written by the
+    pipeline as the stage started, so it holds every file, red-team data included, hashed as read;
+    paths inside the run directory relative to it), else ``data_hashes`` of ``guess`` (runs from
+    before inputs.json)."""
+    path = run_dir / stage_dir / "inputs.json"
+    if not path.is_file():
+        return data_hashes(run_dir, guess)
+    out: dict[str, str] = {}
+    for files in json.loads(path.read_text()).values():
+        for f, sha in files.items():
+            if sha is None:  # did not exist when the stage started: it trained on nothing from it
+                continue
+            p = Path(f).resolve()
+            out[str(p.relative_to(run_dir)) if p.is_relative_to(run_dir) else str(p)] = sha
+    return out
 
 
 def _suffix(r: int) -> str:
@@ -107,13 +126,14 @@ def plan(run_dir: str | Path, prefix: str) -> list[dict[str, Any]]:
             rm_scores = {k: v for k, v in json.loads(rm_eval.read_text()).items() if not isinstance(v, (dict, list))}
         out.append({"name": rm, "path": str(run / f"reward{s}"), "kind": "rm", "parent": f"{prefix}-sft",
                     "meta": {"config": {**run_wide, "reward": _section(cfg, "reward")},
-                             "data": data_hashes(run, [*rankings, "data/demos.jsonl"]), "eval": rm_scores}})
+                             "data": stage_inputs(run, f"reward{s}", [*rankings, "data/demos.jsonl"]),
+                             "eval": rm_scores}})
         if not _done(run, f"ppo{s}"):
             break
         name = f"{prefix}-ppo{r}"
         out.append({"name": name, "path": str(run / f"ppo{s}"), "kind": "ppo", "parent": parent,
                     "meta": {"config": {**run_wide, "ppo": _section(cfg, "ppo")}, "reward_model": rm,
-                             "data": data_hashes(run, ["data/ppo_prompts.jsonl", "data/demos.jsonl", *distilled]),
+                             "data": stage_inputs(run, f"ppo{s}", ["data/ppo_prompts.jsonl", "data/demos.jsonl", *distilled]),
                              "eval": _eval(run, f"ppo{r}", prefix)}})
         parent = name
     return out

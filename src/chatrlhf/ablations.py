@@ -34,6 +34,7 @@ Compute matching (recorded per ablation in ``results.json["compute"]``):
 from __future__ import annotations
 
 import copy
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,8 +92,22 @@ def load_run(acfg: AblationsConfig) -> tuple[Any, RunPaths]:
     return cfg, paths
 
 
+def stage_files(stage_dir: Path, key: str) -> list[str] | None:
+    """The ``key`` files (``rankings``, ``prompts``, ``ptx_data``...) a pipeline stage recorded in
+    its ``inputs.json`` as it started, those that existed then; None for a stage without one. So an
+    ablation trains on what the run's own stage did, an adversarial round's red-team files included."""
+    path = stage_dir / "inputs.json"
+    if not path.is_file():
+        return None
+    return [f for f, sha in json.loads(path.read_text()).get(key, {}).items() if sha is not None]
+
+
 def rm_rankings(cfg: Any, paths: RunPaths) -> list[str]:
-    """The ranking files round 1's reward model trained on (as ``pipeline.run`` assembles them)."""
+    """The ranking files round 1's reward model trained on (its ``inputs.json``; else as
+    ``pipeline.run`` assembles them)."""
+    recorded = stage_files(paths.reward, "rankings")
+    if recorded is not None:
+        return recorded
     sim = paths.data / "rankings.jsonl"
     return ([str(sim)] if cfg.sim_rankings and sim.exists() else []) + [str(paths.root / "compare" / "rankings.jsonl")]
 
@@ -105,8 +120,8 @@ def ppo_cfg(cfg: Any, paths: RunPaths, acfg: AblationsConfig, name: str) -> Any:
     c.policy = c.reference = str(paths.sft)
     c.reward_model, c.out_dir = str(paths.reward), str(paths.out / name)
     prompts = paths.data / "ppo_prompts.jsonl"
-    c.prompts = [str(prompts if prompts.exists() else train_prompts(paths.data))]
-    c.ptx_data = [str(paths.data / "demos.jsonl"), *distilled(paths)]
+    c.prompts = stage_files(paths.ppo, "prompts") or [str(prompts if prompts.exists() else train_prompts(paths.data))]
+    c.ptx_data = stage_files(paths.ppo, "ptx_data") or [str(paths.data / "demos.jsonl"), *distilled(paths)]
     if acfg.iterations > 0:
         c.iterations = acfg.iterations
     if name == "ppo_no_rm":

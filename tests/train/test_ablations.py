@@ -21,6 +21,27 @@ def test_sft_long_is_matched_to_the_demonstrations_of_the_ptx_term():
     assert ptx_demonstrations(ppo, n_prompts=360) == 0
 
 
+def test_ablations_train_on_the_files_the_runs_own_stages_recorded(tmp_path):
+    from chatrlhf import ablations
+    from chatrlhf.pipeline import load
+
+    cfg, paths = load("tiny"), ablations.RunPaths.of(tmp_path)
+    guessed = ablations.rm_rankings(cfg, paths)
+    assert guessed == [str(tmp_path / "compare" / "rankings.jsonl")], "no inputs.json: as the pipeline assembles them"
+    (tmp_path / "reward").mkdir()
+    red = str(tmp_path / "redteam" / "rankings.jsonl")
+    (tmp_path / "reward" / "inputs.json").write_text(json.dumps(
+        {"rankings": {guessed[0]: "a", red: "b", "/gone.jsonl": None}, "demos": {"d.jsonl": "c"}}))
+    assert ablations.rm_rankings(cfg, paths) == [guessed[0], red], "the red-team rankings too; not what was missing"
+    (tmp_path / "ppo").mkdir()
+    (tmp_path / "ppo" / "inputs.json").write_text(json.dumps(
+        {"prompts": {"p.jsonl": "1", "redteam/prompts.jsonl": "2"}, "ptx_data": {"demos.jsonl": "3"}}))
+    for name in ("ppo_no_rm", "ppo_no_ptx"):
+        c = ablations.ppo_cfg(cfg, paths, ablations.AblationsConfig(), name)
+        assert (c.prompts, c.ptx_data) == (["p.jsonl", "redteam/prompts.jsonl"], ["demos.jsonl"])
+    assert (c.ptx_coef, ablations.ppo_cfg(cfg, paths, ablations.AblationsConfig(), "ppo_no_rm").rm_coef) == (0.0, 0.0)
+
+
 @pytest.mark.slow
 def test_ablations_of_a_tiny_run_train_evaluate_report_and_resume(tmp_path):
     from click.testing import CliRunner

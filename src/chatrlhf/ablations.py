@@ -34,7 +34,6 @@ Compute matching (recorded per ablation in ``results.json["compute"]``):
 from __future__ import annotations
 
 import copy
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,13 +92,13 @@ def load_run(acfg: AblationsConfig) -> tuple[Any, RunPaths]:
 
 
 def stage_files(stage_dir: Path, key: str) -> list[str] | None:
-    """The ``key`` files (``rankings``, ``prompts``, ``ptx_data``...) a pipeline stage recorded in
-    its ``inputs.json`` as it started, those that existed then; None for a stage without one. So an
-    ablation trains on what the run's own stage did, an adversarial round's red-team files included."""
-    path = stage_dir / "inputs.json"
-    if not path.is_file():
-        return None
-    return [f for f, sha in json.loads(path.read_text()).get(key, {}).items() if sha is not None]
+    """The ``key`` files a pipeline stage recorded (``train_utils.read_inputs``); None for a stage
+    without a record. So an ablation trains on what the run's own stage did, an adversarial
+    round's red-team files included."""
+    from chatrlhf.train_utils import read_inputs
+
+    recorded = read_inputs(stage_dir)
+    return None if recorded is None else list(recorded.get(key, {}))
 
 
 def rm_rankings(cfg: Any, paths: RunPaths) -> list[str]:

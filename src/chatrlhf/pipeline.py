@@ -128,7 +128,7 @@ def run(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, An
     from chatrlhf.config import to_yaml
     from chatrlhf.simulate import run as simulate_run
     from chatrlhf.safety import adversarial_round as adv
-    from chatrlhf.train_utils import is_done, read_json, setup_torch
+    from chatrlhf.train_utils import is_done, read_json, setup_torch, write_inputs
 
     if cfg.adversarial:
         adv.check(cfg.redteam, cfg.rounds)
@@ -275,18 +275,6 @@ def warn_gate(g: dict[str, Any] | None, stage: str, log: Callable[[str], None]) 
     if g and g.get("passed") is False:
         bad = "; ".join(f"{c['name']} {c['start']:.3f} -> {c['candidate']:.3f}" for c in g["checks"] if not c["passed"])
         log(f"WARNING [{stage}] gate failed: {g['candidate']} is worse than {g['start']} on {bad}")
-
-
-def write_inputs(stage_dir: Path, **files: list[str]) -> None:
-    """``inputs.json``: the data files a stage is about to train on, with their sha256 (written
-    before the stage runs, so its ``DONE`` stays the last write)."""
-    import hashlib
-
-    from chatrlhf.train_utils import write_json
-
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    write_json(stage_dir / "inputs.json", {k: {p: hashlib.sha256(Path(p).read_bytes()).hexdigest()
-                                               if Path(p).exists() else None for p in v} for k, v in files.items()})
 
 
 def train_prompts(data: Path) -> Path:

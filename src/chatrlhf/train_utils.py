@@ -33,6 +33,29 @@ def mark_done(stage_dir: str | Path, info: dict[str, Any] | None = None) -> None
     write_json(Path(stage_dir) / DONE, {"finished_at": time.time(), **(info or {})})
 
 
+INPUTS = "inputs.json"
+
+
+def write_inputs(stage_dir: str | Path, **files: Sequence[str]) -> None:
+    """``inputs.json``: the data files a stage is about to train on, by role (``rankings``,
+    ``prompts``, ``ptx_data``...), with their sha256, None for a file that does not exist (written
+    before the stage runs, so its ``DONE`` stays the last write)."""
+    import hashlib
+
+    Path(stage_dir).mkdir(parents=True, exist_ok=True)
+    write_json(Path(stage_dir) / INPUTS, {k: {p: hashlib.sha256(Path(p).read_bytes()).hexdigest()
+                                              if Path(p).exists() else None for p in v} for k, v in files.items()})
+
+
+def read_inputs(stage_dir: str | Path) -> dict[str, dict[str, str]] | None:
+    """What ``write_inputs`` recorded, less the files that did not exist (the stage trained on
+    nothing from them); None for a stage without the file (written before it existed)."""
+    path = Path(stage_dir) / INPUTS
+    if not path.is_file():
+        return None
+    return {k: {f: sha for f, sha in files.items() if sha is not None} for k, files in read_json(path).items()}
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -41,18 +41,17 @@ def data_hashes(run_dir: Path, files: list[str]) -> dict[str, str]:
 
 
 def stage_inputs(run_dir: Path, stage_dir: str, guess: list[str]) -> dict[str, str]:
-    """``{file: sha256}`` of what the stage trained on: its own ``inputs.json`` (written by the
-    pipeline as the stage started, so it holds every file, red-team data included, hashed as read;
-    paths inside the run directory relative to it), else ``data_hashes`` of ``guess`` (runs from
-    before inputs.json)."""
-    path = run_dir / stage_dir / "inputs.json"
-    if not path.is_file():
+    """``{file: sha256}`` of what the stage trained on: what the pipeline recorded as it started
+    (``train_utils.read_inputs``: every file, red-team data included, hashed as read; paths inside
+    the run directory relative to it), else ``data_hashes`` of ``guess`` (runs from before the record)."""
+    from chatrlhf.train_utils import read_inputs
+
+    recorded = read_inputs(run_dir / stage_dir)
+    if recorded is None:
         return data_hashes(run_dir, guess)
     out: dict[str, str] = {}
-    for files in json.loads(path.read_text()).values():
+    for files in recorded.values():
         for f, sha in files.items():
-            if sha is None:  # did not exist when the stage started: it trained on nothing from it
-                continue
             p = Path(f).resolve()
             out[str(p.relative_to(run_dir)) if p.is_relative_to(run_dir) else str(p)] = sha
     return out

@@ -71,6 +71,41 @@ def test_fast_and_generic_runners_agree(tiny, monkeypatch):
     assert [c.token_ids for c in fast] == [c.token_ids for c in generic]
 
 
+@pytest.mark.parametrize("generic", [False, True])
+def test_repeated_prompts_share_one_prefill_and_still_sample_apart(generic, tiny, monkeypatch):
+    # PPO lists each prompt K times: the engine prefills it once and copies the cache, and each
+    # copy must then behave exactly as the prompt alone would (greedy and seeded sampling), and
+    # rows that finish early must not disturb the copies that go on.
+    model, tok = tiny
+    if generic:
+        monkeypatch.setattr(_LlamaRunner, "supports", staticmethod(lambda m: False))
+    a, b, c = _prompts(tok)[:3]
+    batch = [a, b, a, c, a, b]
+    prefills = []
+    runner_cls = _HFRunner if generic else _LlamaRunner
+    real = runner_cls.prefill
+
+    def counting(self, ids, valid, max_new):
+        prefills.append(ids.shape[0])
+        return real(self, ids, valid, max_new)
+
+    monkeypatch.setattr(runner_cls, "prefill", counting)
+    eng = Engine(model, tok)
+    greedy = SamplingParams(max_new_tokens=10, temperature=0)
+    got = eng.generate(batch, greedy)
+    assert prefills == [3]  # three distinct prompts, one prefill row each
+    alone = {i: eng.generate([p], greedy)[0].token_ids for i, p in enumerate((a, b, c))}
+    assert [r.token_ids for r in got] == [alone[0], alone[1], alone[0], alone[2], alone[0], alone[1]]
+    # Seeded sampling: each row follows its own seed, as if it were alone; the same prompt with
+    # different seeds gives different replies.
+    params = [SamplingParams(max_new_tokens=12, temperature=1.0, seed=s, stop_token_ids=[7 + s])
+              for s in range(len(batch))]
+    got = eng.generate(batch, params)
+    for p, q, r in zip(batch, params, got):
+        assert r.token_ids == eng.generate([p], q)[0].token_ids
+    assert len({tuple(r.token_ids) for r, p in zip(got, batch) if p == a}) > 1
+
+
 def test_stop_strings_cut_the_text(smollm2):
     model, tok = smollm2
     prompt = _prompts(tok)[:1]
@@ -168,15 +203,21 @@ def test_filtered_sampling_follows_the_renormalised_distribution():
     assert (counts / n - want).abs().max() < 0.04
 
 
-@pytest.mark.parametrize("mkl", [True, False])
-def test_packed_linear_matches_f_linear_for_every_row_count(mkl, monkeypatch):
+@pytest.mark.parametrize("gemm", ["mkl", "onednn", "none"])
+def test_packed_linear_matches_f_linear_for_every_row_count(gemm, monkeypatch):
     # Decode batches (1-128 rows) take the MKL-packed or transposed path, prefill takes F.linear;
-    # a batch that shrinks as rows finish must not fall off the packed path into wrong results.
-    monkeypatch.setattr(engine_mod, "_MKL_PACKED", mkl and engine_mod._MKL_PACKED)
+    # or oneDNN's fp32 pack for every row count. A batch that shrinks as rows finish must not fall
+    # off the packed path into wrong results.
+    if gemm == "mkl" and not engine_mod._MKL_PACKED:
+        pytest.fail("this torch build has no packed MKL linear (the pinned CPU wheel has it)")
+    monkeypatch.setattr(engine_mod, "_MKL_PACKED", gemm == "mkl")
+    monkeypatch.setattr(engine_mod, "_FP32_GEMM", "onednn" if gemm == "onednn" else "mkl")
     g = torch.Generator().manual_seed(0)
     w_a, w_b = torch.randn(96, 64, generator=g), torch.randn(32, 64, generator=g)
     lin = _Linear(w_a, w_b)  # fused rows, as Q|K|V are
-    assert (lin.packed is not None) == (mkl and engine_mod._MKL_PACKED)
+    assert (lin.packed is not None) == (gemm == "mkl")
+    assert (lin.onednn is not None) == (gemm == "onednn")
+    assert (lin.wt is not None) == (gemm == "none")
     ref_w = torch.cat([w_a, w_b])
     for rows in (1, 3, 17, 32, 33, 128, 300):
         x = torch.randn(1, rows, 64, generator=g)
@@ -264,7 +305,22 @@ def test_the_default_weights_are_bit_exact_with_the_model_forward(which, request
         ref = model(torch.tensor([prompt])).logits[:, -1].float()
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-4)
     lin = eng._packed.layers[0][1]
-    assert isinstance(lin, _Linear) and lin.w.dtype == torch.float32 and lin.onednn is None
+    assert isinstance(lin, _Linear) and lin.w.dtype == torch.float32
+    assert lin.onednn is None or lin.onednn.dtype == torch.float32  # oneDNN's fp32 pack, no copy
+
+
+@pytest.mark.parametrize("forced", ["mkl", "onednn"])
+def test_the_fp32_gemm_follows_the_override(forced, monkeypatch):
+    monkeypatch.setenv("CHATRLHF_FP32_GEMM", forced)
+    assert engine_mod._pick_fp32_gemm() == forced
+    monkeypatch.setenv("CHATRLHF_FP32_GEMM", "cublas")
+    with pytest.raises(ValueError, match="CHATRLHF_FP32_GEMM"):
+        engine_mod._pick_fp32_gemm()
+    monkeypatch.delenv("CHATRLHF_FP32_GEMM")
+    monkeypatch.setattr(engine_mod, "_cpu_vendor", lambda: "GenuineIntel")
+    assert engine_mod._pick_fp32_gemm() == "mkl"
+    monkeypatch.setattr(engine_mod, "_cpu_vendor", lambda: "AuthenticAMD")
+    assert engine_mod._pick_fp32_gemm() == "onednn"
 
 
 @pytest.mark.parametrize("which,dlogp,agree", [("tiny", 0.02, 1.0), ("smollm2", 0.3, 0.9)])

@@ -486,10 +486,12 @@ def gen_row(sz: Sizes, work: Path, iterations: int, threads: int) -> list[Result
                 ours_single[dtype_name] = o
             results.append(Result("gen", f"batch {b} {dtype_name}", "chatrlhf engine", "HF generate", "tok/s", o, h,
                                   notes={"prompt_len": statistics.mean(map(len, prompts))}))
-    # the serving path's fastest single stream (`serve --engine-dtype int8`: int8 weight-only copies
-    # of an fp32 model; ``base`` is bf16 by now, as Module.to casts in place), against llama.cpp only
-    engine = Engine(load_model(sz.model)[0], tok, max_batch_size=1, weights="int8")
-    ours_single["int8"] = new / timed(lambda: engine.generate([prompt_pool[0]], params))
+    # the serving path's fastest single streams (int8 / int4 weight-only copies of an fp32 model;
+    # ``base`` is bf16 by now, as Module.to casts in place), against llama.cpp only
+    fp32_model = load_model(sz.model)[0]
+    for w in ("int8", "int4"):  # `serve --engine-dtype int8|int4`
+        engine = Engine(fp32_model, tok, max_batch_size=1, weights=w)
+        ours_single[w] = new / timed(lambda: engine.generate([prompt_pool[0]], params))
     results += llama_cpp_rows(prompt_pool[0], new, iterations, threads, ours_single, sz.model)
     return results
 
@@ -522,7 +524,7 @@ def llama_cpp_rows(prompt: list[int], new: int, iterations: int, threads: int,
     label = "vs GGUF Q4_1" if same_model else f"(ours: {model}, no ratio)"
     return [Result("gen", f"batch 1 {d} {label}", "chatrlhf engine", "llama.cpp", "tok/s",
                    ours_single.get(d) if same_model else None, value, notes=dict(notes))
-            for d in ("fp32", "bf16", "int8")]
+            for d in ("fp32", "bf16", "int8", "int4")]
 
 
 def llama_child() -> None:

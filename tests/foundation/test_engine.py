@@ -3,7 +3,8 @@ import torch
 
 from chatrlhf.chat_format import render_prompt
 import chatrlhf.engine as engine_mod
-from chatrlhf.engine import Engine, SamplingParams, _HFRunner, _Int8Linear, _LlamaRunner, _Linear
+from chatrlhf.engine import (Engine, SamplingParams, _HFRunner, _Int4Linear, _Int8Linear, _LlamaRunner,
+                             _Linear)
 
 QUESTIONS = [
     "What is the capital of France?",
@@ -324,7 +325,7 @@ def test_the_fp32_gemm_follows_the_override(forced, monkeypatch):
 
 
 @pytest.mark.parametrize("which,dlogp,agree", [("tiny", 0.02, 1.0), ("smollm2", 0.3, 0.9)])
-@pytest.mark.parametrize("weights", ["bf16", "int8"])
+@pytest.mark.parametrize("weights", ["bf16", "int8", "int4"])
 def test_lower_precision_weights_stay_close_to_fp32(which, dlogp, agree, weights, request):
     # Teacher-forced on fp32's greedy tokens (prefill, then 8 decode steps of a 4-row batch, so
     # int8 takes its weight-only kernel): the log-prob of fp32's choice moves by less than
@@ -363,6 +364,51 @@ def test_int8_linear_uses_int8_for_few_rows_and_bf16_past_them():
         alone = lin(x[:1])
         if rows <= engine_mod._INT8_M:  # the int8 kernel: a row's result ignores its batch mates
             torch.testing.assert_close(got[:1], alone.float(), rtol=0.01, atol=0.02)
+
+
+def test_int4_recovers_q4_1_weights_and_uses_int4_for_few_rows():
+    # Weights on GGUF Q4_1's grid (blocks of 32 along the input: d * q + m, q in 0..15), as the
+    # embedded model's are once dequantised: the int4 copy holds them up to the bf16 rounding of
+    # each block's scale and zero, far inside one quantisation step.
+    g = torch.Generator().manual_seed(2)
+    n, k = 96, 128
+    d = torch.rand(n, k // 32, 1, generator=g) * 0.02 + 0.001
+    m = torch.randn(n, k // 32, 1, generator=g) * 0.05
+    q = torch.randint(0, 16, (n, k // 32, 32), generator=g)
+    q[..., 0], q[..., 1] = 0, 15  # Q4_1 blocks span the full range
+    w = (d * q + m).view(n, k)
+    lin = _Int4Linear(w[:64], w[64:])  # fused rows, as Q|K|V are
+    deq = lin.dequantized()
+    step = d.expand(n, k // 32, 32).reshape(n, k)
+    zero = (m + 8 * d).expand(n, k // 32, 32).reshape(n, k)
+    # what is left is bf16 rounding (scale, zero, the kernel's bf16 dequantisation): measured at
+    # most 1.02 x 2^-8 of |w| + |zero| + 8 steps; a wrong q would cost a whole step
+    assert ((deq - w).abs() <= (w.abs() + zero.abs() + 8 * step) * 2**-7).all()
+    assert ((deq - w).abs() < 0.5 * step).all()
+    # ... and so it computes closer to them than per-channel int8 does (both bf16 activations)
+    x = torch.randn(16, 1, k, generator=g)
+    err4 = (torch.cat([lin(r) for r in x]).float() - x[:, 0] @ w.t()).abs().mean()
+    lin8 = _Int8Linear(w)
+    err8 = (torch.cat([lin8(r) for r in x]).float() - x[:, 0] @ w.t()).abs().mean()
+    assert err4 < err8
+    # arbitrary (trained) weights: within half a step of each group's range / 15
+    wr = torch.randn(n, k, generator=g)
+    grp = wr.view(n, k // 32, 32)
+    half_step = ((grp.amax(-1) - grp.amin(-1)) / 30).repeat_interleave(32, 1)
+    assert ((_Int4Linear(wr).dequantized() - wr).abs() <= half_step * 1.05 + wr.abs() * 2**-7).all()
+    for rows in (1, 4, 5, 40):
+        x = torch.randn(rows, k, generator=g)
+        got = lin(x).float()
+        assert got.shape == (rows, n)
+        ref = x @ (deq if rows <= engine_mod._INT8_M else w).t()  # past 4 rows: the bf16 copy
+        torch.testing.assert_close(got, ref, rtol=0.02, atol=0.05)
+
+
+def test_int4_keeps_the_lm_head_int8_and_odd_widths_fall_back(smollm2):
+    model, tok = smollm2
+    packed = engine_mod._Packed(model, "int4")
+    assert isinstance(packed.layers[0][1], _Int4Linear) and isinstance(packed.lm_head, _Int8Linear)
+    assert isinstance(engine_mod._int4(torch.randn(8, 40)), _Int8Linear)  # 40 is no multiple of 32
 
 
 def test_bf16_model_weights_take_the_onednn_pack_when_available():

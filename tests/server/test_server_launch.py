@@ -176,7 +176,7 @@ def test_engine_dtype_reaches_the_engine(tmp_path, monkeypatch):
     assert CliRunner().invoke(cli, ["serve", "tiny", "--engine-dtype", "fp16"]).exit_code == 2
     with pytest.raises(launch.ServeError, match="engine-dtype"):
         launch.build_app(launch.ServeConfig(engine_dtype="model"))
-    for dtype, weights in (("fp32", "model"), ("bf16", "bf16")):
+    for dtype, weights in (("fp32", "model"), ("bf16", "bf16"), ("int4", "int4")):
         service = launch.build_service("tiny", "tiny", engine_dtype=dtype, moderation="off")
         engine = service.scheduler.engine  # the scheduler is not started: no thread to stop
         assert engine.weights == weights

@@ -47,9 +47,9 @@ def register(group: click.Group) -> None:
     @click.option("--vllm-gpu-memory", default=0.45, show_default=True, type=click.FloatRange(0.05, 0.95),
                   help="With --backend vllm: its share of GPU memory per served version.")
     @click.option("--engine-dtype", default="fp32", show_default=True,
-                  type=click.Choice(["fp32", "bf16", "int8"]),
-                  help="Weights the engine decodes with: bf16 or int8 copies decode faster on "
-                  "CPUs with AVX512-BF16/AMX (see docs/serving.md).")
+                  type=click.Choice(["fp32", "bf16", "int8", "int4"]),
+                  help="Weights the engine decodes with: bf16, int8 or int4 copies decode faster "
+                  "(int4 fastest for one stream; see docs/serving.md).")
     @click.option("--follow-registry/--no-follow-registry", default=True, show_default=True,
                   help="Serve the version the registry deploys (chatrlhf models promote) and move "
                   "with it live; MODEL_OR_RUN is served until something is deployed.")

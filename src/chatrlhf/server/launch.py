@@ -19,6 +19,7 @@ from typing import Any
 # A pipeline run (chatrlhf.pipeline) keeps its policies in ppo/ (round 1), ppo-2/, ppo-3/ ... and
 # sft/; a stage is complete when its DONE file exists (chatrlhf.train_utils).
 DONE = "DONE"
+ENGINE_DTYPES = ("fp32", "bf16", "int8", "int4")  # engine.WEIGHTS, "fp32" for "model"
 
 @dataclass
 class ServeConfig:
@@ -38,8 +39,8 @@ class ServeConfig:
     # A prompt longer than this is prefilled this many tokens per engine step, between the other
     # batches' decode steps, so one 8k-token prompt does not freeze every stream while it is read.
     prefill_chunk: int = 256
-    # Weights the engine decodes with: "fp32" (the model's own), or "bf16" / "int8" copies for
-    # faster decoding on CPUs with AVX512-BF16/AMX (engine.py; +270 MB / +405 MB per version).
+    # Weights the engine decodes with: "fp32" (the model's own), or "bf16" / "int8" / "int4"
+    # copies for faster decoding (engine.py; +270 / +405 / +365 MB per version for SmolLM2-135M).
     engine_dtype: str = "fp32"
     # Serve what the registry deploys (chatrlhf models promote|rollback|split), following it live;
     # False pins the server to ``model``.
@@ -254,8 +255,8 @@ def build_app(cfg: ServeConfig, store: Any = None) -> Any:
     check_bind(cfg.host, cfg.no_auth)
     if not 0.0 <= cfg.arena_share <= 1.0 or len(cfg.arena_versions) not in (0, 2):
         raise ServeError("--arena-share must be in [0, 1], and --arena-versions names two versions")
-    if cfg.engine_dtype not in ("fp32", "bf16", "int8"):
-        raise ServeError(f"--engine-dtype must be fp32, bf16 or int8, got {cfg.engine_dtype!r}")
+    if cfg.engine_dtype not in ENGINE_DTYPES:
+        raise ServeError(f"--engine-dtype must be one of {', '.join(ENGINE_DTYPES)}, got {cfg.engine_dtype!r}")
     if store is None:
         store = Store(cfg.db)
         store.upgrade()

@@ -263,7 +263,7 @@ def rl_row(sz: Sizes, work: Path, iterations: int, threads: int) -> list[Result]
         ppo_run(cfg)
     rows = read_metrics(work / "ppo" / "metrics.jsonl")[1:]
     ours = statistics.median(r["t_iter"] for r in rows)
-    ours_notes = {"t_gen": statistics.median(r["t_gen"] for r in rows),
+    ours_notes = {**{k: statistics.median(r[k] for r in rows) for k in ("t_gen", "t_score", "t_update")},
                   "mean_length": statistics.mean(r["length"] for r in rows)}
     results = []
     for name in ("RLOOTrainer", "GRPOTrainer"):

@@ -272,6 +272,7 @@ def make_experience(models: Models, batch: list[tuple[Any, list[int]]], completi
     over a larger batch than this one (every process's rollouts)."""
     import torch
 
+    from chatrlhf.chat_format import eot_id
     from chatrlhf.heads import lower_states
     from chatrlhf.ppo_core import (Experience, apply_nonending_penalty, gae_advantages, kl_penalized_rewards,
                                    masked_whiten)
@@ -289,18 +290,35 @@ def make_experience(models: Models, batch: list[tuple[Any, list[int]]], completi
     attn = torch.cat([prompt_attn, mask.long()], 1).to(device())
     resp, mask = resp.to(device()), mask.to(device())
     ended = torch.tensor([c.finish_reason == "stop" for c in completions], device=device())
+    # The RM reads each reply at its end-of-turn token, which a reply cut at max_new_tokens lacks.
+    # With a trunk shared with the RM, one extra column holds that token for the cut rows (padding
+    # for the others): causal attention leaves every earlier position as it was, so the policy and
+    # the reference read the same states, and the RM needs no forward of its own over the cut rows
+    # (all 30 blocks of 32 rows: 5 of the bench iteration's 14 s of scoring, docs/peers.md).
+    seq_rm, attn_rm = seq, attn
+    eot = eot_id(models.tokenizer)
+    cut = torch.tensor([c.finish_reason != "stop" and (not c.token_ids or c.token_ids[-1] != eot)
+                        for c in completions], device=device())
+    extend = models.trunk_start > 0 and models.rm_shares_trunk and bool(cut.any())
+    if extend:
+        seq_rm = torch.cat([seq, torch.where(cut, eot, pad)[:, None]], 1)  # (B, P+R+1)
+        attn_rm = torch.cat([attn, cut.long()[:, None]], 1)
     models.policy.eval()
     with torch.no_grad(), autocast(cfg.dtype):
         # 2. one policy forward gives the old log-probs and the old values together (with frozen
         #    lower blocks, their output `trunk` (B, P+R, H) is computed here once for every pass)
-        trunk = None
+        trunk = trunk_rm = None
         if models.trunk_start > 0:
-            trunk = lower_states(models.policy, seq, attn, models.trunk_start)
+            trunk_rm = lower_states(models.policy, seq_rm, attn_rm, models.trunk_start)
+            trunk = trunk_rm[:, : seq.shape[1]].contiguous() if extend else trunk_rm
         old_logp, values, _ = logprobs_and_values(models, seq, attn, P, resp, cfg, trunk=trunk)
         # 3. the frozen reference's log-probs, for the KL penalty
         ref_logp = reference_logprobs(models, seq, attn, P, resp, cfg, trunk)
         # 4. the reward model reads the end-of-reply token; unfinished replies are penalised
-        raw = reward_scores(models, seq, attn, trunk, ended).float()
+        if extend:
+            raw = reward_scores(models, seq_rm, attn_rm, trunk_rm).float()
+        else:
+            raw = reward_scores(models, seq, attn, trunk, ended).float()
     rm_raw = None
     if cfg.rm_coef != 1.0:  # an ablation: keep the unscaled score for the metrics
         rm_raw, raw = raw, raw * cfg.rm_coef
@@ -466,15 +484,17 @@ def run(cfg: PPOConfig) -> dict[str, Any]:
         exp, completions = gather_rollouts(acc, rows, exp, completions, pad_id_of(tok))
         if cfg.whiten_advantages and world > 1:
             exp.advantages = masked_whiten(exp.advantages, exp.mask)
+        t_score = time.time() - t0 - t_gen
         # 6. PPO epochs over minibatches
         upd = ppo_update(models, exp, opt, cfg, rng, ptx, acc, wrapped)
+        t_update = time.time() - t0 - t_gen - t_score
         # 7. adapt β to the measured KL per reply (summed over tokens, mean over replies)
         seq_kl = ((exp.old_logprobs - exp.ref_logprobs) * exp.mask).sum(1).mean().item()
         kl_ctl.update(seq_kl, len(batch))
         if not main:
             continue
         last = iteration_stats(it, exp, completions, batch, gold, seq_kl, kl_ctl.value, upd)
-        last.update(t_gen=t_gen, t_iter=time.time() - t0)
+        last.update(t_gen=t_gen, t_score=t_score, t_update=t_update, t_iter=time.time() - t0)
         log.log(**last)
         bar.set_postfix(reward=f"{last['reward']:.3f}", kl=f"{seq_kl:.2f}")
         if cfg.checkpoint_every > 0 and (it + 1) % cfg.checkpoint_every == 0 and it + 1 < cfg.iterations:

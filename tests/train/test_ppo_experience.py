@@ -101,7 +101,7 @@ def _shared_trunk_models(models, rm_same: bool):
 
 
 @pytest.mark.parametrize("rm_same", [True, False])
-def test_shared_frozen_trunk_gives_the_full_forward_experience(models, rm_same):
+def test_shared_frozen_trunk_gives_the_full_forward_experience(models, rm_same, monkeypatch):
     # Training only the top blocks lets one pass of the frozen blocks serve the old policy, the
     # reference, the reward model and every update pass; nothing it computes may differ.
     tok = models.tokenizer
@@ -109,16 +109,24 @@ def test_shared_frozen_trunk_gives_the_full_forward_experience(models, rm_same):
     comps = [Completion([11, 12, eos], [0.0] * 3, "ab", "stop"),
              Completion([13, 14, 15, 16, 17], [0.0] * 5, "abcde", "length")]
     cfg = PPOConfig(dtype="float32", kl_coef=0.1)
-    full = make_experience(models, _batch(tok), comps, 0.1, cfg)
     shared = _shared_trunk_models(models, rm_same)
     assert shared.ref_shares_trunk and shared.rm_shares_trunk == rm_same
+    full = make_experience(models, _batch(tok), comps, 0.1, cfg)  # after any rm change
+    rm_forwards = []
+    real_scores = ScalarModel.scores
+    monkeypatch.setattr(ScalarModel, "scores", lambda self, *a: rm_forwards.append(1) or real_scores(self, *a))
     fast = make_experience(shared, _batch(tok), comps, 0.1, cfg)
+    # the cut reply's end-of-turn token rides in the shared trunk as one extra column: no RM
+    # forward of its own when the RM shares the trunk
+    assert len(rm_forwards) == (0 if rm_same else 2)  # else: all rows, then the cut one with EOT
     assert full.trunk is None and fast.trunk is not None
-    raw = models.reward.scores(full.sequences, full.attention_mask)  # after any rm change
+    assert fast.trunk.shape[1] == fast.sequences.shape[1]  # the extra column stays out of the update
+    raw = models.reward.scores(full.sequences, full.attention_mask)
     for name in ("old_logprobs", "ref_logprobs", "values"):
         torch.testing.assert_close(getattr(fast, name) * fast.mask, getattr(full, name) * full.mask,
                                    rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(fast.scores[0], raw[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(fast.scores, full.scores, rtol=1e-4, atol=1e-5)  # the cut row too
     # an update through the cached trunk moves only the top block
     before = copy.deepcopy(shared.policy.state_dict())
     params = [p for p in shared.policy.parameters() if p.requires_grad]

@@ -505,14 +505,20 @@ def _sample(
     tokens = logits.argmax(-1)
     V = logp.shape[1]
     filtered = [r for r, p in enumerate(params) if p.temperature > 0 and (p.top_k or p.top_p < 1)]
+    plain = [r for r, p in enumerate(params) if p.temperature > 0 and not (p.top_k or p.top_p < 1)]
+    if plain:
+        # Inverse-CDF draws for every unfiltered row at once: one uniform from each row's own
+        # generator, one cumsum over the batch. multinomial per row ran an exponential over all
+        # 49k tokens (1 ms a row): 45 ms of a 32-row decode step, a third of PPO's rollout.
+        u = torch.cat([torch.rand(1, generator=gens[r]) for r in plain])  # (S,)
+        cdf = logp[plain].exp().cumsum(-1)  # (S, V)
+        picks = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)[:, 0]
+        tokens[plain] = picks.clamp(max=V - 1)  # u * total == total only by rounding
     if filtered:
         kc = min(V, max(_CANDIDATES, max(params[r].top_k for r in filtered)))
         cand_lp, cand_ids = torch.topk(logp[filtered], kc, dim=-1)  # (S, kc) descending
     for r, p in enumerate(params):
-        if p.temperature == 0:
-            continue
-        if r not in filtered:
-            tokens[r] = torch.multinomial(logp[r].exp(), 1, generator=gens[r])[0]
+        if p.temperature == 0 or r not in filtered:
             continue
         i = filtered.index(r)
         lp, ids = cand_lp[i], cand_ids[i]

@@ -204,6 +204,34 @@ def test_filtered_sampling_follows_the_renormalised_distribution():
     assert (counts / n - want).abs().max() < 0.04
 
 
+def test_unfiltered_sampling_follows_the_tempered_distribution():
+    # The inverse-CDF draw: frequencies follow softmax(logits / T), a token of probability 0 never
+    # comes out, a row's draws depend on its own generator only, and greedy rows stay greedy.
+    from chatrlhf.engine import _sample
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 6) * 2
+    logits[0, 4] = float("-inf")  # probability exactly 0
+    params = [SamplingParams(temperature=0.7, seed=1), SamplingParams(temperature=1.3, seed=2),
+              SamplingParams(temperature=0)]
+    want = [torch.softmax(logits[0] / 0.7, 0), torch.softmax(logits[1] / 1.3, 0)]
+    gens = [torch.Generator().manual_seed(i) for i in range(3)]
+    solo = torch.Generator().manual_seed(0)  # the same seed as gens[0]
+    counts = torch.zeros(2, 6)
+    n = 4000
+    for _ in range(n):
+        tok, lp = _sample(logits, params, gens)
+        alone, _ = _sample(logits[:1], params[:1], [solo])
+        assert int(alone[0]) == int(tok[0])  # the same draws whatever the batch
+        assert int(tok[2]) == int(logits[2].argmax())
+        for r in range(2):
+            counts[r, int(tok[r])] += 1
+            assert abs(float(lp[r]) - float(torch.log(want[r][tok[r]]))) < 1e-4
+    assert counts[0, 4] == 0
+    for r in range(2):
+        assert (counts[r] / n - want[r]).abs().max() < 0.03
+
+
 @pytest.mark.parametrize("gemm", ["mkl", "onednn", "none"])
 def test_packed_linear_matches_f_linear_for_every_row_count(gemm, monkeypatch):
     # Decode batches (1-128 rows) take the MKL-packed or transposed path, prefill takes F.linear;

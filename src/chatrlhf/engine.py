@@ -19,9 +19,11 @@ Two runners compute the forward pass:
   ``DynamicCache``.
 
 Weights (``Engine(weights=...)``), for the Llama runner:
-- "model" (default): the model's own parameters in their own dtype. fp32 is exact (its logits
-  equal the model's forward bitwise; PPO's trainer relies on that); a bf16 model (PPO's rollout
-  copy) runs on oneDNN's packed bf16 GEMM.
+- "model" (default): the model's own parameters in their own dtype, no copy to go stale. fp32
+  equals the model's forward to fp32 rounding: bitwise on MKL's packed GEMM (Intel CPUs), ~1e-4
+  on logits of ~10 on oneDNN's (elsewhere; ``_pick_fp32_gemm``). PPO samples from it and takes
+  its log-probs from the model's own forward. A bf16 model (PPO's rollout copy) runs on oneDNN's
+  packed bf16 GEMM.
 - "bf16": bf16 copies of every Linear weight, packed once for oneDNN (AMX/AVX512-BF16, fp32
   accumulation); norms, attention, the residual stream and the KV cache stay fp32. +270 MB for
   SmolLM2-135M beside the fp32 model.

@@ -502,6 +502,10 @@ def _sample(
     vocabulary). The draw itself is per row, from the row's own generator, so a seeded row
     samples the same tokens whatever it is batched with.
     """
+    if all(p.temperature == 0 for p in params):  # greedy (chat at T=0, evaluation, the benches)
+        tokens = logits.argmax(-1)
+        # log_softmax at the picked token alone: no (B, V) division or log-prob table to write
+        return tokens, logits.gather(1, tokens[:, None])[:, 0] - torch.logsumexp(logits, -1)
     temps = torch.tensor([p.temperature if p.temperature > 0 else 1.0 for p in params])
     logp = torch.log_softmax(logits / temps[:, None], dim=-1)  # (B, V)
     tokens = logits.argmax(-1)

@@ -124,7 +124,8 @@ def test_single_process_ppo_is_the_plain_loop_bit_for_bit(tiny, tmp_path):
     saved = load_file(str(tmp_path / "one" / "model.safetensors"))
     for name, value in weights.items():
         assert torch.equal(saved[name], value), name
-    assert got[0]["ptx_loss"] > 0 and got[-1]["kl"] > 0  # ptx ran and the policy moved off the reference
+    # ptx ran and the policy moved off the reference (the KL is a sampled estimate: either sign)
+    assert got[0]["ptx_loss"] > 0 and got[-1]["kl"] != 0
 
 
 def test_minibatch_shares_weigh_to_the_whole_minibatch():

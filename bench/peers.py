@@ -585,7 +585,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS))
     ap.add_argument("--model", default=None, help="model spec (default: embedded SmolLM2; --small: tiny)")
     ap.add_argument("--iterations", "--repeats", type=int, default=2, dest="iterations",
-                    help="timed RL iterations / SFT steps / generation repeats per cell, after one warm-up (median)")
+                    help="timed RL iterations / generation repeats per cell (SFT: --sft-steps), after one warm-up (median)")
     ap.add_argument("--sft-steps", type=int, default=8,
                     help="timed SFT steps (not --iterations): each step is a random batch padded to its "
                          "longest row, and the median of 3 swung from 1.06x to 1.55x between runs")

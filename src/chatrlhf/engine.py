@@ -13,14 +13,15 @@ same token ids share one prefill (the K samples per prompt of PPO, RLOO or GRPO)
 Two runners compute the forward pass:
 - ``_LlamaRunner``, for Llama-architecture models (SmolLM2): a preallocated KV cache written in
   place, grouped-query attention without materialising repeated keys, logits for the last position
-  only, and no per-step mask or module-hook overhead. It reads the model's live parameters, so it
-  sees every optimizer update without a copy.
+  only, and no per-step mask or module-hook overhead. It decodes from packed layouts of the
+  model's weights (MKL's or oneDNN's, a copy), rebuilt whenever an optimizer step has changed a
+  parameter (``_Packed.key``).
 - ``_HFRunner``, for anything else (and PEFT-wrapped models): the model's own forward with a
   ``DynamicCache``.
 
 Weights (``Engine(weights=...)``), for the Llama runner:
-- "model" (default): the model's own parameters in their own dtype, no copy to go stale. fp32
-  equals the model's forward to fp32 rounding: bitwise on MKL's packed GEMM (Intel CPUs), ~1e-4
+- "model" (default): the model's own parameters in their own dtype (packed, and repacked after
+  every update). fp32 equals the model's forward to fp32 rounding: bitwise on MKL's packed GEMM (Intel CPUs), ~1e-4
   on logits of ~10 on oneDNN's (elsewhere; ``_pick_fp32_gemm``). PPO samples from it and takes
   its log-probs from the model's own forward. A bf16 model (PPO's rollout copy) runs on oneDNN's
   packed bf16 GEMM.
@@ -44,6 +45,7 @@ rollouts and training agree when the trainer uses the same temperature.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
@@ -129,14 +131,14 @@ def _pick_fp32_gemm() -> str:
     On an AMD EPYC (Zen 4, AVX-512) MKL is 1.4-2.3x slower than oneDNN's packed fp32 GEMM at
     8-32 rows (the 49k-row LM head: 16.1 vs 4.2 ms at 8 rows, 23.1 vs 10.2 ms at 32), so the
     engine decoded 2x faster at batch 8 with oneDNN. MKL is Intel's library; oneDNN dispatches on
-    the ISA alone. ``CHATRLHF_FP32_GEMM=mkl|onednn`` overrides the choice (to measure both)."""
+    the ISA alone. ``CHATRLHF_FP32_GEMM=mkl|onednn``, read at import, overrides the choice (to
+    measure both)."""
     forced = os.environ.get("CHATRLHF_FP32_GEMM", "").strip().lower()
-    if forced:
-        if forced not in FP32_GEMMS:
-            raise ValueError(f"CHATRLHF_FP32_GEMM must be one of {FP32_GEMMS}, got {forced!r}")
-        if forced == "mkl" and not _MKL_PACKED:
-            raise ValueError("CHATRLHF_FP32_GEMM=mkl, but this torch has no packed MKL linear")
+    if forced in FP32_GEMMS and (forced == "onednn" or _MKL_PACKED):
         return forced
+    if forced:  # read once, at import: a typo must not break every command that imports us
+        warnings.warn(f"CHATRLHF_FP32_GEMM={forced!r} ignored: use one of {FP32_GEMMS}"
+                      + ("" if _MKL_PACKED else " (this torch has no packed MKL linear)"))
     if _MKL_PACKED and (_cpu_vendor() == "GenuineIntel" or not torch.backends.mkldnn.is_available()):
         return "mkl"
     return "onednn" if torch.backends.mkldnn.is_available() else "mkl"
@@ -156,8 +158,10 @@ class _Linear:
     MKL's internal panel format, as Inductor's freezing pass does) ran 1.4x faster than
     ``x @ W.t()`` on contiguous transposed weights at 32 rows, and 1.8x on the 49k-row LM head;
     both beat ``F.linear`` by 1.2-3x. For prefill (hundreds of rows) ``F.linear`` on the plain
-    weight is fastest. All three give bitwise-identical results here (the same MKL kernels
-    underneath), which the greedy-equals-HF tests check.
+    weight is fastest. All three give bitwise-identical results on an Intel CPU (the same MKL
+    kernels underneath), which the greedy-equals-HF tests check. Elsewhere oneDNN's fp32 pack
+    serves every row count (``_pick_fp32_gemm``): not bitwise equal to ``F.linear``, within fp32
+    rounding.
 
     bf16: the weight reordered once for oneDNN (``mkldnn._reorder_linear_weight``, Inductor's own
     bf16 prepack), for every row count: unpacked, ``F.linear`` on bf16 re-lays the weight out on
@@ -264,7 +268,8 @@ class _Int4Linear:
 
     @staticmethod
     def fits(*ws: torch.Tensor) -> bool:
-        return ws[0].shape[1] % _INT4_GROUP == 0
+        # the CPU packer wants whole groups along K and output rows in multiples of 16
+        return ws[0].shape[1] % _INT4_GROUP == 0 and sum(w.shape[0] for w in ws) % 16 == 0
 
     def dequantized(self) -> torch.Tensor:
         """The weights the kernel computes with, (N, K) fp32 (tests)."""
@@ -358,7 +363,8 @@ class _LlamaRunner:
                     mask: torch.Tensor) -> torch.Tensor:
         """Attention for one query per row (a decode step): the query heads that share a KV head
         are one (g, hd) @ (hd, S) matmul, so keys are never repeated. SDPA's CPU kernel, built
-        for long queries, took 1.3x as long for this shape (32 rows, 9 heads, ~100 keys)."""
+        for long queries, took 1.3x as long for this shape (32 rows, 9 heads, ~100 keys). fp32
+        caches only: a bf16 cache keeps SDPA, whose scores and softmax stay in fp32."""
         B, nh, _, hd = q.shape
         s = q.view(B, self.nkv, nh // self.nkv, hd) @ k.transpose(-1, -2)  # (B, nkv, g, S)
         s = (s * hd**-0.5).masked_fill(~mask, float("-inf"))  # mask: (B, 1, 1, S)
@@ -383,7 +389,7 @@ class _LlamaRunner:
             self.k[i][:, :, start:end] = k  # cache: (B, nkv, S_max, hd), written in place
             self.v[i][:, :, start:end] = v
             keys, vals = self.k[i][:, :, :end], self.v[i][:, :, :end]
-            if T == 1:
+            if T == 1 and keys.dtype == torch.float32:
                 o = self._attend_one(q, keys, vals, mask)
             else:
                 o = F.scaled_dot_product_attention(q, keys, vals, attn_mask=mask, enable_gqa=True)
@@ -516,10 +522,12 @@ def _sample(
         # Inverse-CDF draws for every unfiltered row at once: one uniform from each row's own
         # generator, one cumsum over the batch. multinomial per row ran an exponential over all
         # 49k tokens (1 ms a row): 45 ms of a 32-row decode step, a third of PPO's rollout.
-        u = torch.cat([torch.rand(1, generator=gens[r]) for r in plain])  # (S,)
-        cdf = logp[plain].exp().cumsum(-1)  # (S, V)
+        # float64: an fp32 CDF past 0.5 moves in steps of 6e-8, and rarer tokens would be drawn
+        # with probability 0 or 6e-8 instead of their own.
+        u = torch.cat([torch.rand(1, generator=gens[r], dtype=torch.float64) for r in plain])  # (S,)
+        cdf = logp[plain].double().exp().cumsum(-1)  # (S, V)
         picks = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)[:, 0]
-        tokens[plain] = picks.clamp(max=V - 1)  # u * total == total only by rounding
+        tokens[plain] = picks.clamp(max=V - 1)  # only NaN logits reach past the end
     if filtered:
         kc = min(V, max(_CANDIDATES, max(params[r].top_k for r in filtered)))
         cand_lp, cand_ids = torch.topk(logp[filtered], kc, dim=-1)  # (S, kc) descending
@@ -615,9 +623,10 @@ class Engine:
         yield a ``PrefillStep`` from ``stream`` after each (a server interleaves other batches'
         decode steps there). None: one forward, no ``PrefillStep`` events.
 
-        ``weights``: "model" (the model's own parameters, read live: exact, the training path),
-        or "bf16" / "int8" (the Llama runner over lower-precision copies: faster decoding for
-        serving; log-probs are then close to, not equal to, the model's)."""
+        ``weights``: "model" (the model's own parameters in their own dtype: fp32 to fp32
+        rounding, the training path), or "bf16" / "int8" / "int4" (the Llama runner over
+        lower-precision copies: faster decoding for serving; log-probs are then close to, not
+        equal to, the model's)."""
         self.model, self.tokenizer = model, tokenizer
         self.max_batch_size = max_batch_size
         if prefill_chunk is not None and prefill_chunk < 1:

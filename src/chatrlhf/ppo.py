@@ -243,8 +243,9 @@ def reward_scores(models: Models, seq, attn, trunk: "torch.Tensor | None" = None
     """(B,) normalised RM scores, read at each row's end-of-reply token.
 
     A reply cut off at ``max_new_tokens`` (``ended`` False) has no such token: the RM scores it with
-    one appended, as every training reply was encoded, in a forward of its own (the shared trunk
-    has no state for the extra position). Read at its last word instead, the head gave values far
+    one appended, as every training reply was encoded, in a forward of its own (this trunk has no
+    state for the extra position; ``make_experience`` avoids that forward by passing a trunk
+    computed with the token already appended, and ``ended`` None). Read at its last word instead, the head gave values far
     outside its training range, which PPO could chase by never stopping."""
     from chatrlhf.chat_format import eot_id
     from chatrlhf.reward import ended_ids
@@ -310,7 +311,7 @@ def make_experience(models: Models, batch: list[tuple[Any, list[int]]], completi
         trunk = trunk_rm = None
         if models.trunk_start > 0:
             trunk_rm = lower_states(models.policy, seq_rm, attn_rm, models.trunk_start)
-            trunk = trunk_rm[:, : seq.shape[1]].contiguous() if extend else trunk_rm
+            trunk = trunk_rm[:, : seq.shape[1]] if extend else trunk_rm  # a view: no second copy
         old_logp, values, _ = logprobs_and_values(models, seq, attn, P, resp, cfg, trunk=trunk)
         # 3. the frozen reference's log-probs, for the KL penalty
         ref_logp = reference_logprobs(models, seq, attn, P, resp, cfg, trunk)

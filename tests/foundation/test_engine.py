@@ -97,14 +97,29 @@ def test_repeated_prompts_share_one_prefill_and_still_sample_apart(generic, tiny
     assert prefills == [3]  # three distinct prompts, one prefill row each
     alone = {i: eng.generate([p], greedy)[0].token_ids for i, p in enumerate((a, b, c))}
     assert [r.token_ids for r in got] == [alone[0], alone[1], alone[0], alone[2], alone[0], alone[1]]
-    # Seeded sampling: each row follows its own seed, as if it were alone; the same prompt with
-    # different seeds gives different replies.
-    params = [SamplingParams(max_new_tokens=12, temperature=1.0, seed=s, stop_token_ids=[7 + s])
+    # Seeded sampling: each row follows its own seed, as if it were alone, also when the rows
+    # sharing a prompt leave the batch at different steps; the same prompt with different seeds
+    # gives different replies.
+    params = [SamplingParams(max_new_tokens=3 + 2 * s, temperature=1.0, seed=s, ignore_eos=True)
               for s in range(len(batch))]
     got = eng.generate(batch, params)
+    assert [len(r.token_ids) for r in got] == [3 + 2 * s for s in range(len(batch))]
     for p, q, r in zip(batch, params, got):
         assert r.token_ids == eng.generate([p], q)[0].token_ids
-    assert len({tuple(r.token_ids) for r, p in zip(got, batch) if p == a}) > 1
+    assert len({tuple(r.token_ids[:3]) for r, p in zip(got, batch) if p == a}) > 1
+    if generic:
+        return
+    # Chunked prefill (the server's path): one of two rows sharing a prompt cancels between
+    # chunks; the other still gets the reply it would get alone.
+    long_a = a + a  # long enough for several chunks
+    gen = Engine(model, tok, prefill_chunk=4).stream([long_a, long_a], greedy)
+    it = iter(gen)
+    assert isinstance(next(it), engine_mod.PrefillStep)
+    gen.cancel(0)
+    rest = list(it)
+    assert gen.results[0].finish_reason == "cancelled"
+    assert gen.results[1].token_ids == eng.generate([long_a], greedy)[0].token_ids
+    assert {e.row for e in rest if isinstance(e, engine_mod.TokenEvent)} <= {0, 1}
 
 
 def test_stop_strings_cut_the_text(smollm2):
@@ -335,16 +350,17 @@ def test_the_default_weights_are_bit_exact_with_the_model_forward(which, request
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-4)
     lin = eng._packed.layers[0][1]
     assert isinstance(lin, _Linear) and lin.w.dtype == torch.float32
-    assert lin.onednn is None or lin.onednn.dtype == torch.float32  # oneDNN's fp32 pack, no copy
+    assert lin.onednn is None or lin.onednn.dtype == torch.float32  # oneDNN's fp32 pack, no bf16
 
 
 @pytest.mark.parametrize("forced", ["mkl", "onednn"])
 def test_the_fp32_gemm_follows_the_override(forced, monkeypatch):
     monkeypatch.setenv("CHATRLHF_FP32_GEMM", forced)
     assert engine_mod._pick_fp32_gemm() == forced
-    monkeypatch.setenv("CHATRLHF_FP32_GEMM", "cublas")
-    with pytest.raises(ValueError, match="CHATRLHF_FP32_GEMM"):
-        engine_mod._pick_fp32_gemm()
+    monkeypatch.setenv("CHATRLHF_FP32_GEMM", "cublas")  # a typo warns and picks by vendor
+    monkeypatch.setattr(engine_mod, "_cpu_vendor", lambda: "AuthenticAMD")
+    with pytest.warns(UserWarning, match="CHATRLHF_FP32_GEMM"):
+        assert engine_mod._pick_fp32_gemm() == "onednn"
     monkeypatch.delenv("CHATRLHF_FP32_GEMM")
     monkeypatch.setattr(engine_mod, "_cpu_vendor", lambda: "GenuineIntel")
     assert engine_mod._pick_fp32_gemm() == "mkl"
@@ -436,7 +452,9 @@ def test_int4_keeps_the_lm_head_int8_and_odd_widths_fall_back(smollm2):
     model, tok = smollm2
     packed = engine_mod._Packed(model, "int4")
     assert isinstance(packed.layers[0][1], _Int4Linear) and isinstance(packed.lm_head, _Int8Linear)
-    assert isinstance(engine_mod._int4(torch.randn(8, 40)), _Int8Linear)  # 40 is no multiple of 32
+    assert isinstance(engine_mod._int4(torch.randn(16, 40)), _Int8Linear)  # 40 is no multiple of 32
+    assert isinstance(engine_mod._int4(torch.randn(40, 64)), _Int8Linear)  # 40 rows: no multiple of 16
+    assert isinstance(engine_mod._int4(torch.randn(32, 64), torch.randn(16, 64)), _Int4Linear)
 
 
 def test_bf16_model_weights_take_the_onednn_pack_when_available():

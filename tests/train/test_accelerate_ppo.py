@@ -125,7 +125,7 @@ def test_single_process_ppo_is_the_plain_loop_bit_for_bit(tiny, tmp_path):
     for name, value in weights.items():
         assert torch.equal(saved[name], value), name
     # ptx ran and the policy moved off the reference (the KL is a sampled estimate: either sign)
-    assert got[0]["ptx_loss"] > 0 and got[-1]["kl"] != 0
+    assert got[0]["ptx_loss"] > 0 and abs(got[-1]["kl"]) > 1e-6
 
 
 def test_minibatch_shares_weigh_to_the_whole_minibatch():

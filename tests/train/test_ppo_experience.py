@@ -100,14 +100,19 @@ def _shared_trunk_models(models, rm_same: bool):
     return m
 
 
+@pytest.mark.parametrize("cut_shorter", [False, True])
 @pytest.mark.parametrize("rm_same", [True, False])
-def test_shared_frozen_trunk_gives_the_full_forward_experience(models, rm_same, monkeypatch):
+def test_shared_frozen_trunk_gives_the_full_forward_experience(models, rm_same, cut_shorter, monkeypatch):
     # Training only the top blocks lets one pass of the frozen blocks serve the old policy, the
     # reference, the reward model and every update pass; nothing it computes may differ.
+    # cut_shorter: the cut reply is not the longest, so padding sits before its appended EOT.
     tok = models.tokenizer
     eos = tok.eos_token_id
     comps = [Completion([11, 12, eos], [0.0] * 3, "ab", "stop"),
              Completion([13, 14, 15, 16, 17], [0.0] * 5, "abcde", "length")]
+    if cut_shorter:
+        comps = [Completion([11, 12, 18, 19, 20, 21, eos], [0.0] * 7, "ab", "stop"),
+                 Completion([13, 14, 15], [0.0] * 3, "abc", "length")]
     cfg = PPOConfig(dtype="float32", kl_coef=0.1)
     shared = _shared_trunk_models(models, rm_same)
     assert shared.ref_shares_trunk and shared.rm_shares_trunk == rm_same

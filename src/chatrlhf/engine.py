@@ -139,9 +139,9 @@ def _pick_fp32_gemm() -> str:
     if forced:  # read once, at import: a typo must not break every command that imports us
         warnings.warn(f"CHATRLHF_FP32_GEMM={forced!r} ignored: use one of {FP32_GEMMS}"
                       + ("" if _MKL_PACKED else " (this torch has no packed MKL linear)"))
-    if _MKL_PACKED and (_cpu_vendor() == "GenuineIntel" or not torch.backends.mkldnn.is_available()):
-        return "mkl"
-    return "onednn" if torch.backends.mkldnn.is_available() else "mkl"
+    if not torch.backends.mkldnn.is_available():
+        return "mkl"  # (without MKL either, _Linear falls back to a transposed weight)
+    return "mkl" if _MKL_PACKED and _cpu_vendor() == "GenuineIntel" else "onednn"
 
 
 _FP32_GEMM = _pick_fp32_gemm()
@@ -211,7 +211,24 @@ class _Linear:
 _INT8_M = 4  # rows up to which the int8 weight-only kernel beat packed bf16 (1.3x at 1 row)
 
 
-class _Int8Linear:
+class _FewRowsQuantized:
+    """A weight-only quantized copy (``_mm``, bf16 in and out) for decode steps of up to
+    ``_INT8_M`` rows, beside a bf16 copy (``bf16``) for prefill and larger batches."""
+
+    bf16: _Linear
+
+    def _mm(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x2 = x.reshape(-1, x.shape[-1])
+        if x2.shape[0] > _INT8_M:
+            return self.bf16(x)
+        y = self._mm(x2.to(torch.bfloat16))  # bf16 out
+        return y.view(*x.shape[:-1], y.shape[-1])
+
+
+class _Int8Linear(_FewRowsQuantized):
     """An int8 copy of one weight matrix for single-stream decoding, beside a bf16 one.
 
     Weight-only: int8 weights with per-output-channel symmetric scales, bf16 activations, through
@@ -229,18 +246,14 @@ class _Int8Linear:
         self.scale = scale.to(torch.bfloat16)
         self.bf16 = _Linear(w, dtype=torch.bfloat16)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x2 = x.reshape(-1, x.shape[-1])
-        if x2.shape[0] > _INT8_M:
-            return self.bf16(x)
-        y = torch._weight_int8pack_mm(x2.to(torch.bfloat16), self.q, self.scale)  # bf16 out
-        return y.view(*x.shape[:-1], y.shape[-1])
+    def _mm(self, x: torch.Tensor) -> torch.Tensor:
+        return torch._weight_int8pack_mm(x, self.q, self.scale)
 
 
 _INT4_GROUP = 32  # weights per (scale, zero) pair along the input dimension: GGUF Q4_1's block
 
 
-class _Int4Linear:
+class _Int4Linear(_FewRowsQuantized):
     """A 4-bit copy of one weight matrix for single-stream decoding, beside a bf16 one.
 
     Groups of 32 input weights share a scale and a zero point: ``w = (q - 8) * scale + zero``
@@ -274,14 +287,10 @@ class _Int4Linear:
     def dequantized(self) -> torch.Tensor:
         """The weights the kernel computes with, (N, K) fp32 (tests)."""
         eye = torch.eye(self.bf16.in_features, dtype=torch.bfloat16)
-        return torch._weight_int4pack_mm_for_cpu(eye, self.q, _INT4_GROUP, self.scale_zero).float().t()
+        return self._mm(eye).float().t()
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x2 = x.reshape(-1, x.shape[-1])
-        if x2.shape[0] > _INT8_M:
-            return self.bf16(x)
-        y = torch._weight_int4pack_mm_for_cpu(x2.to(torch.bfloat16), self.q, _INT4_GROUP, self.scale_zero)
-        return y.view(*x.shape[:-1], y.shape[-1])
+    def _mm(self, x: torch.Tensor) -> torch.Tensor:
+        return torch._weight_int4pack_mm_for_cpu(x, self.q, _INT4_GROUP, self.scale_zero)
 
 
 def _int4(*ws: torch.Tensor) -> "_Int4Linear | _Int8Linear":
